@@ -13,7 +13,7 @@
 #define TRONE_F_MAX 4u
 #define TRONE_REPLICAS_MAX (3u * TRONE_F_MAX + 1u)
 /* One control operation (a channel with its authorisation lists) and one request. */
-#define TRONE_OP_MAX (32u * 1024)
+#define TRONE_OP_MAX (24u * 1024)
 #define TRONE_RESULT_MAX (256u * 1024)
 /* Requests per agreement batch. */
 #define TRONE_BATCH_MAX 256u
