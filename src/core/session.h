@@ -50,7 +50,9 @@ struct sess {
     struct noise_cipher send;
     struct noise_cipher recv;
     struct buf in;       /* unconsumed input bytes */
+    size_t in_read;      /* bytes at the front of `in` already consumed */
     struct buf message;  /* reassembly of the current application message */
+    bool message_ready;  /* `message` holds a message returned by sess_next: reset it next */
     struct buf out;      /* bytes to write to the socket; the caller drains and resets it */
     int error;           /* why the session failed */
     struct sess_peer_lookup lookup;
@@ -81,7 +83,7 @@ void sess_close(struct sess *s);
 /* Appends bytes read from the socket. Returns 0 or an error (the session is then FAILED and
  * the connection must be closed). */
 TRONE_MUST_CHECK int sess_feed(struct sess *s, const uint8_t *data, size_t size);
-/* Processes buffered input. Returns 1 and sets *msg/*size to a complete application message
+/* Processes buffered input. Returns 1 and sets *msg and *size to a complete application message
  * (valid until the next call), 0 when more bytes are needed, or a negative error (FAILED:
  * bad frame, failed decryption, replay, oversize, unknown peer). Handshake progress may
  * append bytes to s->out; call in a loop until it returns <= 0. */
