@@ -98,7 +98,7 @@ void smr__stable_advance(struct smr *s, uint64_t seq, const uint8_t *digest, uin
                          const uint8_t sigs[][TRONE_SIG_LEN], const uint8_t *snapshot,
                          size_t snapshot_size)
 {
-    if (seq <= s->stable.seq) {
+    if (seq < s->stable.seq || (seq == s->stable.seq && s->stable.snapshot.used > 0)) {
         return;
     }
     /* Without the state itself (adopted from a new view's proof), serve none until a state
@@ -222,8 +222,8 @@ static int state_msg_decode(const uint8_t *data, size_t size, struct smr_state_m
 
 void smr__want_state(struct smr *s, uint32_t from, uint64_t seq)
 {
-    if (seq <= s->executed) {
-        return;
+    if (seq <= s->stable.seq && seq <= s->executed) {
+        return; /* we hold both the proof and the state */
     }
     bool recent = s->now_ms < s->state_asked_ms + 4 * s->config.status_interval_ms;
     if (s->state_wanted_seq >= seq && recent) {
@@ -336,7 +336,7 @@ void smr__on_state(struct smr *s, uint32_t from, const uint8_t *data, size_t siz
         smr__trace(s, SMR_TRACE_REJECTED, TRONE_EBADMSG, from, s->view, 0);
         return;
     }
-    if (m.seq <= s->executed) {
+    if (m.seq <= s->stable.seq && m.seq <= s->executed) {
         return;
     }
     uint8_t digest[TRONE_HASH_LEN];
@@ -345,6 +345,13 @@ void smr__on_state(struct smr *s, uint32_t from, const uint8_t *data, size_t siz
         !smr__stable_proof_valid(s, m.seq, m.digest, m.mask,
                                  (const uint8_t(*)[TRONE_SIG_LEN])m.sigs)) {
         smr__trace(s, SMR_TRACE_REJECTED, TRONE_EAUTH, from, s->view, m.seq);
+        return;
+    }
+    if (m.seq <= s->executed) {
+        /* We executed that far already: the proof only moves our low watermark. */
+        smr__stable_advance(s, m.seq, m.digest, m.mask, (const uint8_t(*)[TRONE_SIG_LEN])m.sigs,
+                            m.snapshot, m.snapshot_size);
+        s->state_wanted_seq = 0;
         return;
     }
     if (state_install(s, m.snapshot, m.snapshot_size) != 0) {

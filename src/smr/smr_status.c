@@ -60,8 +60,11 @@ void smr__on_status(struct smr *s, uint32_t from, const uint8_t *data, size_t si
         buf_put_bytes(smr__send_begin(s), s->new_view.data, s->new_view.used);
         smr__send_done(s, SMR_DEST_REPLICA, from, NULL);
     }
-    /* Our next decision is below the peer's log: only its checkpoint can help us. */
-    if (peer.stable > s->executed) {
+    /* Our next decision is below the peer's log: only its checkpoint can help us. Or our
+     * own checkpoints stopped becoming stable (their votes were lost) and our window no
+     * longer reaches the peers' decisions: its checkpoint proof moves our window. */
+    if (peer.stable > s->executed ||
+        peer.stable > s->stable.seq + s->config.checkpoint_interval) {
         smr__want_state(s, from, peer.stable);
     }
 }
