@@ -1,0 +1,494 @@
+/* rt_client.c: the blocking control-table client: one libuv loop per client, run only while a
+ * call waits. Requests go to every replica with an open session; a session that opens during
+ * a call gets the request at once instead of waiting for the core's retransmission. */
+#include "rt/rt_client.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+#include <uv.h>
+
+#include "core/assert.h"
+#include "core/log.h"
+#include "rt/rt_conn.h"
+#include "smr/smr_client.h"
+
+#define RT_CLIENT_COMP "client"
+#define RT_CLIENT_RETRANSMIT_MS 500u
+/* A call gives up early once every replica refused this many handshakes since it began. */
+#define RT_CLIENT_REFUSALS 3u
+/* Request messages of the current call kept for sessions that open later. */
+#define RT_CLIENT_PENDING_MAX 4u
+
+enum rt_client_mode { RT_CLIENT_IDLE = 0, RT_CLIENT_CALL = 1, RT_CLIENT_STATUS = 2 };
+
+struct rt_client {
+    uv_loop_t loop;
+    struct rt_net net;
+    struct rt_dialer dialers[TRONE_REPLICAS_MAX];
+    uv_timer_t tick_timer; /* the core's deadline */
+    uv_timer_t wait_timer; /* the end of the current call */
+    struct cfg_cluster cluster;
+    uint32_t replica_count;
+    struct smr_client *core;
+    enum rt_client_mode mode;
+    bool timed_out;
+    uint64_t reached; /* replicas with an open session during the current call */
+    /* RT_CLIENT_CALL */
+    uint64_t call_id;
+    bool call_done;
+    int call_status;
+    struct buf *call_result;
+    size_t pending_count;
+    struct buf pending[RT_CLIENT_PENDING_MAX];
+    uint32_t failures_at_start[TRONE_REPLICAS_MAX]; /* dialer failures when the wait began */
+    /* RT_CLIENT_STATUS */
+    struct rt_client_status_report *report;
+};
+
+static uint64_t rt_client_now(struct rt_client *c) { return uv_now(&c->loop); }
+
+static void rt_client_send_all(struct rt_client *c, const uint8_t *data, size_t size)
+{
+    for (uint32_t j = 0; j < c->replica_count; j++) {
+        struct rt_conn *conn = rt_dialer_open_conn(&c->dialers[j]);
+        if (conn != NULL) {
+            (void)rt_conn_send(conn, data, size); /* a failure closes conn; it is retried */
+        }
+    }
+}
+
+static void rt_client_on_tick(uv_timer_t *timer);
+
+/* Carries out the core's output: sends, completes the call, re-arms the tick timer. */
+static void rt_client_apply(struct rt_client *c, const struct smr_client_output *out)
+{
+    for (size_t i = 0; i < out->message_count; i++) {
+        const struct buf *m = &out->messages[i];
+        rt_client_send_all(c, m->data, m->used);
+    }
+    for (size_t i = 0; i < out->done_count; i++) {
+        const struct smr_client_done *d = &out->done[i];
+        if (c->mode != RT_CLIENT_CALL || d->request_id != c->call_id || c->call_done) {
+            continue;
+        }
+        c->call_done = true;
+        c->call_status = d->status;
+        if (d->status == 0) {
+            buf_put_bytes(c->call_result, d->result, d->result_size);
+            c->call_status = c->call_result->error;
+        }
+    }
+    if (out->rejected_count > 0) {
+        log_debug(RT_CLIENT_COMP, "msg=\"replies rejected\" count=%zu", out->rejected_count);
+    }
+    uint64_t now = rt_client_now(c);
+    uint64_t delay = out->deadline_ms > now ? out->deadline_ms - now : 0;
+    int rc = uv_timer_start(&c->tick_timer, rt_client_on_tick, delay, 0);
+    TRONE_ASSERT(rc == 0);
+}
+
+static void rt_client_on_tick(uv_timer_t *timer)
+{
+    struct rt_client *c = timer->data;
+    const struct smr_client_output *out = NULL;
+    if (smr_client_tick(c->core, rt_client_now(c), &out) == 0) {
+        rt_client_apply(c, out);
+    }
+    rt_net_flush(&c->net);
+}
+
+static void rt_client_on_wait_timeout(uv_timer_t *timer)
+{
+    struct rt_client *c = timer->data;
+    c->timed_out = true;
+}
+
+/* ---- Connections -------------------------------------------------------------------------- */
+
+static void rt_client_status_query(struct rt_client *c, struct rt_conn *conn)
+{
+    uint8_t query[1];
+    struct buf b;
+    buf_init(&b, sizeof(query));
+    rt_msg_encode_status_query(&b);
+    TRONE_ASSERT(b.error == 0 && b.used == 1);
+    memcpy(query, b.data, 1);
+    buf_close(&b);
+    (void)rt_conn_send(conn, query, sizeof(query));
+}
+
+static void rt_client_on_opened(void *ctx, struct rt_conn *conn)
+{
+    struct rt_client *c = ctx;
+    TRONE_ASSERT(conn->dialer != NULL);
+    uint32_t j = conn->dialer->peer_id;
+    c->reached |= UINT64_C(1) << j;
+    if (c->mode == RT_CLIENT_CALL && !c->call_done) {
+        for (size_t i = 0; i < c->pending_count; i++) {
+            (void)rt_conn_send(conn, c->pending[i].data, c->pending[i].used);
+        }
+    } else if (c->mode == RT_CLIENT_STATUS && !c->report->replicas[j].answered) {
+        rt_client_status_query(c, conn);
+    }
+}
+
+static void rt_client_status_answer(struct rt_client *c, struct rt_conn *conn, const uint8_t *msg,
+                                    size_t size)
+{
+    uint32_t j = conn->dialer->peer_id;
+    struct rt_status st;
+    int rc = rt_msg_decode_status_answer(msg, size, &st);
+    if (rc == 0 && st.replica != j) {
+        rc = TRONE_EAUTH;
+    }
+    if (rc != 0) {
+        log_warn(RT_CLIENT_COMP, "msg=\"bad status answer\" replica=%u err=%s", j,
+                 trone_err_name(rc));
+        rt_conn_close(conn, rc);
+        return;
+    }
+    if (c->mode != RT_CLIENT_STATUS || c->report->replicas[j].answered) {
+        return;
+    }
+    c->report->replicas[j].answered = true;
+    c->report->replicas[j].status = st;
+    c->report->replicas[j].error[0] = '\0';
+    c->report->answered_count++;
+}
+
+static void rt_client_on_message(void *ctx, struct rt_conn *conn, const uint8_t *msg, size_t size)
+{
+    struct rt_client *c = ctx;
+    TRONE_ASSERT(conn->dialer != NULL);
+    if (rt_msg_type(msg, size) == RT_MSG_STATUS_ANSWER) {
+        rt_client_status_answer(c, conn, msg, size);
+        return;
+    }
+    const struct smr_client_output *out = NULL;
+    int rc = smr_client_receive(c->core, rt_client_now(c), conn->dialer->peer_id, msg, size, &out);
+    if (rc != 0) {
+        log_debug(RT_CLIENT_COMP, "msg=\"reply not accepted\" replica=%u err=%s",
+                  conn->dialer->peer_id, trone_err_name(rc));
+        return;
+    }
+    rt_client_apply(c, out);
+}
+
+/* ---- Waiting ------------------------------------------------------------------------------ */
+
+typedef bool (*rt_client_done_cb)(struct rt_client *c);
+
+/* Runs the loop until done says so or timeout_ms passes. The loop always has the wait timer
+ * armed, so every turn ends within the timeout. */
+static void rt_client_wait(struct rt_client *c, uint64_t timeout_ms, rt_client_done_cb done)
+{
+    c->timed_out = false;
+    uv_update_time(&c->loop);
+    int rc = uv_timer_start(&c->wait_timer, rt_client_on_wait_timeout, timeout_ms, 0);
+    TRONE_ASSERT(rc == 0);
+    rt_net_flush(&c->net);
+    while (!done(c) && !c->timed_out) {
+        (void)uv_run(&c->loop, UV_RUN_ONCE);
+        rt_net_flush(&c->net);
+    }
+    uv_timer_stop(&c->wait_timer);
+}
+
+static void rt_client_failures_mark(struct rt_client *c)
+{
+    for (uint32_t j = 0; j < c->replica_count; j++) {
+        c->failures_at_start[j] = c->dialers[j].failures;
+    }
+}
+
+/* True when no session ever opened during this call and every replica hung up during the
+ * handshake several times: the replicas do not accept this key, and waiting will not help. */
+static bool rt_client_all_refused(const struct rt_client *c)
+{
+    if (c->reached != 0) {
+        return false;
+    }
+    for (uint32_t j = 0; j < c->replica_count; j++) {
+        const struct rt_dialer *d = &c->dialers[j];
+        bool refused = d->last_uv_error == UV_EOF || d->last_uv_error == UV_ECONNRESET;
+        if (!refused || d->failures < c->failures_at_start[j] + RT_CLIENT_REFUSALS) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool rt_client_call_done(struct rt_client *c)
+{
+    return c->call_done || rt_client_all_refused(c);
+}
+
+static uint32_t rt_client_popcount(uint64_t mask)
+{
+    uint32_t count = 0;
+    for (uint32_t j = 0; j < 64; j++) {
+        count += (uint32_t)((mask >> j) & 1u);
+    }
+    return count;
+}
+
+/* "no 2 matching replies within 20 s: reached 1 of 4 replicas (replica 0: connection
+ * refused)". */
+static void rt_client_timeout_message(struct rt_client *c, uint64_t timeout_ms, char *errmsg,
+                                      size_t errmsg_size)
+{
+    uint32_t quorum = c->cluster.bft ? c->cluster.fault_count + 1 : 1;
+    char what[48];
+    if (quorum > 1) {
+        snprintf(what, sizeof(what), "no %u matching replies", quorum);
+    } else {
+        snprintf(what, sizeof(what), "no reply");
+    }
+    int used =
+        snprintf(errmsg, errmsg_size, "%s within %.3g s: reached %u of %u replicas", what,
+                 (double)timeout_ms / 1000.0, rt_client_popcount(c->reached), c->replica_count);
+    for (uint32_t j = 0; j < c->replica_count && used > 0 && (size_t)used < errmsg_size; j++) {
+        if ((c->reached >> j) & 1u) {
+            continue;
+        }
+        used += snprintf(errmsg + used, errmsg_size - (size_t)used, " (replica %u: %s)", j,
+                         rt_dialer_error(&c->dialers[j]));
+        break; /* one reason keeps the line short */
+    }
+}
+
+static void rt_client_pending_keep(struct rt_client *c, const struct smr_client_output *out)
+{
+    c->pending_count = 0;
+    for (size_t i = 0; i < out->message_count && i < RT_CLIENT_PENDING_MAX; i++) {
+        buf_reset(&c->pending[i]);
+        buf_put_bytes(&c->pending[i], out->messages[i].data, out->messages[i].used);
+        if (c->pending[i].error == 0) {
+            c->pending_count = i + 1;
+        }
+    }
+}
+
+static void rt_client_mark_open(struct rt_client *c)
+{
+    c->reached = 0;
+    for (uint32_t j = 0; j < c->replica_count; j++) {
+        if (rt_dialer_open_conn(&c->dialers[j]) != NULL) {
+            c->reached |= UINT64_C(1) << j;
+        }
+    }
+}
+
+int rt_client_call(struct rt_client *c, const void *op, size_t op_size, uint64_t timeout_ms,
+                   struct buf *result, char *errmsg, size_t errmsg_size)
+{
+    TRONE_ASSERT(c->mode == RT_CLIENT_IDLE);
+    uv_update_time(&c->loop);
+    const struct smr_client_output *out = NULL;
+    uint64_t id = 0;
+    int rc = smr_client_submit(c->core, rt_client_now(c), op, op_size, &id, &out);
+    if (rc != 0) {
+        snprintf(errmsg, errmsg_size, "cannot submit the request: %s", trone_strerror(rc));
+        return rc;
+    }
+    c->mode = RT_CLIENT_CALL;
+    c->call_id = id;
+    c->call_done = false;
+    c->call_status = 0;
+    c->call_result = result;
+    rt_client_mark_open(c);
+    rt_client_failures_mark(c);
+    rt_client_pending_keep(c, out);
+    rt_client_apply(c, out);
+    rt_client_wait(c, timeout_ms, rt_client_call_done);
+    c->mode = RT_CLIENT_IDLE;
+    c->call_result = NULL;
+    if (!c->call_done && rt_client_all_refused(c)) {
+        snprintf(errmsg, errmsg_size,
+                 "every replica refused the session: this key is not the "
+                 "admin's and not registered (see trone register)");
+        return TRONE_EPERM;
+    }
+    if (!c->call_done) {
+        rt_client_timeout_message(c, timeout_ms, errmsg, errmsg_size);
+        return TRONE_ETIMEDOUT;
+    }
+    if (c->call_status == TRONE_ESTALE) {
+        snprintf(errmsg, errmsg_size,
+                 "the replicas refused the request as stale: another process using this key "
+                 "sent a newer request meanwhile, or the wall clock went backwards (the "
+                 "operation may or may not have been applied)");
+    } else if (c->call_status != 0) {
+        snprintf(errmsg, errmsg_size, "cannot keep the result: %s", trone_strerror(c->call_status));
+    }
+    return c->call_status;
+}
+
+/* ---- Status ------------------------------------------------------------------------------- */
+
+/* Done when every replica answered or failed to connect since the query began. */
+static bool rt_client_status_done(struct rt_client *c)
+{
+    for (uint32_t j = 0; j < c->replica_count; j++) {
+        if (!c->report->replicas[j].answered && c->dialers[j].failures == c->failures_at_start[j]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+uint32_t rt_client_status(struct rt_client *c, uint64_t timeout_ms,
+                          struct rt_client_status_report *report)
+{
+    TRONE_ASSERT(c->mode == RT_CLIENT_IDLE);
+    memset(report, 0, sizeof(*report));
+    report->replica_count = c->replica_count;
+    c->report = report;
+    c->mode = RT_CLIENT_STATUS;
+    rt_client_failures_mark(c);
+    for (uint32_t j = 0; j < c->replica_count; j++) {
+        struct rt_conn *conn = rt_dialer_open_conn(&c->dialers[j]);
+        if (conn != NULL) {
+            rt_client_status_query(c, conn);
+        }
+    }
+    rt_client_wait(c, timeout_ms, rt_client_status_done);
+    for (uint32_t j = 0; j < c->replica_count; j++) {
+        struct rt_client_replica_status *r = &report->replicas[j];
+        if (r->answered) {
+            continue;
+        }
+        const struct rt_dialer *d = &c->dialers[j];
+        if (d->failures != c->failures_at_start[j]) {
+            snprintf(r->error, sizeof(r->error), "%s", rt_dialer_error(d));
+        } else if (d->conn != NULL && !d->conn->opened) {
+            snprintf(r->error, sizeof(r->error), "no answer within %.3g s (session not open)",
+                     (double)timeout_ms / 1000.0);
+        } else if (d->conn == NULL) {
+            snprintf(r->error, sizeof(r->error), "%s", rt_dialer_error(d));
+        } else {
+            snprintf(r->error, sizeof(r->error), "no answer within %.3g s",
+                     (double)timeout_ms / 1000.0);
+        }
+    }
+    c->mode = RT_CLIENT_IDLE;
+    c->report = NULL;
+    return report->answered_count;
+}
+
+/* ---- Create and destroy ------------------------------------------------------------------- */
+
+static int rt_client_core_init(struct rt_client *c, const struct key_identity *key)
+{
+    struct smr_client_config sc;
+    memset(&sc, 0, sizeof(sc));
+    sc.replica_count = c->cluster.replica_count;
+    sc.fault_count = c->cluster.fault_count;
+    sc.model = c->cluster.bft ? SMR_BFT : SMR_CFT;
+    memcpy(sc.public_key, key->public_key, TRONE_KEY_LEN);
+    memcpy(sc.secret_key, key->secret_key, TRONE_SECRET_KEY_LEN);
+    /* Wall-clock microseconds, so a later process with the same key uses larger ids. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    sc.first_request_id = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    sc.retransmit_ms = RT_CLIENT_RETRANSMIT_MS;
+    sc.inflight_max = 1;
+    c->core = smr_client_create(&sc);
+    sodium_memzero(sc.secret_key, sizeof(sc.secret_key));
+    return c->core != NULL ? 0 : TRONE_ENOMEM;
+}
+
+static int rt_client_net_init(struct rt_client *c, const struct key_identity *key)
+{
+    struct rt_net_config nc;
+    memset(&nc, 0, sizeof(nc));
+    nc.role = SESS_ROLE_CLIENT;
+    memcpy(nc.ed_public, key->public_key, TRONE_KEY_LEN);
+    memcpy(nc.ed_secret, key->secret_key, TRONE_SECRET_KEY_LEN);
+    nc.comp = RT_CLIENT_COMP;
+    struct rt_net_handler h = {
+        .ctx = c, .opened = rt_client_on_opened, .message = rt_client_on_message};
+    int rc = rt_net_init(&c->net, &c->loop, &nc, &h);
+    sodium_memzero(nc.ed_secret, sizeof(nc.ed_secret));
+    if (rc != 0) {
+        return rc;
+    }
+    for (uint32_t j = 0; j < c->replica_count; j++) {
+        const struct cfg_replica *peer = &c->cluster.replicas[j];
+        rc = rt_dialer_start(&c->dialers[j], &c->net, j, peer->public_key, peer->host, peer->port);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+struct rt_client *rt_client_create(const struct cfg_cluster *cluster,
+                                   const struct key_identity *key)
+{
+    TRONE_ASSERT(cluster->replica_count > 0 && cluster->replica_count <= TRONE_REPLICAS_MAX);
+    if (sodium_init() < 0) {
+        return NULL;
+    }
+    struct rt_client *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return NULL;
+    }
+    if (uv_loop_init(&c->loop) != 0) {
+        free(c);
+        return NULL;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    c->cluster = *cluster;
+    c->replica_count = cluster->replica_count;
+    for (size_t i = 0; i < RT_CLIENT_PENDING_MAX; i++) {
+        buf_init(&c->pending[i], 0);
+    }
+    int rc = uv_timer_init(&c->loop, &c->tick_timer);
+    TRONE_ASSERT(rc == 0); /* a timer init only links the handle into the loop */
+    rc = uv_timer_init(&c->loop, &c->wait_timer);
+    TRONE_ASSERT(rc == 0);
+    c->tick_timer.data = c;
+    c->wait_timer.data = c;
+    rc = rt_client_core_init(c, key);
+    if (rc == 0) {
+        rc = rt_client_net_init(c, key);
+    }
+    if (rc != 0) {
+        rt_client_destroy(c);
+        return NULL;
+    }
+    return c;
+}
+
+void rt_client_destroy(struct rt_client *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    for (uint32_t j = 0; j < c->replica_count; j++) {
+        rt_dialer_stop(&c->dialers[j]);
+    }
+    if (c->net.loop != NULL) {
+        rt_net_close(&c->net);
+    }
+    uv_close((uv_handle_t *)&c->tick_timer, NULL);
+    uv_close((uv_handle_t *)&c->wait_timer, NULL);
+    int rc = uv_run(&c->loop, UV_RUN_DEFAULT);
+    TRONE_ASSERT(rc == 0);
+    rc = uv_loop_close(&c->loop);
+    TRONE_ASSERT(rc == 0);
+    if (c->core != NULL) {
+        smr_client_destroy(c->core);
+    }
+    for (size_t i = 0; i < RT_CLIENT_PENDING_MAX; i++) {
+        buf_close(&c->pending[i]);
+    }
+    sodium_memzero(c, sizeof(*c));
+    free(c);
+}

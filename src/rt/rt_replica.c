@@ -1,0 +1,565 @@
+/* rt_replica.c: the replica process: turns libuv events into smr_step inputs and carries out
+ * the outputs in order. It sends to replica j only over its own connection to j and hears j
+ * only on the connection j dialled; a message for an unconnected replica is dropped (the
+ * protocol retransmits). No protocol decisions are made here. */
+#include "rt/rt_replica.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+#include <uv.h>
+
+#include "broker/brk_table.h"
+#include "core/assert.h"
+#include "core/log.h"
+#include "rt/rt_conn.h"
+#include "rt/rt_msg.h"
+#include "smr/smr.h"
+
+#define RT_REPLICA_COMP "replica"
+/* Warnings about rejected protocol messages: at most this many per window. */
+#define RT_REJECT_BURST 20u
+#define RT_REJECT_WINDOW_MS 10000u
+
+struct rt_replica {
+    uv_loop_t loop;
+    struct rt_net net;
+    struct rt_dialer dialers[TRONE_REPLICAS_MAX];
+    uv_timer_t timer;
+    uv_signal_t sigint;
+    uv_signal_t sigterm;
+    const struct rt_replica_config *config;
+    uint32_t self;
+    uint32_t replica_count;
+    struct brk_table table;
+    struct smr_app app;
+    struct smr *smr;
+    bool stopping;
+    bool net_ready;   /* net initialised: rt_net_close needed */
+    bool timer_ready; /* each handle below initialised: uv_close needed */
+    bool sigint_ready;
+    bool sigterm_ready;
+    struct rt_ratelimit reject_limit;
+    struct buf scratch;
+    /* The table digest for status answers, cached per executed seq: the table changes only
+     * by executing or installing a checkpoint, and equal seqs mean equal tables. */
+    bool digest_valid;
+    uint64_t digest_seq;
+    uint8_t digest[TRONE_HASH_LEN];
+};
+
+/* ---- Who may connect ---------------------------------------------------------------------- */
+
+static int rt_replica_lookup_key(void *ctx, uint32_t id, uint8_t ed_public[TRONE_KEY_LEN])
+{
+    struct rt_replica *r = ctx;
+    if (id >= r->replica_count || id == r->self) {
+        return TRONE_ENOENT;
+    }
+    memcpy(ed_public, r->config->cluster.replicas[id].public_key, TRONE_KEY_LEN);
+    return 0;
+}
+
+/* A client is accepted if it is the admin or registered in this replica's control table. */
+static int rt_replica_client_allowed(void *ctx, const uint8_t ed_public[TRONE_KEY_LEN])
+{
+    struct rt_replica *r = ctx;
+    if (sodium_memcmp(ed_public, r->config->cluster.admin_key, TRONE_KEY_LEN) == 0) {
+        return 0;
+    }
+    if (brk_table_client_by_key(&r->table, ed_public) != NULL) {
+        return 0;
+    }
+    return TRONE_EPERM;
+}
+
+static bool rt_replica_conn_is_client(const struct rt_conn *c)
+{
+    return c->dialer == NULL && c->opened && c->sess.role == SESS_ROLE_CLIENT;
+}
+
+static bool rt_replica_conn_is_replica(const struct rt_conn *c)
+{
+    return c->dialer == NULL && c->opened && c->sess.role == SESS_ROLE_REPLICA;
+}
+
+/* Bit j set when sessions with replica j are open in both directions. */
+static uint64_t rt_replica_peers(const struct rt_replica *r)
+{
+    uint64_t incoming = 0;
+    const struct rt_conn *c = r->net.conns;
+    for (size_t i = 0; i <= RT_CONNS_MAX && c != NULL; i++) {
+        if (rt_replica_conn_is_replica(c) && c->sess.peer_replica < r->replica_count) {
+            incoming |= UINT64_C(1) << c->sess.peer_replica;
+        }
+        c = c->next;
+    }
+    uint64_t peers = 0;
+    for (uint32_t j = 0; j < r->replica_count; j++) {
+        if (j != r->self && rt_dialer_open_conn(&r->dialers[j]) != NULL) {
+            peers |= UINT64_C(1) << j;
+        }
+    }
+    return peers & incoming;
+}
+
+/* ---- Carrying out the core's output ------------------------------------------------------- */
+
+static void rt_replica_send_replica(struct rt_replica *r, uint32_t j, const uint8_t *data,
+                                    size_t size)
+{
+    if (j >= r->replica_count || j == r->self) {
+        return;
+    }
+    struct rt_conn *c = rt_dialer_open_conn(&r->dialers[j]);
+    if (c != NULL) {
+        (void)rt_conn_send(c, data, size); /* a failure closes c; the protocol retransmits */
+    }
+}
+
+static void rt_replica_send_client(struct rt_replica *r, const uint8_t key[TRONE_KEY_LEN],
+                                   const uint8_t *data, size_t size)
+{
+    struct rt_conn *c = r->net.conns;
+    for (size_t i = 0; i <= RT_CONNS_MAX && c != NULL; i++) {
+        struct rt_conn *next = c->next; /* sending may close c, which unlinks only c */
+        if (rt_replica_conn_is_client(c) && memcmp(c->sess.peer_key, key, TRONE_KEY_LEN) == 0) {
+            (void)rt_conn_send(c, data, size);
+        }
+        c = next;
+    }
+}
+
+/* A rejected message: routine ones (stale, busy) at debug, suspicious ones as a rate-limited
+ * warning. `from` is UINT32_MAX for a client's message. */
+static void rt_replica_trace_rejected(struct rt_replica *r, const struct smr_trace *t)
+{
+    char from[24];
+    if (t->from == UINT32_MAX) {
+        snprintf(from, sizeof(from), "client");
+    } else {
+        snprintf(from, sizeof(from), "%u", t->from);
+    }
+    if (t->err == TRONE_ESTALE || t->err == TRONE_EREPLAY || t->err == TRONE_EBUSY) {
+        log_debug(RT_REPLICA_COMP, "msg=\"message rejected\" from=%s err=%s view=%llu", from,
+                  trone_err_name(t->err), (unsigned long long)t->view);
+        return;
+    }
+    uint32_t suppressed = 0;
+    if (rt_ratelimit_allow(&r->reject_limit, uv_now(&r->loop), RT_REJECT_BURST, RT_REJECT_WINDOW_MS,
+                           &suppressed)) {
+        log_warn(RT_REPLICA_COMP,
+                 "msg=\"message rejected\" from=%s err=%s view=%llu seq=%llu suppressed=%u", from,
+                 trone_err_name(t->err), (unsigned long long)t->view, (unsigned long long)t->seq,
+                 suppressed);
+    }
+}
+
+static void rt_replica_trace(struct rt_replica *r, const struct smr_trace *t)
+{
+    switch (t->kind) {
+    case SMR_TRACE_REJECTED:
+        rt_replica_trace_rejected(r, t);
+        break;
+    case SMR_TRACE_VIEW_CHANGE:
+        log_info(RT_REPLICA_COMP, "msg=\"view change started\" view=%llu",
+                 (unsigned long long)t->view);
+        break;
+    case SMR_TRACE_NEW_VIEW:
+        log_info(RT_REPLICA_COMP, "msg=\"new view\" view=%llu leader=%u",
+                 (unsigned long long)t->view, smr_leader(r->smr));
+        break;
+    case SMR_TRACE_CHECKPOINT:
+        log_info(RT_REPLICA_COMP, "msg=\"stable checkpoint\" seq=%llu", (unsigned long long)t->seq);
+        break;
+    case SMR_TRACE_STATE_INSTALLED:
+        log_info(RT_REPLICA_COMP, "msg=\"state installed from peers\" seq=%llu",
+                 (unsigned long long)t->seq);
+        break;
+    default:
+        log_debug(RT_REPLICA_COMP, "msg=trace kind=%d", (int)t->kind);
+        break;
+    }
+}
+
+static void rt_replica_on_timer(uv_timer_t *timer);
+
+static void rt_replica_apply(struct rt_replica *r, const struct smr_output *out)
+{
+    for (size_t i = 0; i < out->envelope_count; i++) {
+        const struct smr_envelope *e = &out->envelopes[i];
+        if (e->dest == SMR_DEST_REPLICA) {
+            rt_replica_send_replica(r, e->replica, e->data, e->size);
+        } else if (e->dest == SMR_DEST_ALL) {
+            for (uint32_t j = 0; j < r->replica_count; j++) {
+                rt_replica_send_replica(r, j, e->data, e->size);
+            }
+        } else {
+            rt_replica_send_client(r, e->client, e->data, e->size);
+        }
+    }
+    for (size_t i = 0; i < out->executed_count && log_enabled(LOG_DEBUG); i++) {
+        log_debug(RT_REPLICA_COMP, "msg=executed seq=%llu request=%llu",
+                  (unsigned long long)out->executed[i].seq,
+                  (unsigned long long)out->executed[i].request_id);
+    }
+    TRONE_ASSERT(out->trace_count <= SMR_TRACE_MAX);
+    for (size_t i = 0; i < out->trace_count; i++) {
+        rt_replica_trace(r, &out->trace[i]);
+    }
+    uint64_t now = uv_now(&r->loop);
+    uint64_t delay = out->deadline_ms > now ? out->deadline_ms - now : 0;
+    int rc = uv_timer_start(&r->timer, rt_replica_on_timer, delay, 0);
+    TRONE_ASSERT(rc == 0);
+}
+
+static void rt_replica_step(struct rt_replica *r, struct smr_input *in)
+{
+    if (r->stopping) {
+        return;
+    }
+    in->now_ms = uv_now(&r->loop);
+    const struct smr_output *out = NULL;
+    int rc = smr_step(r->smr, in, &out);
+    if (rc != 0) {
+        /* The core's state is unchanged; the peer or the timer will bring the input again. */
+        log_error(RT_REPLICA_COMP, "msg=\"step failed\" err=%s", trone_err_name(rc));
+        return;
+    }
+    rt_replica_apply(r, out);
+}
+
+static void rt_replica_on_timer(uv_timer_t *timer)
+{
+    struct rt_replica *r = timer->data;
+    struct smr_input in = {.kind = SMR_IN_TICK};
+    rt_replica_step(r, &in);
+    rt_net_flush(&r->net);
+}
+
+/* ---- Connections -------------------------------------------------------------------------- */
+
+static void rt_replica_status_answer(struct rt_replica *r, struct rt_conn *c)
+{
+    struct rt_status st;
+    memset(&st, 0, sizeof(st));
+    st.replica = r->self;
+    st.view = smr_view(r->smr);
+    st.leader = smr_leader(r->smr);
+    st.view_changing = smr_view_changing(r->smr);
+    st.executed = smr_executed_seq(r->smr);
+    st.checkpoint = smr_stable_seq(r->smr);
+    st.peers = rt_replica_peers(r);
+    if (!r->digest_valid || r->digest_seq != st.executed) {
+        if (brk_table_digest(&r->table, r->digest) != 0) {
+            r->digest_valid = false;
+            log_error(RT_REPLICA_COMP, "msg=\"table digest failed\" err=%s",
+                      trone_err_name(TRONE_ENOMEM));
+            return;
+        }
+        r->digest_valid = true;
+        r->digest_seq = st.executed;
+    }
+    memcpy(st.digest, r->digest, TRONE_HASH_LEN);
+    buf_reset(&r->scratch);
+    rt_msg_encode_status_answer(&r->scratch, &st);
+    TRONE_ASSERT(r->scratch.error == 0);
+    (void)rt_conn_send(c, r->scratch.data, r->scratch.used);
+}
+
+static void rt_replica_client_message(struct rt_replica *r, struct rt_conn *c, const uint8_t *msg,
+                                      size_t size)
+{
+    int type = rt_msg_type(msg, size);
+    if (type == 0) {
+        struct smr_input in = {
+            .kind = SMR_IN_CLIENT, .client = c->sess.peer_key, .data = msg, .size = size};
+        rt_replica_step(r, &in);
+        return;
+    }
+    if (type == RT_MSG_STATUS_QUERY && rt_msg_decode_status_query(msg, size) == 0) {
+        rt_replica_status_answer(r, c);
+        return;
+    }
+    char name[64];
+    char sample[129];
+    log_warn(RT_REPLICA_COMP, "msg=\"bad runtime message, closing\" peer=%s err=%s sample=%s",
+             rt_conn_name(c, name, sizeof(name)), trone_err_name(TRONE_EBADMSG),
+             log_hex_sample(sample, msg, size));
+    rt_conn_close(c, TRONE_EBADMSG);
+}
+
+static void rt_replica_on_message(void *ctx, struct rt_conn *c, const uint8_t *msg, size_t size)
+{
+    struct rt_replica *r = ctx;
+    if (c->dialer != NULL) {
+        /* Replica j talks to us over the connection it dialled, never over ours. */
+        log_debug(RT_REPLICA_COMP, "msg=\"unexpected message on outgoing connection\" peer=%u",
+                  c->dialer->peer_id);
+        return;
+    }
+    if (c->sess.role == SESS_ROLE_REPLICA) {
+        struct smr_input in = {
+            .kind = SMR_IN_REPLICA, .from = c->sess.peer_replica, .data = msg, .size = size};
+        rt_replica_step(r, &in);
+        return;
+    }
+    rt_replica_client_message(r, c, msg, size);
+}
+
+/* A new session from replica j replaces any older one from j (a half-open leftover). */
+static void rt_replica_on_opened(void *ctx, struct rt_conn *c)
+{
+    struct rt_replica *r = ctx;
+    if (c->dialer != NULL) {
+        log_info(RT_REPLICA_COMP, "msg=\"connected to peer\" peer=%u", c->dialer->peer_id);
+        return;
+    }
+    if (c->sess.role != SESS_ROLE_REPLICA) {
+        char name[64];
+        log_debug(RT_REPLICA_COMP, "msg=\"client connected\" peer=%s address=%s",
+                  rt_conn_name(c, name, sizeof(name)), c->address);
+        return;
+    }
+    uint32_t j = c->sess.peer_replica;
+    if (j >= r->replica_count || j == r->self) {
+        rt_conn_close(c, TRONE_EAUTH); /* the session already refused such ids; be sure */
+        return;
+    }
+    struct rt_conn *other = r->net.conns;
+    for (size_t i = 0; i <= RT_CONNS_MAX && other != NULL; i++) {
+        struct rt_conn *next = other->next;
+        if (other != c && rt_replica_conn_is_replica(other) && other->sess.peer_replica == j) {
+            rt_conn_close(other, TRONE_ECLOSED);
+        }
+        other = next;
+    }
+    log_info(RT_REPLICA_COMP, "msg=\"peer connected\" peer=%u address=%s", j, c->address);
+}
+
+static void rt_replica_on_closed(void *ctx, struct rt_conn *c, int err)
+{
+    (void)ctx;
+    if (!c->opened) {
+        return; /* failed attempts are retried quietly; hostile ones were logged already */
+    }
+    char name[64];
+    if (c->dialer != NULL || c->sess.role == SESS_ROLE_REPLICA) {
+        log_info(RT_REPLICA_COMP, "msg=\"peer disconnected\" peer=%s direction=%s err=%s",
+                 rt_conn_name(c, name, sizeof(name)), c->dialer != NULL ? "out" : "in",
+                 trone_err_name(err));
+    } else {
+        log_debug(RT_REPLICA_COMP, "msg=\"client disconnected\" peer=%s err=%s",
+                  rt_conn_name(c, name, sizeof(name)), trone_err_name(err));
+    }
+}
+
+/* ---- Start and stop ----------------------------------------------------------------------- */
+
+static void rt_replica_stop(struct rt_replica *r)
+{
+    if (r->stopping) {
+        return;
+    }
+    r->stopping = true;
+    for (uint32_t j = 0; j < r->replica_count; j++) {
+        rt_dialer_stop(&r->dialers[j]);
+    }
+    if (r->net_ready) {
+        rt_net_close(&r->net);
+    }
+    if (r->timer_ready) {
+        uv_close((uv_handle_t *)&r->timer, NULL);
+    }
+    if (r->sigint_ready) {
+        uv_close((uv_handle_t *)&r->sigint, NULL);
+    }
+    if (r->sigterm_ready) {
+        uv_close((uv_handle_t *)&r->sigterm, NULL);
+    }
+}
+
+static void rt_replica_on_signal(uv_signal_t *handle, int signum)
+{
+    struct rt_replica *r = handle->data;
+    log_info(RT_REPLICA_COMP, "msg=stopping signal=%d replica=%u", signum, r->self);
+    rt_replica_stop(r);
+}
+
+/* Creates the table and the core. */
+static int rt_replica_core_init(struct rt_replica *r, char *errmsg, size_t errmsg_size)
+{
+    const struct rt_replica_config *config = r->config;
+    struct smr_config sc;
+    smr_config_defaults(&sc);
+    sc.replica_count = config->cluster.replica_count;
+    sc.fault_count = config->cluster.fault_count;
+    sc.model = config->cluster.bft ? SMR_BFT : SMR_CFT;
+    sc.self = config->self;
+    for (uint32_t j = 0; j < sc.replica_count; j++) {
+        memcpy(sc.replica_keys[j], config->cluster.replicas[j].public_key, TRONE_KEY_LEN);
+    }
+    memcpy(sc.secret_key, config->key.secret_key, TRONE_SECRET_KEY_LEN);
+    sc.batch_max = config->batch_max != 0 ? config->batch_max : sc.batch_max;
+    sc.pipeline_max = config->pipeline_max != 0 ? config->pipeline_max : sc.pipeline_max;
+    if (config->request_timeout_ms != 0) {
+        sc.request_timeout_ms = config->request_timeout_ms;
+    }
+    int rc = smr_config_check(&sc);
+    if (rc != 0) {
+        snprintf(errmsg, errmsg_size,
+                 "invalid replication settings (batch-max 1..%u, "
+                 "pipeline 1..%u)",
+                 (unsigned)TRONE_BATCH_MAX, (unsigned)sc.window);
+    } else if (brk_table_init(&r->table, config->cluster.admin_key) != 0) {
+        rc = TRONE_ENOMEM;
+        snprintf(errmsg, errmsg_size, "out of memory creating the control table");
+    } else {
+        brk_table_app(&r->table, &r->app);
+        r->smr = smr_create(&sc, &r->app);
+        if (r->smr == NULL) {
+            rc = TRONE_ENOMEM;
+            snprintf(errmsg, errmsg_size, "out of memory creating the replication core");
+        }
+    }
+    sodium_memzero(sc.secret_key, sizeof(sc.secret_key));
+    return rc;
+}
+
+static int rt_replica_net_init(struct rt_replica *r, char *errmsg, size_t errmsg_size)
+{
+    const struct rt_replica_config *config = r->config;
+    struct rt_net_config nc;
+    memset(&nc, 0, sizeof(nc));
+    nc.role = SESS_ROLE_REPLICA;
+    nc.self_id = r->self;
+    memcpy(nc.ed_public, config->key.public_key, TRONE_KEY_LEN);
+    memcpy(nc.ed_secret, config->key.secret_key, TRONE_SECRET_KEY_LEN);
+    nc.lookup.ctx = r;
+    nc.lookup.replica_key = rt_replica_lookup_key;
+    nc.lookup.client_allowed = rt_replica_client_allowed;
+    nc.comp = RT_REPLICA_COMP;
+    struct rt_net_handler h = {.ctx = r,
+                               .opened = rt_replica_on_opened,
+                               .message = rt_replica_on_message,
+                               .closed = rt_replica_on_closed};
+    int rc = rt_net_init(&r->net, &r->loop, &nc, &h);
+    sodium_memzero(nc.ed_secret, sizeof(nc.ed_secret));
+    if (rc != 0) {
+        snprintf(errmsg, errmsg_size, "cannot start networking: %s", trone_strerror(rc));
+        return rc;
+    }
+    r->net_ready = true;
+    const struct cfg_replica *me = &config->cluster.replicas[r->self];
+    rc = rt_net_listen(&r->net, me->host, me->port, errmsg, errmsg_size);
+    for (uint32_t j = 0; rc == 0 && j < r->replica_count; j++) {
+        if (j == r->self) {
+            continue;
+        }
+        const struct cfg_replica *peer = &config->cluster.replicas[j];
+        rc = rt_dialer_start(&r->dialers[j], &r->net, j, peer->public_key, peer->host, peer->port);
+        if (rc != 0) {
+            snprintf(errmsg, errmsg_size, "cannot dial replica %u: %s", j, trone_strerror(rc));
+        }
+    }
+    return rc;
+}
+
+static int rt_replica_handles_init(struct rt_replica *r)
+{
+    r->timer_ready = uv_timer_init(&r->loop, &r->timer) == 0;
+    r->sigint_ready = uv_signal_init(&r->loop, &r->sigint) == 0;
+    r->sigterm_ready = uv_signal_init(&r->loop, &r->sigterm) == 0;
+    if (!r->timer_ready || !r->sigint_ready || !r->sigterm_ready) {
+        return TRONE_EIO;
+    }
+    r->timer.data = r;
+    r->sigint.data = r;
+    r->sigterm.data = r;
+    if (uv_signal_start(&r->sigint, rt_replica_on_signal, SIGINT) != 0 ||
+        uv_signal_start(&r->sigterm, rt_replica_on_signal, SIGTERM) != 0) {
+        return TRONE_EIO;
+    }
+    return 0;
+}
+
+static int rt_replica_check_config(const struct rt_replica_config *config, char *errmsg,
+                                   size_t errmsg_size)
+{
+    if (config->self >= config->cluster.replica_count) {
+        snprintf(errmsg, errmsg_size, "replica id %u is not in the cluster (it has %u replicas)",
+                 config->self, config->cluster.replica_count);
+        return TRONE_EINVAL;
+    }
+    const uint8_t *expected = config->cluster.replicas[config->self].public_key;
+    if (sodium_memcmp(expected, config->key.public_key, TRONE_KEY_LEN) != 0) {
+        snprintf(errmsg, errmsg_size,
+                 "the key file is not replica %u's key (its public key differs from the "
+                 "cluster file)",
+                 config->self);
+        return TRONE_EAUTH;
+    }
+    return 0;
+}
+
+/* Closes every handle, lets the loop finish them, then frees the cores. */
+static void rt_replica_teardown(struct rt_replica *r)
+{
+    rt_replica_stop(r);
+    int rc = uv_run(&r->loop, UV_RUN_DEFAULT);
+    TRONE_ASSERT(rc == 0);
+    rc = uv_loop_close(&r->loop);
+    TRONE_ASSERT(rc == 0);
+    smr_destroy(r->smr);
+    brk_table_close(&r->table);
+    buf_close(&r->scratch);
+}
+
+int rt_replica_run(const struct rt_replica_config *config, char *errmsg, size_t errmsg_size)
+{
+    int rc = rt_replica_check_config(config, errmsg, errmsg_size);
+    if (rc != 0) {
+        return rc;
+    }
+    if (sodium_init() < 0) {
+        snprintf(errmsg, errmsg_size, "libsodium failed to initialise");
+        return TRONE_EIO;
+    }
+    struct rt_replica *r = calloc(1, sizeof(*r));
+    if (r == NULL || uv_loop_init(&r->loop) != 0) {
+        free(r);
+        snprintf(errmsg, errmsg_size, "out of memory");
+        return TRONE_ENOMEM;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    r->config = config;
+    r->self = config->self;
+    r->replica_count = config->cluster.replica_count;
+    buf_init(&r->scratch, 0);
+    rc = rt_replica_core_init(r, errmsg, errmsg_size);
+    if (rc == 0) {
+        rc = rt_replica_handles_init(r);
+        if (rc != 0) {
+            snprintf(errmsg, errmsg_size, "cannot create timers or signal handlers");
+        }
+    }
+    if (rc == 0) {
+        rc = rt_replica_net_init(r, errmsg, errmsg_size);
+    }
+    if (rc == 0) {
+        const struct cfg_replica *me = &config->cluster.replicas[r->self];
+        log_info(RT_REPLICA_COMP, "msg=started replica=%u address=%s:%u n=%u f=%u model=%s",
+                 r->self, me->host, (unsigned)me->port, r->replica_count,
+                 config->cluster.fault_count, config->cluster.bft ? "bft" : "cft");
+        struct smr_input in = {.kind = SMR_IN_TICK};
+        rt_replica_step(r, &in);
+        rt_net_flush(&r->net);
+        uv_run(&r->loop, UV_RUN_DEFAULT);
+    }
+    rt_replica_teardown(r);
+    free(r);
+    return rc;
+}
