@@ -85,29 +85,17 @@ static uint32_t view_change_support(const struct smr *s)
 {
     uint32_t count = 0;
     for (uint32_t r = 0; r < s->config.replica_count; r++) {
-        count += s->vc_view[r] == s->view ? 1 : 0;
+        count += s->vc_view[r] >= s->view ? 1 : 0;
     }
     return count;
 }
 
-/* The smallest view above ours that another replica asked for, or UINT64_MAX. */
-static uint64_t smallest_higher_view(const struct smr *s)
-{
-    uint64_t smallest = UINT64_MAX;
-    for (uint32_t r = 0; r < s->config.replica_count; r++) {
-        if (r != s->config.self && s->vc_view[r] > s->view && s->vc_view[r] < smallest) {
-            smallest = s->vc_view[r];
-        }
-    }
-    return smallest;
-}
-
 /* Timers: a request pending too long starts a view change; a view change that gathered a
- * quorum but no NEW_VIEW in time moves on to the next view with a doubled timeout. One that
- * gathered no quorum joins the smallest higher view another replica asked for (the quorum
- * may have moved on without it), or else keeps waiting and resending its VIEW_CHANGE rather
- * than running ahead alone, so a replica that timed out by itself does not leave the others
- * behind. */
+ * quorum but no NEW_VIEW in time moves on to the next view with a doubled timeout; replicas
+ * already asking for higher views count as support, since they gave up on this one too.
+ * One that gathered no quorum keeps waiting and resending its VIEW_CHANGE rather than running
+ * ahead alone, so a replica that timed out by itself does not leave the others behind. A
+ * single Byzantine VIEW_CHANGE for a far view cannot pull a correct replica anywhere. */
 void smr__view_tick(struct smr *s)
 {
     if (!s->view_changing) {
@@ -124,8 +112,6 @@ void smr__view_tick(struct smr *s)
             s->view_timeout_ms *= 2;
         }
         smr__view_change_start(s, s->view + 1);
-    } else if (smallest_higher_view(s) != UINT64_MAX) {
-        smr__view_change_start(s, smallest_higher_view(s));
     } else {
         s->view_started_ms = s->now_ms;
         send_own_view_change(s);
