@@ -38,6 +38,8 @@ int cmd_keygen(int argc, char **argv);
 int cmd_replica(int argc, char **argv);
 int cmd_register(int argc, char **argv);
 int cmd_channel(int argc, char **argv);
+int cmd_pub(int argc, char **argv);
+int cmd_sub(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_demo(int argc, char **argv);

@@ -20,6 +20,8 @@ static const struct cmd_entry cmd_table[] = {
     {"replica", cmd_replica, "run one replica of the cluster"},
     {"register", cmd_register, "register a client's public key with the cluster"},
     {"channel", cmd_channel, "create, alter, delete, list channels and their authorizations"},
+    {"pub", cmd_pub, "publish events on a channel (arguments or one per stdin line)"},
+    {"sub", cmd_sub, "subscribe to a channel and print its events"},
     {"status", cmd_status, "show every replica's view, health and control table digest"},
     {"bench", cmd_bench, "measure throughput and latency, print machine-readable results"},
     {"demo", cmd_demo, "run a local cluster with publishers and subscribers"},

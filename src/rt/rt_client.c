@@ -1,6 +1,7 @@
 /* rt_client.c: the blocking control-table client: one libuv loop per client, run only while a
- * call waits. Requests go to every replica with an open session; a session that opens during
- * a call gets the request at once instead of waiting for the core's retransmission. */
+ * call waits (or rt_client_run runs it for the event path). Requests go to every replica with
+ * an open session; a session that opens during a call gets the request at once instead of
+ * waiting for the core's retransmission. Event-path messages are handed to the hooks. */
 #include "rt/rt_client.h"
 
 #include <signal.h>
@@ -12,6 +13,7 @@
 #include <sodium.h>
 #include <uv.h>
 
+#include "chan/chan_msg.h"
 #include "core/assert.h"
 #include "core/log.h"
 #include "rt/rt_conn.h"
@@ -35,6 +37,10 @@ struct rt_client {
     struct cfg_cluster cluster;
     uint32_t replica_count;
     struct smr_client *core;
+    uint8_t public_key[TRONE_KEY_LEN];
+    uint8_t secret_key[TRONE_SECRET_KEY_LEN]; /* to renew the core; wiped at destroy */
+    uint64_t last_request_id;
+    struct rt_client_hooks hooks;
     enum rt_client_mode mode;
     bool timed_out;
     uint64_t reached; /* replicas with an open session during the current call */
@@ -63,6 +69,7 @@ static void rt_client_send_all(struct rt_client *c, const uint8_t *data, size_t 
 }
 
 static void rt_client_on_tick(uv_timer_t *timer);
+static int rt_client_core_init(struct rt_client *c);
 
 /* Carries out the core's output: sends, completes the call, re-arms the tick timer. */
 static void rt_client_apply(struct rt_client *c, const struct smr_client_output *out)
@@ -128,6 +135,9 @@ static void rt_client_on_opened(void *ctx, struct rt_conn *conn)
     TRONE_ASSERT(conn->dialer != NULL);
     uint32_t j = conn->dialer->peer_id;
     c->reached |= UINT64_C(1) << j;
+    if (c->hooks.opened != NULL) {
+        c->hooks.opened(c->hooks.ctx, j);
+    }
     if (c->mode == RT_CLIENT_CALL && !c->call_done) {
         for (size_t i = 0; i < c->pending_count; i++) {
             (void)rt_conn_send(conn, c->pending[i].data, c->pending[i].used);
@@ -165,6 +175,12 @@ static void rt_client_on_message(void *ctx, struct rt_conn *conn, const uint8_t 
 {
     struct rt_client *c = ctx;
     TRONE_ASSERT(conn->dialer != NULL);
+    if (chan_msg_is_event_type(msg, size)) {
+        if (c->hooks.message != NULL) {
+            c->hooks.message(c->hooks.ctx, conn->dialer->peer_id, msg, size);
+        }
+        return;
+    }
     if (rt_msg_type(msg, size) == RT_MSG_STATUS_ANSWER) {
         rt_client_status_answer(c, conn, msg, size);
         return;
@@ -179,24 +195,39 @@ static void rt_client_on_message(void *ctx, struct rt_conn *conn, const uint8_t 
     rt_client_apply(c, out);
 }
 
+static void rt_client_on_closed(void *ctx, struct rt_conn *conn, int err)
+{
+    struct rt_client *c = ctx;
+    if (conn->dialer != NULL && conn->opened && c->hooks.closed != NULL) {
+        c->hooks.closed(c->hooks.ctx, conn->dialer->peer_id, err);
+    }
+}
+
 /* ---- Waiting ------------------------------------------------------------------------------ */
 
-typedef bool (*rt_client_done_cb)(struct rt_client *c);
-
-/* Runs the loop until done says so or timeout_ms passes. The loop always has the wait timer
- * armed, so every turn ends within the timeout. */
-static void rt_client_wait(struct rt_client *c, uint64_t timeout_ms, rt_client_done_cb done)
+/* Runs the loop until done says so or timeout_ms passes (0: one non-blocking turn). The loop
+ * always has the wait timer armed, so every turn ends within the timeout. */
+static bool rt_client_wait(struct rt_client *c, uint64_t timeout_ms, rt_client_until_cb done,
+                           void *ctx)
 {
+    rt_net_flush(&c->net);
+    if (timeout_ms == 0) {
+        (void)uv_run(&c->loop, UV_RUN_NOWAIT);
+        rt_net_flush(&c->net);
+        return done != NULL && done(ctx);
+    }
     c->timed_out = false;
     uv_update_time(&c->loop);
     int rc = uv_timer_start(&c->wait_timer, rt_client_on_wait_timeout, timeout_ms, 0);
     TRONE_ASSERT(rc == 0);
-    rt_net_flush(&c->net);
-    while (!done(c) && !c->timed_out) {
+    bool reached = done != NULL && done(ctx);
+    while (!reached && !c->timed_out) {
         (void)uv_run(&c->loop, UV_RUN_ONCE);
         rt_net_flush(&c->net);
+        reached = done != NULL && done(ctx);
     }
     uv_timer_stop(&c->wait_timer);
+    return reached;
 }
 
 static void rt_client_failures_mark(struct rt_client *c)
@@ -223,8 +254,9 @@ static bool rt_client_all_refused(const struct rt_client *c)
     return true;
 }
 
-static bool rt_client_call_done(struct rt_client *c)
+static bool rt_client_call_done(void *ctx)
 {
+    struct rt_client *c = ctx;
     return c->call_done || rt_client_all_refused(c);
 }
 
@@ -291,8 +323,13 @@ int rt_client_call(struct rt_client *c, const void *op, size_t op_size, uint64_t
     uv_update_time(&c->loop);
     const struct smr_client_output *out = NULL;
     uint64_t id = 0;
-    int rc = smr_client_submit(c->core, rt_client_now(c), op, op_size, &id, &out);
-    if (rc != 0) {
+    int rc = rt_client_core_init(c);
+    if (rc == 0) {
+        rc = smr_client_submit(c->core, rt_client_now(c), op, op_size, &id, &out);
+    }
+    if (rc == 0) {
+        c->last_request_id = id;
+    } else {
         snprintf(errmsg, errmsg_size, "cannot submit the request: %s", trone_strerror(rc));
         return rc;
     }
@@ -305,7 +342,7 @@ int rt_client_call(struct rt_client *c, const void *op, size_t op_size, uint64_t
     rt_client_failures_mark(c);
     rt_client_pending_keep(c, out);
     rt_client_apply(c, out);
-    rt_client_wait(c, timeout_ms, rt_client_call_done);
+    (void)rt_client_wait(c, timeout_ms, rt_client_call_done, c);
     c->mode = RT_CLIENT_IDLE;
     c->call_result = NULL;
     if (!c->call_done && rt_client_all_refused(c)) {
@@ -332,8 +369,9 @@ int rt_client_call(struct rt_client *c, const void *op, size_t op_size, uint64_t
 /* ---- Status ------------------------------------------------------------------------------- */
 
 /* Done when every replica answered or failed to connect since the query began. */
-static bool rt_client_status_done(struct rt_client *c)
+static bool rt_client_status_done(void *ctx)
 {
+    struct rt_client *c = ctx;
     for (uint32_t j = 0; j < c->replica_count; j++) {
         if (!c->report->replicas[j].answered && c->dialers[j].failures == c->failures_at_start[j]) {
             return false;
@@ -357,7 +395,7 @@ uint32_t rt_client_status(struct rt_client *c, uint64_t timeout_ms,
             rt_client_status_query(c, conn);
         }
     }
-    rt_client_wait(c, timeout_ms, rt_client_status_done);
+    (void)rt_client_wait(c, timeout_ms, rt_client_status_done, c);
     for (uint32_t j = 0; j < c->replica_count; j++) {
         struct rt_client_replica_status *r = &report->replicas[j];
         if (r->answered) {
@@ -383,19 +421,27 @@ uint32_t rt_client_status(struct rt_client *c, uint64_t timeout_ms,
 
 /* ---- Create and destroy ------------------------------------------------------------------- */
 
-static int rt_client_core_init(struct rt_client *c, const struct key_identity *key)
+/* (Re)creates the protocol core. Its first request id is the wall-clock microsecond (and
+ * above every id used before), so a process that calls later than another one with the same
+ * key uses larger ids even when both live long: a subscriber and a publisher sharing a key
+ * each renew the core before each call instead of counting from their start. */
+static int rt_client_core_init(struct rt_client *c)
 {
+    if (c->core != NULL) {
+        smr_client_destroy(c->core);
+        c->core = NULL;
+    }
     struct smr_client_config sc;
     memset(&sc, 0, sizeof(sc));
     sc.replica_count = c->cluster.replica_count;
     sc.fault_count = c->cluster.fault_count;
     sc.model = c->cluster.bft ? SMR_BFT : SMR_CFT;
-    memcpy(sc.public_key, key->public_key, TRONE_KEY_LEN);
-    memcpy(sc.secret_key, key->secret_key, TRONE_SECRET_KEY_LEN);
-    /* Wall-clock microseconds, so a later process with the same key uses larger ids. */
+    memcpy(sc.public_key, c->public_key, TRONE_KEY_LEN);
+    memcpy(sc.secret_key, c->secret_key, TRONE_SECRET_KEY_LEN);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    sc.first_request_id = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    uint64_t id = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    sc.first_request_id = id > c->last_request_id ? id : c->last_request_id + 1;
     sc.retransmit_ms = RT_CLIENT_RETRANSMIT_MS;
     sc.inflight_max = 1;
     c->core = smr_client_create(&sc);
@@ -412,7 +458,10 @@ static int rt_client_net_init(struct rt_client *c, const struct key_identity *ke
     memcpy(nc.ed_secret, key->secret_key, TRONE_SECRET_KEY_LEN);
     nc.comp = RT_CLIENT_COMP;
     struct rt_net_handler h = {
-        .ctx = c, .opened = rt_client_on_opened, .message = rt_client_on_message};
+        .ctx = c,
+        .opened = rt_client_on_opened,
+        .message = rt_client_on_message,
+        .closed = rt_client_on_closed};
     int rc = rt_net_init(&c->net, &c->loop, &nc, &h);
     sodium_memzero(nc.ed_secret, sizeof(nc.ed_secret));
     if (rc != 0) {
@@ -446,6 +495,8 @@ struct rt_client *rt_client_create(const struct cfg_cluster *cluster,
     signal(SIGPIPE, SIG_IGN);
     c->cluster = *cluster;
     c->replica_count = cluster->replica_count;
+    memcpy(c->public_key, key->public_key, TRONE_KEY_LEN);
+    memcpy(c->secret_key, key->secret_key, TRONE_SECRET_KEY_LEN);
     for (size_t i = 0; i < RT_CLIENT_PENDING_MAX; i++) {
         buf_init(&c->pending[i], 0);
     }
@@ -455,7 +506,7 @@ struct rt_client *rt_client_create(const struct cfg_cluster *cluster,
     TRONE_ASSERT(rc == 0);
     c->tick_timer.data = c;
     c->wait_timer.data = c;
-    rc = rt_client_core_init(c, key);
+    rc = rt_client_core_init(c);
     if (rc == 0) {
         rc = rt_client_net_init(c, key);
     }
@@ -491,4 +542,98 @@ void rt_client_destroy(struct rt_client *c)
     }
     sodium_memzero(c, sizeof(*c));
     free(c);
+}
+
+/* ---- Sharing the connections -------------------------------------------------------------- */
+
+void rt_client_hooks_set(struct rt_client *c, const struct rt_client_hooks *hooks)
+{
+    if (hooks == NULL) {
+        memset(&c->hooks, 0, sizeof(c->hooks));
+    } else {
+        c->hooks = *hooks;
+    }
+}
+
+uv_loop_t *rt_client_loop(struct rt_client *c) { return &c->loop; }
+
+uint32_t rt_client_replica_count(const struct rt_client *c) { return c->replica_count; }
+
+const struct cfg_cluster *rt_client_cluster(const struct rt_client *c) { return &c->cluster; }
+
+bool rt_client_replica_open(const struct rt_client *c, uint32_t replica)
+{
+    return replica < c->replica_count && rt_dialer_open_conn(&c->dialers[replica]) != NULL;
+}
+
+int rt_client_send(struct rt_client *c, uint32_t replica, const uint8_t *msg, size_t size)
+{
+    if (replica >= c->replica_count) {
+        return TRONE_EINVAL;
+    }
+    struct rt_conn *conn = rt_dialer_open_conn(&c->dialers[replica]);
+    if (conn == NULL) {
+        return TRONE_ECLOSED;
+    }
+    return rt_conn_send(conn, msg, size);
+}
+
+size_t rt_client_replica_backlog(const struct rt_client *c, uint32_t replica)
+{
+    if (replica >= c->replica_count) {
+        return SIZE_MAX;
+    }
+    struct rt_conn *conn = rt_dialer_open_conn(&c->dialers[replica]);
+    if (conn == NULL) {
+        return SIZE_MAX;
+    }
+    return conn->output_bytes + conn->sess.out.used;
+}
+
+void rt_client_replica_drop(struct rt_client *c, uint32_t replica, int err)
+{
+    if (replica < c->replica_count && c->dialers[replica].conn != NULL) {
+        rt_conn_close(c->dialers[replica].conn, err);
+    }
+}
+
+void rt_client_flush(struct rt_client *c) { rt_net_flush(&c->net); }
+
+bool rt_client_run(struct rt_client *c, uint64_t timeout_ms, rt_client_until_cb until, void *ctx)
+{
+    TRONE_ASSERT(c->mode == RT_CLIENT_IDLE);
+    return rt_client_wait(c, timeout_ms, until, ctx);
+}
+
+bool rt_client_refused(const struct rt_client *c)
+{
+    for (uint32_t j = 0; j < c->replica_count; j++) {
+        const struct rt_dialer *d = &c->dialers[j];
+        bool refused = d->last_uv_error == UV_EOF || d->last_uv_error == UV_ECONNRESET;
+        if (d->conn != NULL && d->conn->opened) {
+            return false;
+        }
+        if (!refused || d->failures < RT_CLIENT_REFUSALS) {
+            return false;
+        }
+    }
+    return true;
+}
+
+void rt_client_reach_describe(const struct rt_client *c, char *out, size_t out_size)
+{
+    uint32_t open = 0;
+    int64_t down = -1;
+    for (uint32_t j = 0; j < c->replica_count; j++) {
+        if (rt_client_replica_open(c, j)) {
+            open++;
+        } else if (down < 0) {
+            down = j;
+        }
+    }
+    int used = snprintf(out, out_size, "reached %u of %u replicas", open, c->replica_count);
+    if (down >= 0 && used > 0 && (size_t)used < out_size) {
+        snprintf(out + used, out_size - (size_t)used, " (replica %u: %s)", (uint32_t)down,
+                 rt_dialer_error(&c->dialers[down]));
+    }
 }

@@ -1,7 +1,9 @@
 /* rt_replica.c: the replica process: turns libuv events into smr_step inputs and carries out
  * the outputs in order. It sends to replica j only over its own connection to j and hears j
  * only on the connection j dialled; a message for an unconnected replica is dropped (the
- * protocol retransmits). No protocol decisions are made here. */
+ * protocol retransmits). Event-path messages from clients go to brk_events (no agreement),
+ * whose queued DELIVERs are flushed once per loop turn, after every read of that turn. No
+ * protocol decisions are made here. */
 #include "rt/rt_replica.h"
 
 #include <signal.h>
@@ -12,7 +14,9 @@
 #include <sodium.h>
 #include <uv.h>
 
+#include "broker/brk_events.h"
 #include "broker/brk_table.h"
+#include "chan/chan_msg.h"
 #include "core/assert.h"
 #include "core/log.h"
 #include "rt/rt_conn.h"
@@ -23,6 +27,9 @@
 /* Warnings about rejected protocol messages: at most this many per window. */
 #define RT_REJECT_BURST 20u
 #define RT_REJECT_WINDOW_MS 10000u
+/* A subscriber connection with this many bytes not yet written to its socket gets no more
+ * DELIVERs until it drains: events then wait (and drop, bounded) in brk_events' queues. */
+#define RT_EVENTS_PAUSE_BYTES (1024u * 1024u)
 
 struct rt_replica {
     uv_loop_t loop;
@@ -37,12 +44,18 @@ struct rt_replica {
     struct brk_table table;
     struct smr_app app;
     struct smr *smr;
+    struct brk_events events;
+    uv_check_t events_check; /* flushes brk_events once per loop turn, after the reads */
+    uv_idle_t events_idle;   /* active while unpaused connections still hold events */
     bool stopping;
     bool net_ready;   /* net initialised: rt_net_close needed */
     bool timer_ready; /* each handle below initialised: uv_close needed */
     bool sigint_ready;
     bool sigterm_ready;
+    bool check_ready;
+    bool idle_ready;
     struct rt_ratelimit reject_limit;
+    struct rt_ratelimit event_reject_limit;
     struct buf scratch;
     /* The table digest for status answers, cached per executed seq: the table changes only
      * by executing or installing a checkpoint, and equal seqs mean equal tables. */
@@ -270,9 +283,138 @@ static void rt_replica_status_answer(struct rt_replica *r, struct rt_conn *c)
     (void)rt_conn_send(c, r->scratch.data, r->scratch.used);
 }
 
+/* ---- The event path ----------------------------------------------------------------------- */
+
+/* brk_events names a connection by its address: the core forgets an id when the connection
+ * closes (rt_replica_on_closed), and a closed connection's memory lives until the loop's
+ * close callback, so an id in an output always names a live or closing connection. */
+static uint64_t rt_replica_conn_id(const struct rt_conn *c) { return (uint64_t)(uintptr_t)c; }
+
+static struct rt_conn *rt_replica_conn_of(uint64_t id) { return (struct rt_conn *)(uintptr_t)id; }
+
+/* Wall-clock microseconds, stamped on DELIVERs so subscribers can measure latency. */
+static uint64_t rt_replica_now_us(void)
+{
+    uv_timeval64_t tv;
+    if (uv_gettimeofday(&tv) != 0) {
+        return 0;
+    }
+    return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+}
+
+static void rt_replica_events_apply(struct rt_replica *r, const struct brk_events_out *out)
+{
+    for (size_t i = 0; i < out->send_count; i++) {
+        const struct brk_events_send *s = &out->sends[i];
+        (void)rt_conn_send(rt_replica_conn_of(s->conn_id), s->data, s->size);
+    }
+    for (size_t i = 0; i < out->close_count; i++) {
+        struct rt_conn *c = rt_replica_conn_of(out->closes[i]);
+        char name[64];
+        log_warn(RT_REPLICA_COMP,
+                 "msg=\"subscriber too slow, closing\" peer=%s reason=\"gap table full\"",
+                 rt_conn_name(c, name, sizeof(name)));
+        rt_conn_close(c, TRONE_EFULL);
+    }
+    (void)r;
+}
+
+static void rt_replica_events_rejected(struct rt_replica *r, struct rt_conn *c,
+                                       const struct brk_events_out *out)
+{
+    if (out->status == TRONE_EFULL) {
+        log_debug(RT_REPLICA_COMP, "msg=\"attach refused\" tag=%s err=%s", out->tag,
+                  trone_err_name(out->status));
+        return;
+    }
+    uint32_t suppressed = 0;
+    if (rt_ratelimit_allow(&r->event_reject_limit, uv_now(&r->loop), RT_REJECT_BURST,
+                           RT_REJECT_WINDOW_MS, &suppressed)) {
+        char name[64];
+        log_warn(RT_REPLICA_COMP, "msg=\"%s refused\" peer=%s tag=%s err=%s suppressed=%u",
+                 out->type == CHAN_MSG_PUBLISH ? "publish" : "attach",
+                 rt_conn_name(c, name, sizeof(name)), out->tag, trone_err_name(out->status),
+                 suppressed);
+    }
+}
+
+static void rt_replica_event_message(struct rt_replica *r, struct rt_conn *c, const uint8_t *msg,
+                                     size_t size)
+{
+    const struct brk_events_out *out = NULL;
+    int rc = brk_events_message(&r->events, &r->table, rt_replica_now_us(), rt_replica_conn_id(c),
+                                c->sess.peer_key, msg, size, &out);
+    if (rc != 0) {
+        uint32_t suppressed = 0;
+        if (rt_ratelimit_allow(&r->event_reject_limit, uv_now(&r->loop), RT_REJECT_BURST,
+                               RT_REJECT_WINDOW_MS, &suppressed)) {
+            char name[64];
+            char sample[129];
+            log_warn(RT_REPLICA_COMP,
+                     "msg=\"bad event message, closing\" peer=%s err=%s sample=%s suppressed=%u",
+                     rt_conn_name(c, name, sizeof(name)), trone_err_name(rc),
+                     log_hex_sample(sample, msg, size), suppressed);
+        }
+        rt_conn_close(c, rc);
+        return;
+    }
+    if (out->status != 0) {
+        rt_replica_events_rejected(r, c, out);
+    }
+    rt_replica_events_apply(r, out);
+}
+
+/* Tells the core which subscriber sockets are backed up, so their events wait in its bounded
+ * queues instead of in unbounded socket buffers. */
+static void rt_replica_events_pause(struct rt_replica *r)
+{
+    struct rt_conn *c = r->net.conns;
+    for (size_t i = 0; i <= RT_CONNS_MAX && c != NULL; i++) {
+        if (rt_replica_conn_is_client(c)) {
+            size_t unwritten = c->output_bytes + c->sess.out.used;
+            brk_events_conn_pause(&r->events, rt_replica_conn_id(c),
+                                  unwritten >= RT_EVENTS_PAUSE_BYTES);
+        }
+        c = c->next;
+    }
+}
+
+static void rt_replica_on_idle(uv_idle_t *idle) { (void)idle; }
+
+/* Once per loop turn, after the reads: flush queued events, write, and keep the loop turning
+ * (idle handle) while writable connections still hold events. A backed-up connection resumes
+ * when its write completes, which is a loop event. */
+static void rt_replica_on_check(uv_check_t *check)
+{
+    struct rt_replica *r = check->data;
+    if (r->stopping) {
+        return;
+    }
+    bool more = false;
+    if (brk_events_pending(&r->events)) {
+        rt_replica_events_pause(r);
+        const struct brk_events_out *out = NULL;
+        brk_events_flush(&r->events, &r->table, rt_replica_now_us(), &out);
+        more = out->more;
+        rt_replica_events_apply(r, out);
+        rt_net_flush(&r->net);
+    }
+    if (more && !uv_is_active((uv_handle_t *)&r->events_idle)) {
+        int rc = uv_idle_start(&r->events_idle, rt_replica_on_idle);
+        TRONE_ASSERT(rc == 0);
+    } else if (!more && uv_is_active((uv_handle_t *)&r->events_idle)) {
+        int rc = uv_idle_stop(&r->events_idle);
+        TRONE_ASSERT(rc == 0);
+    }
+}
+
 static void rt_replica_client_message(struct rt_replica *r, struct rt_conn *c, const uint8_t *msg,
                                       size_t size)
 {
+    if (chan_msg_is_event_type(msg, size)) {
+        rt_replica_event_message(r, c, msg, size); /* no agreement on the event path */
+        return;
+    }
     int type = rt_msg_type(msg, size);
     if (type == 0) {
         struct smr_input in = {
@@ -342,7 +484,10 @@ static void rt_replica_on_opened(void *ctx, struct rt_conn *c)
 
 static void rt_replica_on_closed(void *ctx, struct rt_conn *c, int err)
 {
-    (void)ctx;
+    struct rt_replica *r = ctx;
+    if (rt_replica_conn_is_client(c)) {
+        brk_events_conn_close(&r->events, rt_replica_conn_id(c));
+    }
     if (!c->opened) {
         return; /* failed attempts are retried quietly; hostile ones were logged already */
     }
@@ -352,8 +497,14 @@ static void rt_replica_on_closed(void *ctx, struct rt_conn *c, int err)
                  rt_conn_name(c, name, sizeof(name)), c->dialer != NULL ? "out" : "in",
                  trone_err_name(err));
     } else {
-        log_debug(RT_REPLICA_COMP, "msg=\"client disconnected\" peer=%s err=%s",
-                  rt_conn_name(c, name, sizeof(name)), trone_err_name(err));
+        const struct brk_events_stats *st = brk_events_stats(&r->events);
+        log_debug(RT_REPLICA_COMP,
+                  "msg=\"client disconnected\" peer=%s err=%s events_accepted=%llu "
+                  "duplicates=%llu out_of_order=%llu rejected=%llu dropped=%llu delivered=%llu",
+                  rt_conn_name(c, name, sizeof(name)), trone_err_name(err),
+                  (unsigned long long)st->accepted, (unsigned long long)st->duplicates,
+                  (unsigned long long)st->out_of_order, (unsigned long long)st->rejected,
+                  (unsigned long long)st->dropped, (unsigned long long)st->delivered);
     }
 }
 
@@ -380,6 +531,12 @@ static void rt_replica_stop(struct rt_replica *r)
     if (r->sigterm_ready) {
         uv_close((uv_handle_t *)&r->sigterm, NULL);
     }
+    if (r->check_ready) {
+        uv_close((uv_handle_t *)&r->events_check, NULL);
+    }
+    if (r->idle_ready) {
+        uv_close((uv_handle_t *)&r->events_idle, NULL);
+    }
 }
 
 static void rt_replica_on_signal(uv_signal_t *handle, int signum)
@@ -389,7 +546,19 @@ static void rt_replica_on_signal(uv_signal_t *handle, int signum)
     rt_replica_stop(r);
 }
 
-/* Creates the table and the core. */
+static int rt_replica_events_init(struct rt_replica *r)
+{
+    struct brk_events_config ec;
+    brk_events_config_defaults(&ec);
+    ec.conn_max = RT_CONNS_MAX;
+    ec.attach_max = RT_CONNS_MAX;
+    randombytes_buf(ec.hash_key, sizeof(ec.hash_key));
+    int rc = brk_events_init(&r->events, &ec);
+    sodium_memzero(ec.hash_key, sizeof(ec.hash_key));
+    return rc;
+}
+
+/* Creates the table and the cores. */
 static int rt_replica_core_init(struct rt_replica *r, char *errmsg, size_t errmsg_size)
 {
     const struct rt_replica_config *config = r->config;
@@ -417,6 +586,8 @@ static int rt_replica_core_init(struct rt_replica *r, char *errmsg, size_t errms
     } else if (brk_table_init(&r->table, config->cluster.admin_key) != 0) {
         rc = TRONE_ENOMEM;
         snprintf(errmsg, errmsg_size, "out of memory creating the control table");
+    } else if ((rc = rt_replica_events_init(r)) != 0) {
+        snprintf(errmsg, errmsg_size, "cannot create the event queues: %s", trone_strerror(rc));
     } else {
         brk_table_app(&r->table, &r->app);
         r->smr = smr_create(&sc, &r->app);
@@ -473,7 +644,15 @@ static int rt_replica_handles_init(struct rt_replica *r)
     r->timer_ready = uv_timer_init(&r->loop, &r->timer) == 0;
     r->sigint_ready = uv_signal_init(&r->loop, &r->sigint) == 0;
     r->sigterm_ready = uv_signal_init(&r->loop, &r->sigterm) == 0;
-    if (!r->timer_ready || !r->sigint_ready || !r->sigterm_ready) {
+    r->check_ready = uv_check_init(&r->loop, &r->events_check) == 0;
+    r->idle_ready = uv_idle_init(&r->loop, &r->events_idle) == 0;
+    if (!r->timer_ready || !r->sigint_ready || !r->sigterm_ready || !r->check_ready ||
+        !r->idle_ready) {
+        return TRONE_EIO;
+    }
+    r->events_check.data = r;
+    r->events_idle.data = r;
+    if (uv_check_start(&r->events_check, rt_replica_on_check) != 0) {
         return TRONE_EIO;
     }
     r->timer.data = r;
@@ -514,6 +693,7 @@ static void rt_replica_teardown(struct rt_replica *r)
     rc = uv_loop_close(&r->loop);
     TRONE_ASSERT(rc == 0);
     smr_destroy(r->smr);
+    brk_events_close(&r->events);
     brk_table_close(&r->table);
     buf_close(&r->scratch);
 }

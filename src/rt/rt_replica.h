@@ -1,8 +1,10 @@
 /* rt_replica.h: one replica process. Drives the replication core (smr) and the control table
  * (brk_table) with libuv: listens for replicas (Noise KK) and clients (Noise IK), dials every
  * other replica with backoff, feeds messages and one timer to smr_step, sends its output, and
- * answers runtime status queries itself. No persistence yet: a restarted replica catches up
- * from its peers. */
+ * answers runtime status queries itself. Event-path messages (PUBLISH, ATTACH, DETACH) go to
+ * brk_events without agreement; its DELIVERs are flushed once per loop turn, and a subscriber
+ * whose socket is backed up waits in brk_events' bounded queues. No persistence yet: a
+ * restarted replica catches up from its peers. */
 #ifndef TRONE_RT_REPLICA_H
 #define TRONE_RT_REPLICA_H
 

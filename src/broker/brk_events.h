@@ -1,0 +1,167 @@
+/* brk_events.h: the replica side of the event path (DESIGN.md 2 and 7, issue 3): accepts
+ * PUBLISHes from authorized publishers (FIFO per (publisher, tag, epoch), duplicates acked but
+ * not forwarded), answers ATTACH/DETACH, and queues every accepted event for the connections
+ * attached to its channel, most urgent first, with bounded per-connection queues that drop the
+ * oldest event of the least urgent level and report it with a GAP. No agreement on this path.
+ * Sans-I/O: no sockets, no clock (time comes in the inputs), no randomness (the hash key comes
+ * in the config), no logging (counters instead). Allocation happens at init, when a connection
+ * first attaches, and when a queue or output buffer grows; never once per event.
+ *
+ * Connections are named by the runtime's uint64_t ids; the runtime passes each message with
+ * its connection's authenticated Ed25519 key and reports closed connections. */
+#ifndef TRONE_BRK_EVENTS_H
+#define TRONE_BRK_EVENTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/brk_table.h"
+#include "chan/chan_msg.h"
+#include "core/buf.h"
+#include "core/limits.h"
+#include "trone/error.h"
+
+#define BRK_EVENTS_LEVELS (BRK_URGENCY_MAX + 1u)
+#define BRK_EVENTS_NONE UINT32_MAX
+/* Bytes of one queued record beyond its wire event: u32 size | u8 tag length | tag | key. */
+#define BRK_EVENTS_RECORD_OVERHEAD (4u + 1u + TRONE_TAG_MAX + TRONE_KEY_LEN)
+/* Largest wire event: epoch, seq, time, u16 auth length, auth, u32 payload length, payload. */
+#define BRK_EVENTS_EVENT_MAX (8u + 8u + 8u + 2u + CHAN_AUTH_MAX + 4u + CHAN_PAYLOAD_MAX)
+#define BRK_EVENTS_RECORD_MAX (BRK_EVENTS_RECORD_OVERHEAD + BRK_EVENTS_EVENT_MAX)
+
+struct brk_events_config {
+    uint32_t conn_max;            /* connections with attachments at once */
+    uint32_t attach_max;          /* attachments of all connections together */
+    uint32_t attach_per_conn_max; /* attachments of one connection */
+    uint32_t stream_max;          /* (publisher, tag, epoch) streams remembered, LRU-evicted */
+    uint32_t queue_events_max;    /* queued events per connection */
+    uint32_t queue_bytes_max;     /* queued bytes per connection (records, overhead included) */
+    uint32_t gap_max;             /* (tag, publisher) pairs with an unsent GAP per connection */
+    uint32_t deliver_bytes_max;   /* bytes of one DELIVER message (one event may exceed it) */
+    uint32_t flush_conn_bytes_max;  /* bytes emitted per connection per flush */
+    uint32_t flush_total_bytes_max; /* bytes emitted per flush */
+    uint8_t hash_key[16];           /* SipHash key of the internal tables */
+};
+
+/* One message to send on a connection; data is core-owned (see brk_events_out). */
+struct brk_events_send {
+    uint64_t conn_id;
+    const uint8_t *data;
+    size_t size;
+};
+
+/* Output of one call. Everything stays valid until the next call into the core other than
+ * brk_events_conn_close and brk_events_conn_pause, which leave it intact. */
+struct brk_events_out {
+    size_t send_count;
+    const struct brk_events_send *sends;
+    size_t close_count; /* flush: connections to close (their GAP table overflowed) */
+    const uint64_t *closes;
+    bool more;          /* flush: unpaused connections still hold queued events */
+    int32_t status;     /* message: status of the answer sent (0 or TRONE_E*) */
+    uint8_t type;       /* message: its chan_msg_type */
+    char tag[TRONE_TAG_MAX + 1]; /* message: its tag */
+};
+
+/* Cumulative counters, for logs and tests. */
+struct brk_events_stats {
+    uint64_t accepted;      /* events accepted and forwarded */
+    uint64_t duplicates;    /* events at or below the accepted seq (acked, not forwarded) */
+    uint64_t out_of_order;  /* events beyond accepted + 1 (dropped; the publisher resends) */
+    uint64_t rejected;      /* PUBLISH and ATTACH refused (unknown channel, not authorized) */
+    uint64_t dropped;       /* queued events dropped by flow control (reported in GAPs) */
+    uint64_t unauthorized;  /* queued events discarded: subscriber detached or not authorized */
+    uint64_t delivered;     /* events emitted in DELIVERs */
+    uint64_t evicted;       /* streams evicted from the stream table */
+};
+
+/* Private state; the struct is public so that callers can allocate it. */
+struct brk_events_stream;
+struct brk_events_attach;
+struct brk_events_conn;
+
+struct brk_events {
+    struct brk_events_config config;
+    struct brk_events_stream *streams;
+    uint32_t *stream_buckets;
+    uint32_t stream_bucket_mask;
+    uint32_t stream_count;
+    uint32_t lru_head; /* most recently used */
+    uint32_t lru_tail;
+    struct brk_events_attach *attaches;
+    uint32_t *attach_buckets;
+    uint32_t attach_bucket_mask;
+    uint32_t attach_free;
+    uint32_t attach_count;
+    struct brk_events_conn *conns;
+    uint32_t *conn_buckets;
+    uint32_t conn_bucket_mask;
+    uint32_t conn_count;
+    uint32_t conn_high; /* 1 + highest slot in use */
+    uint32_t flush_cursor;
+    uint32_t *targets; /* scratch: connection slots an event goes to */
+    struct buf out_data;
+    struct brk_events_send *sends;
+    size_t *send_offsets; /* where each message starts in out_data while building */
+    size_t send_count;
+    size_t send_capacity;
+    uint64_t *closes;
+    size_t close_count;
+    struct brk_events_out out;
+    struct brk_events_stats stats;
+};
+
+/* Sane defaults: 4096 connections and attachments, 64 attachments per connection, 16384
+ * streams, 65536 events or 8 MiB per connection queue, 1024 GAP pairs, 256 KiB DELIVERs,
+ * 1 MiB per connection and 4 MiB per flush, an all-zero hash key. Cannot fail. */
+void brk_events_config_defaults(struct brk_events_config *c);
+/* 0 if the config is usable, TRONE_EINVAL otherwise (a zero bound, a queue smaller than one
+ * largest record, more than 2^24 entries in a table). */
+TRONE_MUST_CHECK int brk_events_config_check(const struct brk_events_config *c);
+
+/* Allocates the tables (memory in proportion to conn_max, attach_max and stream_max). Returns
+ * 0, TRONE_EINVAL for a bad config or TRONE_ENOMEM; on error e is zeroed (close is safe). */
+TRONE_MUST_CHECK int brk_events_init(struct brk_events *e, const struct brk_events_config *c);
+/* Frees everything; safe on a zeroed core and twice. */
+void brk_events_close(struct brk_events *e);
+
+/* One event-path message (chan_msg_is_event_type) from connection conn_id whose session
+ * authenticated key. table is read for the channel, its class and the authorizations at this
+ * moment. PUBLISH: answered by one ACK per run of events of one epoch (an empty PUBLISH gets
+ * ACK(epoch 0, seq 0)); refused (ENOENT unknown channel, EPERM not authorized, EINVAL total
+ * order not supported yet) with nothing forwarded. ATTACH: answered ATTACHED(status). DETACH:
+ * no answer. Returns 0 (answers in *out), or TRONE_EBADMSG for a malformed message and
+ * TRONE_EPROTO for a type a client never sends: then nothing changed and the runtime should
+ * drop the connection. */
+TRONE_MUST_CHECK int brk_events_message(struct brk_events *e, const struct brk_table *table,
+                                        uint64_t now_us, uint64_t conn_id,
+                                        const uint8_t key[TRONE_KEY_LEN], const uint8_t *data,
+                                        size_t size, const struct brk_events_out **out);
+
+/* The connection closed: its attachments and queues go. Unknown ids are ignored. Leaves the
+ * last output intact. Cannot fail. */
+void brk_events_conn_close(struct brk_events *e, uint64_t conn_id);
+/* A paused connection is skipped by flush (the runtime's socket is backed up); its queue keeps
+ * its bounds by dropping. Unknown ids are ignored. Leaves the last output intact. */
+void brk_events_conn_pause(struct brk_events *e, uint64_t conn_id, bool paused);
+
+/* Emits queued events: per unpaused connection, first a GAP per (tag, publisher) that lost
+ * events, then DELIVERs from the most urgent level down, consecutive events of one (tag,
+ * publisher) batched into one DELIVER stamped with now_us. Events of channels the connection
+ * is no longer attached to or authorized on are discarded. Cannot fail (a buffer that cannot
+ * grow leaves the rest queued and sets more). */
+void brk_events_flush(struct brk_events *e, const struct brk_table *table, uint64_t now_us,
+                      const struct brk_events_out **out);
+
+/* True if any connection holds queued events or unsent GAPs, or awaits closing. */
+bool brk_events_pending(const struct brk_events *e);
+const struct brk_events_stats *brk_events_stats(const struct brk_events *e);
+
+/* Introspection for tests and status: queued events and bytes of a connection, and the bytes
+ * its queues and GAP table hold allocated (never above BRK_EVENTS_LEVELS * queue_bytes_max
+ * plus gap_max GAP entries). All 0 for an unknown id. */
+uint32_t brk_events_conn_queued(const struct brk_events *e, uint64_t conn_id, size_t *bytes,
+                                size_t *allocated);
+
+#endif

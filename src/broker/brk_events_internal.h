@@ -1,0 +1,104 @@
+/* brk_events_internal.h: the private tables of brk_events shared by its files: the publisher
+ * stream table (brk_events.c), connections, attachments and queues (brk_events_queue.c), and
+ * the flush (brk_events_flush.c). No I/O. */
+#ifndef TRONE_BRK_EVENTS_INTERNAL_H
+#define TRONE_BRK_EVENTS_INTERNAL_H
+
+#include "broker/brk_events.h"
+
+/* Bound on an encoded ACK, ATTACHED, GAP or DELIVER header. */
+#define BRK_EVENTS_SMALL_MSG_MAX (1u + 2u + TRONE_TAG_MAX + TRONE_KEY_LEN + 8u + 8u + 8u + 4u)
+
+/* Highest contiguous seq accepted from one publisher on one tag in one epoch. */
+struct brk_events_stream {
+    uint8_t publisher[TRONE_KEY_LEN];
+    uint64_t epoch;
+    uint64_t accepted;
+    uint32_t bucket_next;
+    uint32_t lru_prev;
+    uint32_t lru_next;
+    char tag[TRONE_TAG_MAX + 1];
+};
+
+/* Connection conn_idx streams channel tag. */
+struct brk_events_attach {
+    bool used;
+    uint32_t conn_idx;
+    uint32_t bucket_next; /* next attachment in the same tag bucket */
+    uint32_t conn_next;   /* next attachment of the same connection, or next free entry */
+    char tag[TRONE_TAG_MAX + 1];
+};
+
+/* FIFO of records of one urgency level: live bytes are data[head, tail). */
+struct brk_events_level {
+    uint8_t *data;
+    size_t head;
+    size_t tail;
+    size_t capacity;
+    uint32_t count;
+};
+
+/* Events of (tag, publisher) dropped for one connection and not yet reported. */
+struct brk_events_gap {
+    uint8_t publisher[TRONE_KEY_LEN];
+    uint64_t dropped;
+    char tag[TRONE_TAG_MAX + 1];
+};
+
+struct brk_events_conn {
+    bool used;
+    bool paused;
+    bool doomed; /* its GAP table overflowed: flush asks the runtime to close it */
+    uint64_t id;
+    uint8_t key[TRONE_KEY_LEN];
+    uint32_t bucket_next;
+    uint32_t attach_first;
+    uint32_t attach_count;
+    uint32_t queued_events;
+    size_t queued_bytes;
+    struct brk_events_level levels[BRK_EVENTS_LEVELS];
+    struct brk_events_gap *gaps;
+    uint32_t gap_count;
+    uint32_t gap_capacity;
+};
+
+/* A queued record: u32 size (whole record) | u8 tag length | tag | publisher key | event. */
+struct brk_events_record {
+    size_t size;
+    const char *tag;
+    uint8_t tag_size;
+    const uint8_t *publisher;
+    const uint8_t *event;
+    size_t event_size;
+};
+
+/* SipHash of data under the core's key. */
+uint64_t brk_events__hash(const struct brk_events *e, const void *data, size_t size);
+/* The slot of connection id, or BRK_EVENTS_NONE. */
+uint32_t brk_events__conn_find(const struct brk_events *e, uint64_t id);
+/* The slot of connection id, created if needed; BRK_EVENTS_NONE if the table is full. */
+uint32_t brk_events__conn_get(struct brk_events *e, uint64_t id, const uint8_t key[TRONE_KEY_LEN]);
+/* The attachment of slot conn_idx to tag, or BRK_EVENTS_NONE. */
+uint32_t brk_events__attach_find(const struct brk_events *e, uint32_t conn_idx, const char *tag);
+/* Attaches; 0, TRONE_EFULL (limits) or 0 if already attached. */
+int brk_events__attach_add(struct brk_events *e, uint32_t conn_idx, const char *tag);
+void brk_events__attach_remove(struct brk_events *e, uint32_t conn_idx, const char *tag);
+/* Fills e->targets with the slots attached to tag whose key may subscribe to ch; returns the
+ * count. */
+uint32_t brk_events__targets(struct brk_events *e, const struct brk_table *table,
+                             const struct brk_channel *ch);
+/* Queues one wire event of (tag, publisher) at level for slot conn_idx, dropping as needed. */
+void brk_events__enqueue(struct brk_events *e, uint32_t conn_idx, uint8_t level, const char *tag,
+                         const uint8_t publisher[TRONE_KEY_LEN], const uint8_t *event,
+                         size_t event_size);
+/* Parses the record at p (written by enqueue, so trusted). */
+void brk_events__record_read(const uint8_t *p, struct brk_events_record *rec);
+/* Removes the oldest record of a level of slot conn_idx. */
+void brk_events__level_pop(struct brk_events *e, struct brk_events_conn *c, uint32_t level);
+
+/* Output building: starts an output, adds one message from out_data[start, used). */
+void brk_events__out_reset(struct brk_events *e);
+void brk_events__out_add(struct brk_events *e, uint64_t conn_id, size_t start);
+void brk_events__out_finish(struct brk_events *e);
+
+#endif

@@ -1,0 +1,290 @@
+/* cmd_sub.c: `trone sub TAG [--count N] [--timeout S] [--json]`: a thin user of the client API
+ * (include/trone/trone.h). Prints one line per delivered event (the payload as text, or a JSON
+ * object with --json) and gap reports to stderr. No network code here. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "broker/brk_op.h"
+#include "cli/cmd.h"
+#include "core/key.h"
+#include "rt/rt_ctl.h"
+#include "trone/trone.h"
+
+#define CMD_SUB_COUNT_MAX UINT64_C(1000000000000)
+
+struct cmd_sub_args {
+    struct cmd_common common;
+    const char *tag;
+    uint64_t count;      /* 0: no limit */
+    uint64_t timeout_ms; /* 0: none */
+};
+
+static void cmd_sub_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: trone sub TAG [--count N] [--timeout SECONDS] [--json]\n"
+            "\n"
+            "Subscribes to channel TAG on every replica and prints one line per event, in each\n"
+            "publisher's order and exactly once, while up to f replicas are down or lying.\n"
+            "Reports of lost events (gaps) go to stderr.\n"
+            "\n"
+            "options:\n"
+            "  --count N          exit 0 after N events\n"
+            "  --timeout SECONDS  give up after this long (exit 1 if --count was not reached)\n"
+            "  --json             one JSON object per line: channel, publisher, epoch, seq,\n"
+            "                     time_us, received_us, payload\n"
+            "  --cluster FILE     cluster file (default $TRONE_CLUSTER)\n"
+            "  --key FILE         your identity (default $TRONE_KEY, then the admin key)\n"
+            "\n"
+            "exit status: 0 done, 1 refused, failed or timed out, 2 usage error\n");
+}
+
+static int cmd_sub_parse_count(const char *text, uint64_t *count)
+{
+    char *end = NULL;
+    if (text == NULL || text[0] < '0' || text[0] > '9') {
+        return CMD_USAGE;
+    }
+    unsigned long long value = strtoull(text, &end, 10);
+    if (*end != '\0' || value == 0 || value > CMD_SUB_COUNT_MAX) {
+        return CMD_USAGE;
+    }
+    *count = value;
+    return CMD_OK;
+}
+
+/* Parses argv; CMD_OK, CMD_USAGE, or -1 after printing --help. */
+static int cmd_sub_parse(struct cmd_sub_args *a, int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            cmd_sub_usage(stdout);
+            return -1;
+        }
+        bool is_count = strcmp(arg, "--count") == 0;
+        if (is_count || strcmp(arg, "--timeout") == 0) {
+            if (i + 1 >= argc) {
+                return cmd_error(CMD_USAGE, "sub", "%s needs a value", arg);
+            }
+            const char *value = argv[++i];
+            if (is_count && cmd_sub_parse_count(value, &a->count) != CMD_OK) {
+                return cmd_error(CMD_USAGE, "sub", "--count needs a whole number above 0");
+            }
+            if (!is_count && rt_ctl_seconds_parse(value, &a->timeout_ms) != 0) {
+                return cmd_error(CMD_USAGE, "sub", "--timeout needs a number of seconds above 0");
+            }
+            continue;
+        }
+        if (arg[0] != '-' && a->tag == NULL) {
+            a->tag = arg;
+            continue;
+        }
+        int rc = arg[0] == '-' ? cmd_common_option(&a->common, argc, argv, &i) : 0;
+        if (rc < 0) {
+            return CMD_USAGE;
+        }
+        if (rc == 0) {
+            return cmd_error(CMD_USAGE, "sub", "unexpected argument '%s' (see trone sub --help)",
+                             arg);
+        }
+    }
+    if (a->tag == NULL) {
+        return cmd_error(CMD_USAGE, "sub", "needs a channel TAG (see trone sub --help)");
+    }
+    if (!brk_tag_valid(a->tag)) {
+        return cmd_error(CMD_USAGE, "sub",
+                         "invalid TAG '%s': use 1 to %u letters, digits, '.', '_' or '-'", a->tag,
+                         (unsigned)TRONE_TAG_MAX);
+    }
+    return CMD_OK;
+}
+
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 if the bytes there are not one. */
+static size_t cmd_sub_utf8_length(const uint8_t *p, size_t left)
+{
+    size_t length = p[0] < 0x80 ? 1 : p[0] >= 0xc2 && p[0] <= 0xdf ? 2
+                                  : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+                                  : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4
+                                                                 : 0;
+    if (length == 0 || length > left) {
+        return 0;
+    }
+    for (size_t i = 1; i < length; i++) {
+        if ((p[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+    }
+    /* Overlong three-byte forms, surrogates and code points above U+10FFFF. */
+    if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0) ||
+        (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90)) {
+        return 0;
+    }
+    return length;
+}
+
+/* A JSON string: escapes quotes, backslashes and control characters; invalid UTF-8 bytes
+ * become U+FFFD so the line stays valid JSON. */
+static void cmd_sub_json_string(const uint8_t *data, size_t size)
+{
+    putchar('"');
+    for (size_t i = 0; i < size;) {
+        uint8_t ch = data[i];
+        size_t length = cmd_sub_utf8_length(data + i, size - i);
+        if (length == 0) {
+            fputs("\\ufffd", stdout);
+            i++;
+        } else if (ch == '"' || ch == '\\') {
+            printf("\\%c", ch);
+            i++;
+        } else if (ch < 0x20 || ch == 0x7f) {
+            printf("\\u%04x", ch);
+            i++;
+        } else {
+            fwrite(data + i, 1, length, stdout);
+            i += length;
+        }
+    }
+    putchar('"');
+}
+
+static void cmd_sub_print(const struct cmd_sub_args *a, const struct trone_event *ev)
+{
+    if (!a->common.json) {
+        /* One line per event: line breaks inside a payload are shown as "\n". */
+        for (size_t i = 0; i < ev->payload_size; i++) {
+            uint8_t ch = ev->payload[i];
+            if (ch == '\n') {
+                fputs("\\n", stdout);
+            } else if (ch == '\r') {
+                fputs("\\r", stdout);
+            } else {
+                putchar(ch);
+            }
+        }
+        putchar('\n');
+        return;
+    }
+    char publisher[2 * TRONE_PUBLIC_KEY_SIZE + 1];
+    key_hex_encode(publisher, ev->publisher, TRONE_PUBLIC_KEY_SIZE);
+    printf("{\"channel\":");
+    cmd_sub_json_string((const uint8_t *)ev->channel, strlen(ev->channel));
+    printf(",\"publisher\":\"%s\",\"epoch\":%" PRIu64 ",\"seq\":%" PRIu64
+           ",\"time_us\":%" PRIu64 ",\"received_us\":%" PRIu64 ",\"payload\":",
+           publisher, ev->epoch, ev->seq, ev->time_us, ev->received_us);
+    cmd_sub_json_string(ev->payload, ev->payload_size);
+    printf("}\n");
+}
+
+static void cmd_sub_gap(const struct trone_event *ev)
+{
+    char publisher[2 * TRONE_PUBLIC_KEY_SIZE + 1];
+    key_hex_encode(publisher, ev->publisher, TRONE_PUBLIC_KEY_SIZE);
+    if (ev->lost > 0) {
+        cmd_error(0, "sub", "gap: %" PRIu64 " events of publisher %.16s lost on %s from seq %"
+                  PRIu64, ev->lost, publisher, ev->channel, ev->seq);
+    } else {
+        cmd_error(0, "sub", "gap: events of publisher %.16s lost on %s", publisher, ev->channel);
+    }
+}
+
+static uint64_t cmd_sub_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Resolves and checks the cluster and key files with the CLI's messages, then opens the
+ * client on them. */
+static int cmd_sub_open(struct cmd_common *common, struct trone_client **c)
+{
+    struct cfg_cluster *cluster = calloc(1, sizeof(*cluster));
+    if (cluster == NULL) {
+        return cmd_error(CMD_FAIL, "sub", "out of memory");
+    }
+    struct key_identity key;
+    int rc = cmd_common_load(common, cluster, &key);
+    key_identity_wipe(&key);
+    free(cluster);
+    if (rc != CMD_OK) {
+        return rc;
+    }
+    rc = trone_open(common->cluster_path, common->key_path, c);
+    if (rc != 0) {
+        return cmd_error(CMD_FAIL, "sub", "cannot open the client: %s", trone_strerror(rc));
+    }
+    return CMD_OK;
+}
+
+/* Receives until --count events or --timeout. */
+static int cmd_sub_loop(const struct cmd_sub_args *a, struct trone_client *c, uint64_t start_ms,
+                        uint64_t (*now_ms)(void))
+{
+    uint64_t received = 0;
+    for (;;) {
+        uint64_t wait_ms = UINT64_C(3600000);
+        if (a->timeout_ms > 0) {
+            uint64_t elapsed = now_ms() - start_ms;
+            wait_ms = elapsed >= a->timeout_ms ? 0 : a->timeout_ms - elapsed;
+        }
+        struct trone_event ev;
+        int rc = trone_receive(c, &ev, 0);
+        if (rc == TRONE_ETIMEDOUT && wait_ms > 0) {
+            fflush(stdout); /* nothing ready: show what was printed before blocking */
+            rc = trone_receive(c, &ev, wait_ms);
+        }
+        if (rc == TRONE_ETIMEDOUT && a->timeout_ms > 0 && now_ms() - start_ms >= a->timeout_ms) {
+            fflush(stdout);
+            if (a->count == 0) {
+                return CMD_OK;
+            }
+            return cmd_error(CMD_FAIL, "sub", "timed out after %.3g s with %" PRIu64 " of %"
+                             PRIu64 " events", (double)a->timeout_ms / 1000.0, received, a->count);
+        }
+        if (rc == TRONE_ETIMEDOUT) {
+            continue;
+        }
+        if (rc != 0) {
+            fflush(stdout);
+            return cmd_error(CMD_FAIL, "sub", "%s", trone_last_error(c));
+        }
+        if (ev.kind == TRONE_EVENT_GAP) {
+            cmd_sub_gap(&ev);
+            continue;
+        }
+        cmd_sub_print(a, &ev);
+        received++;
+        if (a->count > 0 && received >= a->count) {
+            fflush(stdout);
+            return CMD_OK;
+        }
+    }
+}
+
+int cmd_sub(int argc, char **argv)
+{
+    struct cmd_sub_args a;
+    memset(&a, 0, sizeof(a));
+    int rc = cmd_sub_parse(&a, argc, argv);
+    if (rc != CMD_OK) {
+        return rc < 0 ? CMD_OK : rc;
+    }
+    uint64_t start_ms = cmd_sub_now_ms();
+    struct trone_client *c = NULL;
+    rc = cmd_sub_open(&a.common, &c);
+    if (rc != CMD_OK) {
+        return rc;
+    }
+    rc = trone_subscribe(c, a.tag, NULL, NULL);
+    if (rc != 0) {
+        rc = cmd_error(CMD_FAIL, "sub", "%s", trone_last_error(c));
+    } else {
+        rc = cmd_sub_loop(&a, c, start_ms, cmd_sub_now_ms);
+    }
+    trone_close(c);
+    return rc;
+}

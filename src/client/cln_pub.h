@@ -1,0 +1,161 @@
+/* cln_pub.h: the publisher core of the event path (issue 3, DESIGN.md 2), sans-I/O: no I/O,
+ * no clock (time comes in as now_us), no randomness. It numbers a channel's events 1,2,3...
+ * within the publisher's epoch, signs them (method PKS), keeps them until the ack quorum of
+ * replicas acknowledged them (f+1 CFT, 2f+1 BFT), and builds PUBLISH messages per replica
+ * (every replica gets every event; most urgent channels first; batched up to a byte budget).
+ *
+ * How the runtime drives it:
+ *   cln_pub_init; cln_pub_channel_open per channel (class from an agreed `channel show`);
+ *   connection to replica r open   -> cln_pub_replica_up(r)   (resends everything unacked)
+ *   connection to replica r closed -> cln_pub_replica_down(r)
+ *   a message from replica r       -> cln_pub_receive(r, bytes)  (ACK)
+ *   the application publishes      -> cln_pub_publish            (TRONE_EBUSY: back off)
+ *   after any of these, for every replica r that can take more bytes:
+ *       while (cln_pub_next_message(p, r, now, &data, &size) > 0) send data to r;
+ *   keep one timer at cln_pub_deadline(p); when it fires call cln_pub_tick(now).
+ * Done (for `trone pub`) when cln_pub_counts(p).pending == 0; a channel error (a refusal
+ * agreed by f+1 replicas, e.g. TRONE_EPERM) is sticky and returned by later publishes.
+ *
+ * Memory: each opened channel allocates its queue once (unacked_events_max slots and a
+ * byte ring of 2 * unacked_bytes_max); no allocation per event. Events acknowledged by the quorum
+ * stay queued for slower replicas until their room is needed. */
+#ifndef TRONE_CLN_PUB_H
+#define TRONE_CLN_PUB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/brk_class.h"
+#include "core/buf.h"
+#include "core/limits.h"
+#include "trone/error.h"
+
+/* Defaults used when a config field is 0. */
+#define CLN_PUB_CHANNELS_DEFAULT 64u
+#define CLN_PUB_UNACKED_EVENTS_DEFAULT 4096u
+#define CLN_PUB_UNACKED_BYTES_DEFAULT (4u * 1024 * 1024)
+#define CLN_PUB_MESSAGE_BYTES_DEFAULT (256u * 1024)
+#define CLN_PUB_RETRANSMIT_US_DEFAULT 1000000u
+#define CLN_PUB_CHANNELS_MAX TRONE_CHANNELS_MAX
+
+struct cln_pub_config {
+    uint32_t n; /* replicas, 1..TRONE_REPLICAS_MAX */
+    uint32_t f; /* faults tolerated by the cluster */
+    uint8_t public_key[TRONE_KEY_LEN];
+    uint8_t secret_key[TRONE_SECRET_KEY_LEN]; /* copied; wiped at close */
+    uint64_t epoch;                /* wall-clock µs at publisher start, > 0 */
+    uint32_t channels_max;         /* channels open at once */
+    uint32_t unacked_events_max;   /* per channel */
+    uint64_t unacked_bytes_max;    /* per channel: payload + auth bytes */
+    uint32_t message_bytes_max;    /* budget of one PUBLISH message */
+    uint64_t retransmit_us;        /* resend to a replica whose acks made no progress */
+};
+
+struct cln_pub_counts {
+    uint64_t published;    /* events accepted by cln_pub_publish */
+    uint64_t acknowledged; /* events acked by the ack quorum */
+    uint64_t pending;      /* published - acknowledged */
+    int error;             /* the channel's sticky error, 0 if none (totals: first error) */
+};
+
+/* Private: one queued event; its auth and payload bytes are in the channel's byte ring. */
+struct cln_pub_slot {
+    uint64_t time_us;
+    uint64_t offset; /* in the byte ring (mod size): auth then payload */
+    uint32_t payload_size;
+    uint16_t auth_size;
+    uint32_t stored_size; /* bytes the slot occupies in the ring, padding included */
+};
+
+/* Private: per channel and replica. */
+struct cln_pub_peer {
+    uint64_t acked_seq;     /* highest contiguous seq acked by this replica */
+    uint64_t sent_seq;      /* highest seq sent on the current connection */
+    uint64_t progress_us;   /* when acks last progressed or sending started */
+    int32_t refusal;        /* last refusal status from this replica, 0 if none */
+};
+
+/* Private: one channel opened for publishing. */
+struct cln_pub_channel {
+    char tag[TRONE_TAG_MAX + 1];
+    struct brk_class cls;
+    uint32_t quorum;         /* acks needed: f+1 CFT, 2f+1 BFT */
+    int error;               /* sticky */
+    uint64_t next_seq;       /* seq of the next published event */
+    uint64_t base_seq;       /* seq of the oldest queued event */
+    uint64_t quorum_seq;     /* highest seq acked by the quorum */
+    struct cln_pub_slot *slots; /* unacked_events_max, indexed by seq % max */
+    uint8_t *ring;           /* 2 * unacked_bytes_max bytes */
+    uint64_t ring_head;      /* total bytes ever reserved (write position) */
+    uint64_t ring_tail;      /* total bytes ever released */
+    uint64_t bytes_pending;  /* bytes of events not yet acked by the quorum */
+    uint64_t published;
+    struct cln_pub_peer peers[TRONE_REPLICAS_MAX];
+};
+
+struct cln_pub {
+    struct cln_pub_config cfg;
+    uint32_t channel_count;
+    struct cln_pub_channel *channels; /* channels_max */
+    bool up[TRONE_REPLICAS_MAX];
+    uint32_t cursor[BRK_URGENCY_MAX + 1]; /* round robin among channels of equal urgency */
+    struct buf out;                       /* the message returned by cln_pub_next_message */
+};
+
+/* Checks the config (n, f, epoch > 0; zero limits take the defaults) and allocates the
+ * channel table. Returns 0, TRONE_ECONFIG for a bad config or TRONE_ENOMEM (p is then
+ * closed). The caller owns p and must call cln_pub_close after success. */
+TRONE_MUST_CHECK int cln_pub_init(struct cln_pub *p, const struct cln_pub_config *cfg);
+/* Frees everything and wipes the secret key. Safe on a zeroed or closed p. */
+void cln_pub_close(struct cln_pub *p);
+
+/* Opens channel tag (1..TRONE_TAG_MAX bytes) for publishing with its class. Returns the
+ * channel's index (>= 0, used by the other calls) or TRONE_EINVAL (bad tag or class),
+ * TRONE_ECONFIG (n too small for the class: BFT needs n >= 3f+1), TRONE_EEXIST (already open),
+ * TRONE_EFULL (channels_max reached), TRONE_ENOMEM. Unchanged on error. */
+TRONE_MUST_CHECK int cln_pub_channel_open(struct cln_pub *p, const char *tag,
+                                          const struct brk_class *cls);
+/* Finds an open channel by tag: its index or TRONE_ENOENT. */
+int cln_pub_channel_find(const struct cln_pub *p, const char *tag);
+
+/* Queues one event on channel_idx: seq = previous + 1, publisher time time_us (wall clock),
+ * signed under PKS. The payload is copied. Returns the event's seq (> 0) on success, or
+ * TRONE_ETOOBIG (payload over CHAN_PAYLOAD_MAX or the channel's byte limit), TRONE_EBUSY
+ * (the channel's unacked limit is reached: retry after acks), the channel's sticky error;
+ * nothing is queued on error. */
+TRONE_MUST_CHECK int64_t cln_pub_publish(struct cln_pub *p, uint32_t channel_idx,
+                                         const uint8_t *payload, uint32_t payload_size,
+                                         uint64_t time_us, uint64_t now_us);
+
+/* One message from replica (borrowed for the call). Accepts ACK; an ACK for another epoch or
+ * an unknown tag is ignored (0). Returns 0, or TRONE_EBADMSG (malformed, a type a publisher
+ * does not take, or an ack above what was sent: the caller should drop the connection).
+ * Never asserts on message contents. */
+TRONE_MUST_CHECK int cln_pub_receive(struct cln_pub *p, uint32_t replica, const uint8_t *data,
+                                     size_t size, uint64_t now_us);
+
+/* The connection to replica is open: everything it has not acked will be (re)sent. */
+void cln_pub_replica_up(struct cln_pub *p, uint32_t replica, uint64_t now_us);
+/* The connection to replica closed: nothing is built for it until it is up again. */
+void cln_pub_replica_down(struct cln_pub *p, uint32_t replica);
+
+/* Timer: a replica that is up and made no ack progress for retransmit_us on a channel with
+ * unacked events gets them resent. */
+void cln_pub_tick(struct cln_pub *p, uint64_t now_us);
+/* When cln_pub_tick is next wanted (µs, same clock as now_us); UINT64_MAX for never. */
+uint64_t cln_pub_deadline(const struct cln_pub *p);
+
+/* Builds the next PUBLISH message for replica: events it has not been sent yet, from the most
+ * urgent channel that has some, up to message_bytes_max (at least one event). Returns 1 and
+ * sets *data, *size (core-owned, valid until the next call into p), 0 when there is nothing
+ * to send (or replica is down), or TRONE_ENOMEM. */
+TRONE_MUST_CHECK int cln_pub_next_message(struct cln_pub *p, uint32_t replica, uint64_t now_us,
+                                          const uint8_t **data, size_t *size);
+
+/* Counts of one channel, or summed over every channel. Cannot fail. */
+void cln_pub_channel_counts(const struct cln_pub *p, uint32_t channel_idx,
+                            struct cln_pub_counts *c);
+void cln_pub_counts(const struct cln_pub *p, struct cln_pub_counts *c);
+
+#endif

@@ -1,0 +1,144 @@
+/* cln_sub.h: the subscriber core of the event path (issue 3, DESIGN.md 2), sans-I/O: no I/O,
+ * no clock (time comes in as now_us), no randomness. It takes DELIVER and GAP messages from
+ * every replica and decides which copies to deliver, in FIFO order per publisher stream:
+ *   CFT channels: the first copy of (publisher, epoch, seq); duplicates are dropped.
+ *   BFT channels: a copy once f+1 distinct replicas sent copies with the same match digest
+ *     (chan_auth_digest), or one copy whose PKS signature verifies.
+ *   Method PKS (any fault model): a copy is delivered on its verified signature; when the
+ *     channel's publisher list is known, only listed publishers are accepted on one copy.
+ * A stream is one (channel, publisher, epoch). It starts at the first seq decided (or 1) and
+ * delivers in seq order; a missing seq is waited for up to gap_wait_us once a later seq is
+ * decided, then skipped with a gap report. A higher epoch of the same publisher starts a new
+ * stream; the old one delivers what it holds and closes. Copies below a stream's next seq or
+ * of an epoch older than the publisher's newest decided one are dropped (replays).
+ *
+ * How the runtime drives it: cln_sub_init; cln_sub_channel_add per attached channel (class
+ * from an agreed `channel show`); every message from replica r -> cln_sub_receive; the timer
+ * at out.deadline_us -> cln_sub_tick. Each call fills a cln_sub_output whose items (events
+ * and gap reports, in delivery order) stay valid until the next call into the core.
+ *
+ * Bounds: streams_max open streams (the least recently active undecided one is evicted first),
+ * window seqs held per stream (a copy beyond it is held only once f+1 replicas (CFT: one)
+ * vouch the stream moved on, which skips the oldest with a gap report), held_bytes_max
+ * payload bytes held, publishers_max remembered (channel, publisher) replay floors (least
+ * recently used forgotten first). */
+#ifndef TRONE_CLN_SUB_H
+#define TRONE_CLN_SUB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/brk_class.h"
+#include "core/buf.h"
+#include "core/limits.h"
+#include "trone/error.h"
+
+/* Defaults used when a config field is 0. */
+#define CLN_SUB_CHANNELS_DEFAULT 64u
+#define CLN_SUB_STREAMS_DEFAULT 256u
+#define CLN_SUB_PUBLISHERS_DEFAULT 4096u
+#define CLN_SUB_WINDOW_DEFAULT 256u
+#define CLN_SUB_WINDOW_MAX 65536u
+#define CLN_SUB_HELD_BYTES_DEFAULT (64u * 1024 * 1024)
+#define CLN_SUB_GAP_WAIT_US_DEFAULT 2000000u
+
+struct cln_sub_config {
+    uint32_t n; /* replicas, 1..TRONE_REPLICAS_MAX; replica indexes are 0..n-1 */
+    uint32_t f;
+    uint32_t channels_max;
+    uint32_t streams_max;
+    uint32_t publishers_max;
+    uint32_t window;         /* seqs held per stream, <= CLN_SUB_WINDOW_MAX */
+    uint64_t held_bytes_max; /* payload + auth bytes held undelivered, all streams */
+    uint64_t gap_wait_us;
+};
+
+enum cln_sub_item_kind {
+    CLN_SUB_EVENT = 1,  /* a delivered event */
+    CLN_SUB_GAP = 2,    /* count events of a stream were skipped, starting at seq */
+    CLN_SUB_NOTICE = 3, /* a replica's GAP message: it dropped count events for us */
+};
+
+enum cln_sub_gap_reason {
+    CLN_SUB_GAP_TIMEOUT = 1, /* waited gap_wait_us for the missing events */
+    CLN_SUB_GAP_WINDOW = 2,  /* the stream moved more than window seqs ahead */
+    CLN_SUB_GAP_CLOSED = 3,  /* the stream closed (newer epoch, or evicted) with holes */
+};
+
+struct cln_sub_item {
+    enum cln_sub_item_kind kind;
+    uint32_t channel_idx;
+    const char *tag; /* the channel's tag, valid while the channel is added */
+    uint8_t publisher[TRONE_KEY_LEN];
+    uint64_t epoch;             /* EVENT, GAP */
+    uint64_t seq;               /* EVENT: its seq; GAP: first missing seq */
+    uint64_t count;             /* GAP: events missing; NOTICE: events the replica dropped */
+    uint64_t time_us;           /* EVENT: publisher time; NOTICE: 0 */
+    const uint8_t *payload;     /* EVENT: valid until the next call into the core */
+    uint32_t payload_size;
+    enum cln_sub_gap_reason reason; /* GAP */
+    uint32_t replica;               /* NOTICE: the reporting replica */
+    bool trusted;                   /* NOTICE: true on CFT channels; BFT: one replica's word */
+};
+
+struct cln_sub_output {
+    uint32_t item_count;
+    const struct cln_sub_item *items; /* core-owned, valid until the next call */
+    uint64_t deadline_us;             /* call cln_sub_tick by then; UINT64_MAX for never */
+    uint64_t dropped;                 /* copies dropped by this call: duplicates, replays,
+                                         forgeries, over the bounds (diagnostics) */
+};
+
+struct cln_sub_channel;
+struct cln_sub_stream;
+struct cln_sub_floor;
+
+struct cln_sub {
+    struct cln_sub_config cfg;
+    uint32_t channel_count;
+    struct cln_sub_channel *channels; /* channels_max */
+    struct cln_sub_stream *streams;   /* streams_max */
+    struct cln_sub_floor *floors;     /* publishers_max */
+    uint64_t held_bytes;
+    uint64_t clock;                   /* logical use counter for least-recently-used choices */
+    uint64_t dropped;                 /* copies dropped during the current call */
+    uint32_t item_count;
+    struct buf items;                 /* struct cln_sub_item array of the current output */
+    struct buf arena;                 /* payload bytes of the current output */
+};
+
+/* Checks the config (n >= 1, f such that n >= 2f+1; zero fields take the defaults) and
+ * allocates the tables. Returns 0, TRONE_ECONFIG or TRONE_ENOMEM (s is then closed). The
+ * caller owns s and must call cln_sub_close after success. */
+TRONE_MUST_CHECK int cln_sub_init(struct cln_sub *s, const struct cln_sub_config *cfg);
+/* Frees everything. Safe on a zeroed or closed s. */
+void cln_sub_close(struct cln_sub *s);
+
+/* Adds channel tag with its class. publishers (count entries, copied; may be NULL with count
+ * 0 when unknown) lists the authorized publishers' keys: events of other publishers are
+ * dropped, and a single PKS copy is accepted only for a listed publisher (with no list, BFT
+ * channels decide by f+1 votes only). Returns the channel index (>= 0) or TRONE_EINVAL (bad
+ * tag, class, count over TRONE_CHANNEL_MEMBERS_MAX), TRONE_ECONFIG (BFT class with n < 3f+1),
+ * TRONE_EEXIST, TRONE_EFULL, TRONE_ENOMEM. Unchanged on error. */
+TRONE_MUST_CHECK int cln_sub_channel_add(struct cln_sub *s, const char *tag,
+                                         const struct brk_class *cls,
+                                         const uint8_t (*publishers)[TRONE_KEY_LEN],
+                                         uint32_t publisher_count);
+/* Finds a channel by tag: its index or TRONE_ENOENT. */
+int cln_sub_channel_find(const struct cln_sub *s, const char *tag);
+
+/* One message from replica (0..n-1), borrowed for the call: DELIVER or GAP. Fills out with
+ * what became deliverable. Returns 0; TRONE_EBADMSG for a malformed message or a type a
+ * subscriber does not take (out is then empty and the core unchanged: the caller may drop
+ * the connection); a message for a channel not added is ignored (0, counted in dropped).
+ * Never asserts on message contents. */
+TRONE_MUST_CHECK int cln_sub_receive(struct cln_sub *s, uint32_t replica, const uint8_t *data,
+                                     size_t size, uint64_t now_us, struct cln_sub_output *out);
+
+/* Timer: reports gaps waited for long enough, closes finished streams. Returns 0 or
+ * TRONE_ENOMEM (an output could not be built; state stays consistent). */
+TRONE_MUST_CHECK int cln_sub_tick(struct cln_sub *s, uint64_t now_us,
+                                  struct cln_sub_output *out);
+
+#endif

@@ -1,0 +1,96 @@
+/* cln_sub_internal.h: private state of the subscriber core shared by cln_sub.c (config,
+ * channels, messages, output) and cln_sub_stream.c (per-stream voting, FIFO window, gaps).
+ * No I/O, no clock, no randomness. */
+#ifndef TRONE_CLN_SUB_INTERNAL_H
+#define TRONE_CLN_SUB_INTERNAL_H
+
+#include "chan/chan_msg.h"
+#include "client/cln_sub.h"
+
+struct cln_sub_channel {
+    char tag[TRONE_TAG_MAX + 1];
+    struct brk_class cls;
+    uint32_t publisher_count;
+    uint8_t (*publishers)[TRONE_KEY_LEN]; /* owned; NULL when the list is unknown */
+};
+
+/* One distinct copy (by match digest) of a seq, with the replicas that sent it. */
+struct cln_sub_copy {
+    uint8_t digest[TRONE_HASH_LEN];
+    uint64_t voters;   /* bit r: replica r sent this copy */
+    uint64_t time_us;
+    uint8_t *bytes;    /* owned: auth then payload */
+    uint16_t auth_size;
+    uint32_t payload_size;
+    bool verify_tried; /* its PKS signature was checked (and failed, or it was decided) */
+};
+
+/* A seq held in a stream's window. */
+struct cln_sub_slot {
+    uint64_t seq;     /* 0: empty */
+    uint64_t voted;   /* bit r: replica r already sent a copy of this seq */
+    int32_t decided;  /* index of the decided copy, -1 while undecided */
+    uint32_t copy_count;
+    struct cln_sub_copy *copies; /* copies_max entries inside the stream's array */
+};
+
+/* One (channel, publisher, epoch) stream. */
+struct cln_sub_stream {
+    bool used;
+    uint32_t channel_idx;
+    uint8_t publisher[TRONE_KEY_LEN];
+    uint64_t epoch;
+    uint64_t next_seq;         /* next seq to deliver; 0 while not started */
+    uint64_t wait_since_us;    /* UINT64_MAX unless waiting for next_seq */
+    uint64_t wait_seq;         /* the next_seq being waited for */
+    uint64_t closing_since_us; /* UINT64_MAX while open */
+    uint64_t last_use;         /* logical clock of the last copy */
+    bool ever_decided;
+    uint32_t held_count;       /* used slots */
+    uint32_t decided_held;     /* decided slots (all above next_seq) */
+    uint32_t copies_max;       /* copies per slot: 1 (CFT without PKS) or n */
+    struct cln_sub_slot *slots;   /* window entries, indexed by seq % window */
+    struct cln_sub_copy *copies;  /* window * copies_max */
+    uint32_t floor_idx;        /* cached index of the publisher's floor (checked on use) */
+    uint64_t ahead[TRONE_REPLICAS_MAX]; /* highest seq beyond the window sent by replica r */
+};
+
+/* Replay floor of one (channel, publisher): its newest decided epoch and next seq there. */
+struct cln_sub_floor {
+    bool used;
+    uint32_t channel_idx;
+    uint8_t publisher[TRONE_KEY_LEN];
+    uint64_t epoch;
+    uint64_t next_seq;
+    uint64_t last_use;
+};
+
+/* Output (cln_sub.c). Errors are sticky in s->items / s->arena and reported at the end. */
+void cln_sub__emit_event(struct cln_sub *s, const struct cln_sub_stream *st, uint64_t seq,
+                         uint64_t time_us, const uint8_t *payload, uint32_t payload_size);
+void cln_sub__emit_gap(struct cln_sub *s, const struct cln_sub_stream *st, uint64_t seq,
+                       uint64_t count, enum cln_sub_gap_reason reason);
+
+/* Floors (cln_sub_stream.c). */
+struct cln_sub_floor *cln_sub__floor_find(struct cln_sub *s, uint32_t channel_idx,
+                                          const uint8_t publisher[TRONE_KEY_LEN]);
+
+/* Streams (cln_sub_stream.c). */
+struct cln_sub_stream *cln_sub__stream_find(struct cln_sub *s, uint32_t channel_idx,
+                                            const uint8_t publisher[TRONE_KEY_LEN],
+                                            uint64_t epoch);
+/* Opens a stream, evicting (and flushing) the least useful one when the table is full.
+ * NULL on allocation failure. */
+struct cln_sub_stream *cln_sub__stream_open(struct cln_sub *s, uint32_t channel_idx,
+                                            const uint8_t publisher[TRONE_KEY_LEN],
+                                            uint64_t epoch);
+/* One copy of an event from replica into st. */
+void cln_sub__stream_copy(struct cln_sub *s, struct cln_sub_stream *st, uint32_t replica,
+                          const struct chan_event *e, uint64_t now_us);
+/* Gap timeout and closing of one stream. */
+void cln_sub__stream_tick(struct cln_sub *s, struct cln_sub_stream *st, uint64_t now_us);
+/* Delivers what st holds in order (gaps between reported), then frees it. */
+void cln_sub__stream_close(struct cln_sub *s, struct cln_sub_stream *st);
+uint64_t cln_sub__stream_deadline(const struct cln_sub *s, const struct cln_sub_stream *st);
+
+#endif

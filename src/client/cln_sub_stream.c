@@ -1,0 +1,546 @@
+/* cln_sub_stream.c: one subscriber stream (channel, publisher, epoch): holding copies in a
+ * bounded window, deciding them (first copy, f+1 matching votes or a verified PKS signature),
+ * delivering in seq order, waiting for gaps and skipping them; and the replay floors.
+ * No I/O, no clock, no randomness (cln_sub.h states the rules). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "chan/chan_auth.h"
+#include "client/cln_sub_internal.h"
+#include "core/assert.h"
+
+/* ---- Floors ---- */
+
+struct cln_sub_floor *cln_sub__floor_find(struct cln_sub *s, uint32_t channel_idx,
+                                          const uint8_t publisher[TRONE_KEY_LEN])
+{
+    for (uint32_t i = 0; i < s->cfg.publishers_max; i++) {
+        struct cln_sub_floor *fl = &s->floors[i];
+        if (fl->used && fl->channel_idx == channel_idx &&
+            memcmp(fl->publisher, publisher, TRONE_KEY_LEN) == 0) {
+            fl->last_use = ++s->clock;
+            return fl;
+        }
+    }
+    return NULL;
+}
+
+/* The floor of st's publisher through the stream's cached index, or NULL. */
+static struct cln_sub_floor *cln_sub_floor_of(struct cln_sub *s, struct cln_sub_stream *st)
+{
+    struct cln_sub_floor *fl = &s->floors[st->floor_idx];
+    if (fl->used && fl->channel_idx == st->channel_idx &&
+        memcmp(fl->publisher, st->publisher, TRONE_KEY_LEN) == 0) {
+        fl->last_use = ++s->clock;
+        return fl;
+    }
+    fl = cln_sub__floor_find(s, st->channel_idx, st->publisher);
+    if (fl != NULL) {
+        st->floor_idx = (uint32_t)(fl - s->floors);
+    }
+    return fl;
+}
+
+/* Finds or makes the floor of st's publisher, forgetting the least recently used one when
+ * the table is full (its publisher's old epochs could then be replayed: a documented bound). */
+static struct cln_sub_floor *cln_sub_floor_get(struct cln_sub *s, struct cln_sub_stream *st)
+{
+    struct cln_sub_floor *fl = cln_sub_floor_of(s, st);
+    if (fl != NULL) {
+        return fl;
+    }
+    struct cln_sub_floor *victim = &s->floors[0];
+    for (uint32_t i = 0; i < s->cfg.publishers_max && victim->used; i++) {
+        if (!s->floors[i].used || s->floors[i].last_use < victim->last_use) {
+            victim = &s->floors[i];
+        }
+    }
+    memset(victim, 0, sizeof(*victim));
+    victim->used = true;
+    victim->channel_idx = st->channel_idx;
+    memcpy(victim->publisher, st->publisher, TRONE_KEY_LEN);
+    victim->last_use = ++s->clock;
+    st->floor_idx = (uint32_t)(victim - s->floors);
+    return victim;
+}
+
+/* ---- Slots ---- */
+
+static void cln_sub_slot_free(struct cln_sub *s, struct cln_sub_stream *st,
+                              struct cln_sub_slot *slot)
+{
+    TRONE_ASSERT(slot->seq != 0);
+    TRONE_ASSERT(st->held_count > 0);
+    for (uint32_t i = 0; i < slot->copy_count; i++) {
+        struct cln_sub_copy *c = &slot->copies[i];
+        uint64_t size = (uint64_t)c->auth_size + c->payload_size;
+        TRONE_ASSERT(s->held_bytes >= size);
+        s->held_bytes -= size;
+        free(c->bytes);
+        memset(c, 0, sizeof(*c));
+    }
+    if (slot->decided >= 0) {
+        TRONE_ASSERT(st->decided_held > 0);
+        st->decided_held--;
+    }
+    st->held_count--;
+    slot->seq = 0;
+    slot->voted = 0;
+    slot->decided = -1;
+    slot->copy_count = 0;
+}
+
+static struct cln_sub_slot *cln_sub_slot_of(const struct cln_sub *s,
+                                            const struct cln_sub_stream *st, uint64_t seq)
+{
+    return &st->slots[seq % s->cfg.window];
+}
+
+/* The slot for seq, claimed if empty. A started stream maps its window one to one. A stream
+ * not started yet keeps the lower seq on a collision (the stream starts at its lowest). */
+static struct cln_sub_slot *cln_sub_slot_claim(struct cln_sub *s, struct cln_sub_stream *st,
+                                               uint64_t seq)
+{
+    struct cln_sub_slot *slot = cln_sub_slot_of(s, st, seq);
+    if (slot->seq != 0 && slot->seq != seq) {
+        TRONE_ASSERT(st->next_seq == 0);
+        if (slot->seq < seq) {
+            return NULL;
+        }
+        cln_sub_slot_free(s, st, slot);
+    }
+    if (slot->seq == 0) {
+        slot->seq = seq;
+        st->held_count++;
+    }
+    return slot;
+}
+
+/* ---- Delivery in order ---- */
+
+static void cln_sub_floor_update(struct cln_sub *s, struct cln_sub_stream *st)
+{
+    struct cln_sub_floor *fl = cln_sub_floor_of(s, st);
+    if (fl != NULL && fl->epoch == st->epoch && st->next_seq > fl->next_seq) {
+        fl->next_seq = st->next_seq;
+    }
+}
+
+static void cln_sub_emit_slot(struct cln_sub *s, struct cln_sub_stream *st,
+                              struct cln_sub_slot *slot)
+{
+    TRONE_ASSERT(slot->decided >= 0);
+    const struct cln_sub_copy *c = &slot->copies[slot->decided];
+    cln_sub__emit_event(s, st, slot->seq, c->time_us, c->bytes + c->auth_size,
+                        c->payload_size);
+    cln_sub_slot_free(s, st, slot);
+}
+
+/* Delivers the decided seqs that follow next_seq without a hole. */
+static void cln_sub_drain(struct cln_sub *s, struct cln_sub_stream *st)
+{
+    TRONE_ASSERT(st->next_seq != 0);
+    for (uint32_t i = 0; i < s->cfg.window; i++) {
+        struct cln_sub_slot *slot = cln_sub_slot_of(s, st, st->next_seq);
+        if (slot->seq != st->next_seq || slot->decided < 0) {
+            break;
+        }
+        cln_sub_emit_slot(s, st, slot);
+        st->next_seq++;
+    }
+    cln_sub_floor_update(s, st);
+}
+
+/* Delivers in order every decided seq below end, reports holes as gaps (the one before end
+ * too if report_tail), frees the rest, and moves next_seq to end. */
+static void cln_sub_flush_until(struct cln_sub *s, struct cln_sub_stream *st, uint64_t end,
+                                enum cln_sub_gap_reason reason, bool report_tail)
+{
+    TRONE_ASSERT(st->next_seq != 0);
+    TRONE_ASSERT(end >= st->next_seq);
+    uint64_t hole = st->next_seq; /* first seq of the current hole */
+    for (uint32_t k = 0; k < s->cfg.window && st->next_seq + k < end; k++) {
+        uint64_t seq = st->next_seq + k;
+        struct cln_sub_slot *slot = cln_sub_slot_of(s, st, seq);
+        if (slot->seq != seq) {
+            continue;
+        }
+        if (slot->decided < 0) {
+            cln_sub_slot_free(s, st, slot);
+            continue;
+        }
+        if (seq > hole) {
+            cln_sub__emit_gap(s, st, hole, seq - hole, reason);
+        }
+        cln_sub_emit_slot(s, st, slot);
+        hole = seq + 1;
+    }
+    if (report_tail && end > hole) {
+        cln_sub__emit_gap(s, st, hole, end - hole, reason);
+    }
+    st->next_seq = report_tail ? end : hole;
+    cln_sub_floor_update(s, st);
+}
+
+/* Restarts the gap timer whenever a later seq is decided while next_seq is missing. */
+static void cln_sub_wait_update(struct cln_sub_stream *st, uint64_t now_us)
+{
+    if (st->decided_held == 0) {
+        st->wait_since_us = UINT64_MAX;
+    } else if (st->wait_since_us == UINT64_MAX || st->wait_seq != st->next_seq) {
+        st->wait_since_us = now_us;
+        st->wait_seq = st->next_seq;
+    }
+}
+
+/* ---- Streams ---- */
+
+struct cln_sub_stream *cln_sub__stream_find(struct cln_sub *s, uint32_t channel_idx,
+                                            const uint8_t publisher[TRONE_KEY_LEN],
+                                            uint64_t epoch)
+{
+    for (uint32_t i = 0; i < s->cfg.streams_max; i++) {
+        struct cln_sub_stream *st = &s->streams[i];
+        if (st->used && st->epoch == epoch && st->channel_idx == channel_idx &&
+            memcmp(st->publisher, publisher, TRONE_KEY_LEN) == 0) {
+            return st;
+        }
+    }
+    return NULL;
+}
+
+void cln_sub__stream_close(struct cln_sub *s, struct cln_sub_stream *st)
+{
+    TRONE_ASSERT(st->used);
+    if (st->next_seq != 0 && st->held_count > 0) {
+        cln_sub_flush_until(s, st, st->next_seq + s->cfg.window, CLN_SUB_GAP_CLOSED, false);
+    }
+    for (uint32_t i = 0; i < s->cfg.window && st->held_count > 0; i++) {
+        if (st->slots[i].seq != 0) {
+            cln_sub_slot_free(s, st, &st->slots[i]);
+        }
+    }
+    TRONE_ASSERT(st->held_count == 0);
+    free(st->slots);
+    free(st->copies);
+    memset(st, 0, sizeof(*st));
+}
+
+/* The stream to give up when the table is full: the least recently used one that never
+ * decided anything (forged epochs land there), else the least recently used. */
+static struct cln_sub_stream *cln_sub_stream_victim(struct cln_sub *s)
+{
+    struct cln_sub_stream *best = NULL;
+    for (uint32_t i = 0; i < s->cfg.streams_max; i++) {
+        struct cln_sub_stream *st = &s->streams[i];
+        if (!st->used) {
+            return st;
+        }
+        if (best == NULL || (!st->ever_decided && best->ever_decided) ||
+            (st->ever_decided == best->ever_decided && st->last_use < best->last_use)) {
+            best = st;
+        }
+    }
+    TRONE_ASSERT(best != NULL);
+    cln_sub__stream_close(s, best);
+    return best;
+}
+
+struct cln_sub_stream *cln_sub__stream_open(struct cln_sub *s, uint32_t channel_idx,
+                                            const uint8_t publisher[TRONE_KEY_LEN],
+                                            uint64_t epoch)
+{
+    const struct cln_sub_channel *ch = &s->channels[channel_idx];
+    uint32_t copies_max = ch->cls.fault == BRK_FAULT_CFT && ch->cls.method != BRK_METHOD_PKS
+                              ? 1u
+                              : s->cfg.n;
+    struct cln_sub_slot *slots = calloc(s->cfg.window, sizeof(*slots));
+    struct cln_sub_copy *copies = calloc((size_t)s->cfg.window * copies_max, sizeof(*copies));
+    if (slots == NULL || copies == NULL) {
+        free(slots);
+        free(copies);
+        return NULL;
+    }
+    struct cln_sub_stream *st = cln_sub_stream_victim(s);
+    st->used = true;
+    st->channel_idx = channel_idx;
+    memcpy(st->publisher, publisher, TRONE_KEY_LEN);
+    st->epoch = epoch;
+    st->wait_since_us = UINT64_MAX;
+    st->closing_since_us = UINT64_MAX;
+    st->last_use = ++s->clock;
+    st->copies_max = copies_max;
+    st->slots = slots;
+    st->copies = copies;
+    for (uint32_t i = 0; i < s->cfg.window; i++) {
+        slots[i].decided = -1;
+        slots[i].copies = &copies[(size_t)i * copies_max];
+    }
+    const struct cln_sub_floor *fl = cln_sub__floor_find(s, channel_idx, publisher);
+    if (fl != NULL) {
+        st->floor_idx = (uint32_t)(fl - s->floors);
+    }
+    if (fl != NULL && fl->epoch == epoch) {
+        st->next_seq = fl->next_seq; /* resumes after an eviction: no replays */
+        st->ever_decided = true;
+    }
+    return st;
+}
+
+/* ---- Deciding ---- */
+
+/* A decision in a newer epoch closes the publisher's older streams (after what they hold). */
+static void cln_sub_epoch_advance(struct cln_sub *s, struct cln_sub_stream *st, uint64_t now_us)
+{
+    struct cln_sub_floor *fl = cln_sub_floor_get(s, st);
+    if (fl->next_seq != 0 && fl->epoch >= st->epoch) {
+        return;
+    }
+    fl->epoch = st->epoch;
+    fl->next_seq = st->next_seq;
+    for (uint32_t i = 0; i < s->cfg.streams_max; i++) {
+        struct cln_sub_stream *old = &s->streams[i];
+        if (old->used && old->epoch < st->epoch && old->channel_idx == st->channel_idx &&
+            old->closing_since_us == UINT64_MAX &&
+            memcmp(old->publisher, st->publisher, TRONE_KEY_LEN) == 0) {
+            old->closing_since_us = now_us;
+        }
+    }
+}
+
+/* The stream starts at its first decided seq: anything held outside the window is dropped. */
+static void cln_sub_start(struct cln_sub *s, struct cln_sub_stream *st, uint64_t seq)
+{
+    TRONE_ASSERT(st->next_seq == 0);
+    for (uint32_t i = 0; i < s->cfg.window && st->held_count > 0; i++) {
+        struct cln_sub_slot *slot = &st->slots[i];
+        if (slot->seq != 0 && (slot->seq < seq || slot->seq - seq >= s->cfg.window)) {
+            cln_sub_slot_free(s, st, slot);
+        }
+    }
+    st->next_seq = seq;
+}
+
+static void cln_sub_decide(struct cln_sub *s, struct cln_sub_stream *st,
+                           struct cln_sub_slot *slot, uint32_t copy_idx, uint64_t now_us)
+{
+    TRONE_ASSERT(slot->decided < 0);
+    TRONE_ASSERT(copy_idx < slot->copy_count);
+    slot->decided = (int32_t)copy_idx;
+    st->decided_held++;
+    st->ever_decided = true;
+    if (st->next_seq == 0) {
+        cln_sub_start(s, st, slot->seq);
+    }
+    cln_sub_epoch_advance(s, st, now_us);
+    cln_sub_drain(s, st);
+    cln_sub_wait_update(st, now_us);
+}
+
+static uint32_t cln_sub_popcount(uint64_t v)
+{
+    uint32_t count = 0;
+    for (uint32_t i = 0; i < 64 && v != 0; i++) {
+        count += (uint32_t)(v & 1u);
+        v >>= 1;
+    }
+    return count;
+}
+
+/* Does copy c (just voted for) decide its seq? CFT without PKS: the first copy. PKS: its
+ * signature, checked once per distinct copy, when the publisher is known to be authorized
+ * (listed, or CFT where replicas do not lie). BFT: f+1 replicas sent this very copy. */
+static bool cln_sub_decides(const struct cln_sub *s, const struct cln_sub_stream *st,
+                            struct cln_sub_copy *c, const struct chan_event *e)
+{
+    const struct cln_sub_channel *ch = &s->channels[st->channel_idx];
+    bool bft = ch->cls.fault == BRK_FAULT_BFT;
+    if (!bft && ch->cls.method != BRK_METHOD_PKS) {
+        return true;
+    }
+    if (ch->cls.method == BRK_METHOD_PKS && !c->verify_tried &&
+        (ch->publisher_count > 0 || !bft)) {
+        c->verify_tried = true;
+        if (chan_auth_verify(ch->tag, st->publisher, e) == 0) {
+            return true;
+        }
+    }
+    return bft && cln_sub_popcount(c->voters) >= s->cfg.f + 1u;
+}
+
+/* ---- Copies ---- */
+
+/* The slot's copy matching e (its vote is added by the caller), stored if new. -1 when it
+ * cannot be held (copies or bytes bound reached, no memory): the copy is dropped. */
+static int cln_sub_copy_add(struct cln_sub *s, const struct cln_sub_stream *st,
+                            struct cln_sub_slot *slot, const struct chan_event *e)
+{
+    const struct cln_sub_channel *ch = &s->channels[st->channel_idx];
+    uint8_t digest[TRONE_HASH_LEN];
+    chan_auth_digest(digest, ch->tag, st->publisher, e);
+    for (uint32_t i = 0; i < slot->copy_count; i++) {
+        if (memcmp(slot->copies[i].digest, digest, TRONE_HASH_LEN) == 0) {
+            return (int)i;
+        }
+    }
+    uint64_t size = (uint64_t)e->auth_size + e->payload_size;
+    if (slot->copy_count >= st->copies_max || s->held_bytes + size > s->cfg.held_bytes_max) {
+        return -1;
+    }
+    uint8_t *bytes = size > 0 ? malloc((size_t)size) : NULL;
+    if (size > 0 && bytes == NULL) {
+        return -1;
+    }
+    if (e->auth_size > 0) {
+        memcpy(bytes, e->auth, e->auth_size);
+    }
+    if (e->payload_size > 0) {
+        memcpy(bytes + e->auth_size, e->payload, e->payload_size);
+    }
+    struct cln_sub_copy *c = &slot->copies[slot->copy_count++];
+    memcpy(c->digest, digest, TRONE_HASH_LEN);
+    c->voters = 0;
+    c->time_us = e->time_us;
+    c->bytes = bytes;
+    c->auth_size = e->auth_size;
+    c->payload_size = e->payload_size;
+    c->verify_tried = false;
+    s->held_bytes += size;
+    return (int)(slot->copy_count - 1);
+}
+
+/* A copy beyond the window of a started stream. The window moves forward (skipping the
+ * oldest seqs with a gap report) only once replicas that cannot all be faulty went there:
+ * one replica on CFT channels, f+1 on BFT ones. Returns true if seq now fits the window. */
+static bool cln_sub_slide(struct cln_sub *s, struct cln_sub_stream *st, uint32_t replica,
+                          uint64_t seq)
+{
+    const struct cln_sub_channel *ch = &s->channels[st->channel_idx];
+    uint32_t need = ch->cls.fault == BRK_FAULT_BFT ? s->cfg.f + 1u : 1u;
+    uint64_t sorted[TRONE_REPLICAS_MAX];
+    st->ahead[replica] = st->ahead[replica] > seq ? st->ahead[replica] : seq;
+    for (uint32_t i = 0; i < s->cfg.n; i++) {
+        uint64_t v = st->ahead[i];
+        uint32_t j = i;
+        for (; j > 0 && sorted[j - 1] < v; j--) {
+            sorted[j] = sorted[j - 1];
+        }
+        sorted[j] = v;
+    }
+    uint64_t target = sorted[need - 1];
+    if (target < st->next_seq || target - st->next_seq < s->cfg.window) {
+        return false;
+    }
+    cln_sub_flush_until(s, st, target - s->cfg.window + 1, CLN_SUB_GAP_WINDOW, true);
+    cln_sub_drain(s, st);
+    return seq >= st->next_seq && seq - st->next_seq < s->cfg.window;
+}
+
+/* CFT without PKS, the next seq in order and nothing held for it: deliver straight away. */
+static bool cln_sub_fast_path(struct cln_sub *s, struct cln_sub_stream *st,
+                              const struct chan_event *e, uint64_t now_us)
+{
+    const struct cln_sub_channel *ch = &s->channels[st->channel_idx];
+    if (st->copies_max != 1 || ch->cls.method == BRK_METHOD_PKS || st->next_seq == 0 ||
+        e->seq != st->next_seq || cln_sub_slot_of(s, st, e->seq)->seq != 0) {
+        return false;
+    }
+    cln_sub__emit_event(s, st, e->seq, e->time_us, e->payload, e->payload_size);
+    st->next_seq++;
+    cln_sub_drain(s, st);
+    cln_sub_wait_update(st, now_us);
+    return true;
+}
+
+void cln_sub__stream_copy(struct cln_sub *s, struct cln_sub_stream *st, uint32_t replica,
+                          const struct chan_event *e, uint64_t now_us)
+{
+    TRONE_ASSERT(replica < s->cfg.n);
+    TRONE_ASSERT(e->seq != 0);
+    st->last_use = ++s->clock;
+    if (st->next_seq != 0 && e->seq < st->next_seq) {
+        s->dropped++; /* a duplicate or a replay */
+        return;
+    }
+    if (cln_sub_fast_path(s, st, e, now_us)) {
+        return;
+    }
+    if (st->next_seq != 0 && e->seq - st->next_seq >= s->cfg.window &&
+        !cln_sub_slide(s, st, replica, e->seq)) {
+        s->dropped++;
+        return;
+    }
+    struct cln_sub_slot *slot = cln_sub_slot_claim(s, st, e->seq);
+    uint64_t bit = (uint64_t)1 << replica;
+    if (slot == NULL || (slot->voted & bit) != 0 || slot->decided >= 0) {
+        s->dropped++; /* one vote per replica and seq; decided seqs wait for their turn */
+        if (slot != NULL) {
+            slot->voted |= bit;
+        }
+        return;
+    }
+    slot->voted |= bit;
+    int idx = cln_sub_copy_add(s, st, slot, e);
+    if (idx < 0) {
+        s->dropped++;
+        if (slot->copy_count == 0) {
+            cln_sub_slot_free(s, st, slot);
+        }
+        return;
+    }
+    struct cln_sub_copy *c = &slot->copies[idx];
+    c->voters |= bit;
+    if (cln_sub_decides(s, st, c, e)) {
+        cln_sub_decide(s, st, slot, (uint32_t)idx, now_us);
+    }
+}
+
+/* ---- Time ---- */
+
+/* Has wait_us passed since since_us? A clock that went backwards counts as no time. */
+static bool cln_sub_elapsed(uint64_t now_us, uint64_t since_us, uint64_t wait_us)
+{
+    return now_us >= since_us && now_us - since_us >= wait_us;
+}
+
+/* Skips the missing seqs before the lowest decided one, reporting them as a gap. */
+static void cln_sub_skip_gap(struct cln_sub *s, struct cln_sub_stream *st)
+{
+    for (uint32_t k = 1; k < s->cfg.window; k++) {
+        struct cln_sub_slot *slot = cln_sub_slot_of(s, st, st->next_seq + k);
+        if (slot->seq == st->next_seq + k && slot->decided >= 0) {
+            cln_sub_flush_until(s, st, slot->seq, CLN_SUB_GAP_TIMEOUT, true);
+            cln_sub_drain(s, st);
+            return;
+        }
+    }
+}
+
+void cln_sub__stream_tick(struct cln_sub *s, struct cln_sub_stream *st, uint64_t now_us)
+{
+    TRONE_ASSERT(st->used);
+    if (st->closing_since_us != UINT64_MAX &&
+        (st->held_count == 0 ||
+         cln_sub_elapsed(now_us, st->closing_since_us, s->cfg.gap_wait_us))) {
+        cln_sub__stream_close(s, st);
+        return;
+    }
+    if (st->wait_since_us != UINT64_MAX &&
+        cln_sub_elapsed(now_us, st->wait_since_us, s->cfg.gap_wait_us)) {
+        cln_sub_skip_gap(s, st);
+        cln_sub_wait_update(st, now_us);
+    }
+}
+
+uint64_t cln_sub__stream_deadline(const struct cln_sub *s, const struct cln_sub_stream *st)
+{
+    uint64_t deadline = UINT64_MAX;
+    if (st->closing_since_us != UINT64_MAX) {
+        deadline = st->held_count == 0 ? st->closing_since_us
+                                       : st->closing_since_us + s->cfg.gap_wait_us;
+    }
+    if (st->wait_since_us != UINT64_MAX && st->wait_since_us + s->cfg.gap_wait_us < deadline) {
+        deadline = st->wait_since_us + s->cfg.gap_wait_us;
+    }
+    return deadline;
+}

@@ -1,0 +1,558 @@
+/* rt_events.c: the client's event path runtime: turns session events of the shared rt_client
+ * into inputs of the publisher and subscriber cores and carries out their outputs (PUBLISH
+ * messages per replica, deliveries into the application's queues, one timer at the earliest
+ * deadline). ATTACH is sent on every session that opens, so a reconnect re-attaches. */
+#include "rt/rt_events.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+#include <uv.h>
+
+#include "chan/chan_msg.h"
+#include "client/cln_sub.h"
+#include "core/assert.h"
+#include "core/log.h"
+#include "rt/rt_conn.h"
+
+_Static_assert(2u * CLN_PUB_UNACKED_EVENTS_DEFAULT <= CLN_SUB_WINDOW_MAX, "window fits the core");
+
+#define RT_EVENTS_COMP "events"
+/* Unwritten bytes per connection above which no more PUBLISH messages are built for it. */
+#define RT_EVENTS_BACKLOG_MAX (1024u * 1024u)
+/* While a connection is backlogged, look again this often (writes do not wake us). */
+#define RT_EVENTS_BACKLOG_RETRY_MS 20u
+/* A replica that refused an ATTACH is asked again this often (its table may lag). */
+#define RT_EVENTS_ATTACH_RETRY_MS 1000u
+/* A subscription fails once f+1 replicas refused it this many times in a row. */
+#define RT_EVENTS_REFUSALS_MAX 3u
+/* Seqs the subscriber core holds per stream (see rt_events_cores_init). */
+#define RT_EVENTS_SUB_WINDOW (2u * CLN_PUB_UNACKED_EVENTS_DEFAULT)
+#define RT_EVENTS_WARN_BURST 10u
+#define RT_EVENTS_WARN_WINDOW_MS 10000u
+
+struct rt_events_sub {
+    bool active;
+    char tag[TRONE_TAG_MAX + 1];
+    int core_idx; /* the channel in the subscriber core */
+    struct rt_events_queue queue;
+    uint64_t attached;                        /* replicas that accepted the ATTACH */
+    uint32_t refusals[TRONE_REPLICAS_MAX];    /* consecutive refusals per replica */
+    int32_t refusal;                          /* the last refusal status */
+    bool announced;                           /* "attached" was logged */
+    int error;                                /* sticky */
+};
+
+struct rt_events {
+    struct rt_client *rtc;
+    uint32_t n;
+    uint32_t f;
+    uv_timer_t timer;
+    struct cln_pub pub;
+    struct cln_sub sub;
+    uint64_t sub_deadline_us;
+    bool backlogged;
+    bool attach_retry;
+    uint64_t arrival;
+    struct buf scratch;
+    struct rt_ratelimit warn_limit;
+    struct rt_events_sub subs[RT_EVENTS_SUBS_MAX];
+};
+
+static uint64_t rt_events_now_us(void) { return uv_hrtime() / 1000u; }
+
+static uint64_t rt_events_wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void rt_events_warn(struct rt_events *e, uint32_t replica, const char *what, int err)
+{
+    uint32_t suppressed = 0;
+    if (rt_ratelimit_allow(&e->warn_limit, uv_now(rt_client_loop(e->rtc)), RT_EVENTS_WARN_BURST,
+                           RT_EVENTS_WARN_WINDOW_MS, &suppressed)) {
+        log_warn(RT_EVENTS_COMP, "msg=\"%s\" replica=%u err=%s suppressed=%u", what, replica,
+                 trone_err_name(err), suppressed);
+    }
+}
+
+/* ---- Sending ------------------------------------------------------------------------------ */
+
+/* Builds PUBLISH messages for replica j while its connection has room. */
+static void rt_events_pump_one(struct rt_events *e, uint32_t j, uint64_t now_us)
+{
+    for (uint32_t i = 0; i < CLN_PUB_UNACKED_EVENTS_DEFAULT; i++) {
+        size_t backlog = rt_client_replica_backlog(e->rtc, j);
+        if (backlog == SIZE_MAX) {
+            return;
+        }
+        if (backlog >= RT_EVENTS_BACKLOG_MAX) {
+            e->backlogged = true;
+            return;
+        }
+        const uint8_t *data = NULL;
+        size_t size = 0;
+        int rc = cln_pub_next_message(&e->pub, j, now_us, &data, &size);
+        if (rc <= 0) {
+            return;
+        }
+        if (rt_client_send(e->rtc, j, data, size) != 0) {
+            return; /* the connection closed; cln_pub resends after the reconnect */
+        }
+    }
+}
+
+static void rt_events_arm(struct rt_events *e);
+
+void rt_events_pump(struct rt_events *e)
+{
+    uint64_t now_us = rt_events_now_us();
+    e->backlogged = false;
+    for (uint32_t j = 0; j < e->n; j++) {
+        rt_events_pump_one(e, j, now_us);
+    }
+    rt_events_arm(e);
+}
+
+/* Sends a tag-only message (ATTACH or DETACH) to replica j if its session is open. */
+static void rt_events_send_tag(struct rt_events *e, uint32_t j, enum chan_msg_type type,
+                               const char *tag)
+{
+    struct chan_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = type;
+    snprintf(m.tag, sizeof(m.tag), "%s", tag);
+    buf_reset(&e->scratch);
+    chan_msg_put_header(&e->scratch, &m);
+    if (e->scratch.error == 0) {
+        (void)rt_client_send(e->rtc, j, e->scratch.data, e->scratch.used);
+    }
+}
+
+/* ---- Deliveries --------------------------------------------------------------------------- */
+
+static struct rt_events_sub *rt_events_sub_of_core(struct rt_events *e, uint32_t core_idx)
+{
+    for (uint32_t i = 0; i < RT_EVENTS_SUBS_MAX; i++) {
+        if (e->subs[i].active && e->subs[i].core_idx == (int)core_idx) {
+            return &e->subs[i];
+        }
+    }
+    return NULL;
+}
+
+/* Queues one item of the subscriber core's output for the application. */
+static void rt_events_deliver(struct rt_events *e, const struct cln_sub_item *item)
+{
+    if (item->kind == CLN_SUB_NOTICE) {
+        log_debug(RT_EVENTS_COMP, "msg=\"replica dropped events for us\" replica=%u count=%llu",
+                  item->replica, (unsigned long long)item->count);
+        return;
+    }
+    struct rt_events_sub *s = rt_events_sub_of_core(e, item->channel_idx);
+    if (s == NULL) {
+        return; /* unsubscribed meanwhile */
+    }
+    struct rt_events_entry entry;
+    memset(&entry, 0, sizeof(entry));
+    entry.kind = item->kind == CLN_SUB_EVENT ? TRONE_EVENT_DATA : TRONE_EVENT_GAP;
+    memcpy(entry.publisher, item->publisher, TRONE_KEY_LEN);
+    entry.epoch = item->epoch;
+    entry.seq = item->seq;
+    entry.time_us = item->time_us;
+    entry.received_us = rt_events_wall_us();
+    entry.lost = item->kind == CLN_SUB_GAP ? item->count : 0;
+    entry.arrival = e->arrival++;
+    entry.payload_size = item->kind == CLN_SUB_EVENT ? item->payload_size : 0;
+    if (entry.payload_size > TRONE_EVENT_PAYLOAD_MAX) {
+        return; /* the core never delivers more than CHAN_PAYLOAD_MAX */
+    }
+    if (rt_events_queue_push(&s->queue, &entry, item->payload) != 0) {
+        log_debug(RT_EVENTS_COMP, "msg=\"queue full, event dropped\" tag=%s", s->tag);
+    }
+}
+
+static void rt_events_sub_output(struct rt_events *e, const struct cln_sub_output *out)
+{
+    for (uint32_t i = 0; i < out->item_count; i++) {
+        rt_events_deliver(e, &out->items[i]);
+    }
+    e->sub_deadline_us = out->deadline_us;
+}
+
+/* ---- Session events ----------------------------------------------------------------------- */
+
+static void rt_events_on_opened(void *ctx, uint32_t replica)
+{
+    struct rt_events *e = ctx;
+    cln_pub_replica_up(&e->pub, replica, rt_events_now_us());
+    for (uint32_t i = 0; i < RT_EVENTS_SUBS_MAX; i++) {
+        struct rt_events_sub *s = &e->subs[i];
+        if (s->active && s->error == 0) {
+            rt_events_send_tag(e, replica, CHAN_MSG_ATTACH, s->tag);
+        }
+    }
+    rt_events_pump(e);
+}
+
+static void rt_events_on_closed(void *ctx, uint32_t replica, int err)
+{
+    struct rt_events *e = ctx;
+    cln_pub_replica_down(&e->pub, replica);
+    for (uint32_t i = 0; i < RT_EVENTS_SUBS_MAX; i++) {
+        e->subs[i].attached &= ~(UINT64_C(1) << replica);
+    }
+    log_debug(RT_EVENTS_COMP, "msg=\"session closed\" replica=%u err=%s", replica,
+              trone_err_name(err));
+}
+
+static uint32_t rt_events_popcount(uint64_t mask)
+{
+    uint32_t count = 0;
+    for (uint32_t j = 0; j < 64; j++) {
+        count += (uint32_t)((mask >> j) & 1u);
+    }
+    return count;
+}
+
+/* An ATTACHED answer: accepted, or refused (retried later; a refusal that f+1 replicas keep
+ * repeating fails the subscription, since at most f replicas lie or lag for long). */
+static int rt_events_on_attached(struct rt_events *e, uint32_t replica, const uint8_t *msg,
+                                 size_t size)
+{
+    struct buf_reader r;
+    struct chan_msg m;
+    int rc = chan_msg_read_header(&r, msg, size, &m);
+    if (rc != 0) {
+        return rc;
+    }
+    int idx = rt_events_sub_find(e, m.tag);
+    if (idx < 0) {
+        return 0; /* detached meanwhile */
+    }
+    struct rt_events_sub *s = &e->subs[idx];
+    if (m.status == 0) {
+        s->attached |= UINT64_C(1) << replica;
+        s->refusals[replica] = 0;
+        uint32_t count = rt_events_popcount(s->attached);
+        if (!s->announced && count >= e->n - e->f) {
+            s->announced = true; /* once per subscription: tests and operators wait for it */
+            log_info(RT_EVENTS_COMP, "msg=\"attached\" tag=%s replicas=%u of=%u", s->tag, count,
+                     e->n);
+        }
+        return 0;
+    }
+    s->attached &= ~(UINT64_C(1) << replica);
+    s->refusal = m.status;
+    s->refusals[replica]++;
+    e->attach_retry = true;
+    uint32_t persistent = 0;
+    for (uint32_t j = 0; j < e->n; j++) {
+        persistent += s->refusals[j] >= RT_EVENTS_REFUSALS_MAX ? 1u : 0u;
+    }
+    if (persistent >= e->f + 1 && s->error == 0) {
+        s->error = m.status < 0 && m.status >= TRONE_EUNAVAIL ? m.status : TRONE_EPERM;
+        log_info(RT_EVENTS_COMP, "msg=\"subscription refused\" tag=%s err=%s", s->tag,
+                 trone_err_name(s->error));
+    }
+    return 0;
+}
+
+static void rt_events_on_message(void *ctx, uint32_t replica, const uint8_t *msg, size_t size)
+{
+    struct rt_events *e = ctx;
+    uint64_t now_us = rt_events_now_us();
+    int rc = TRONE_EBADMSG;
+    struct cln_sub_output out;
+    switch ((enum chan_msg_type)msg[0]) {
+    case CHAN_MSG_ACK:
+        rc = cln_pub_receive(&e->pub, replica, msg, size, now_us);
+        break;
+    case CHAN_MSG_ATTACHED:
+        rc = rt_events_on_attached(e, replica, msg, size);
+        break;
+    case CHAN_MSG_DELIVER:
+    case CHAN_MSG_GAP:
+        rc = cln_sub_receive(&e->sub, replica, msg, size, now_us, &out);
+        if (rc == 0) {
+            rt_events_sub_output(e, &out);
+        }
+        break;
+    default:
+        break; /* PUBLISH, ATTACH, DETACH never come from a replica */
+    }
+    if (rc != 0) {
+        rt_events_warn(e, replica, "bad event message, dropping the connection", rc);
+        rt_client_replica_drop(e->rtc, replica, rc);
+    }
+    rt_events_pump(e);
+}
+
+/* ---- Timer -------------------------------------------------------------------------------- */
+
+static void rt_events_attach_retry(struct rt_events *e)
+{
+    e->attach_retry = false;
+    for (uint32_t i = 0; i < RT_EVENTS_SUBS_MAX; i++) {
+        struct rt_events_sub *s = &e->subs[i];
+        if (!s->active || s->error != 0) {
+            continue;
+        }
+        for (uint32_t j = 0; j < e->n; j++) {
+            if (s->refusals[j] > 0 && rt_client_replica_open(e->rtc, j)) {
+                rt_events_send_tag(e, j, CHAN_MSG_ATTACH, s->tag);
+            }
+        }
+    }
+}
+
+static void rt_events_on_timer(uv_timer_t *timer)
+{
+    struct rt_events *e = timer->data;
+    uint64_t now_us = rt_events_now_us();
+    if (cln_pub_deadline(&e->pub) <= now_us) {
+        cln_pub_tick(&e->pub, now_us);
+    }
+    if (e->sub_deadline_us <= now_us) {
+        struct cln_sub_output out;
+        if (cln_sub_tick(&e->sub, now_us, &out) == 0) {
+            rt_events_sub_output(e, &out);
+        } else {
+            e->sub_deadline_us = now_us + 1000u * RT_EVENTS_BACKLOG_RETRY_MS;
+        }
+    }
+    if (e->attach_retry) {
+        rt_events_attach_retry(e);
+    }
+    rt_events_pump(e);
+}
+
+/* Arms the timer at the earliest deadline of the cores and the retries. */
+static void rt_events_arm(struct rt_events *e)
+{
+    uint64_t now_us = rt_events_now_us();
+    uint64_t deadline = cln_pub_deadline(&e->pub);
+    deadline = e->sub_deadline_us < deadline ? e->sub_deadline_us : deadline;
+    if (e->backlogged) {
+        uint64_t retry = now_us + 1000u * RT_EVENTS_BACKLOG_RETRY_MS;
+        deadline = retry < deadline ? retry : deadline;
+    }
+    if (e->attach_retry) {
+        uint64_t retry = now_us + 1000u * RT_EVENTS_ATTACH_RETRY_MS;
+        deadline = retry < deadline ? retry : deadline;
+    }
+    if (deadline == UINT64_MAX) {
+        uv_timer_stop(&e->timer);
+        return;
+    }
+    uint64_t delay_ms = deadline > now_us ? (deadline - now_us + 999u) / 1000u : 0;
+    int rc = uv_timer_start(&e->timer, rt_events_on_timer, delay_ms, 0);
+    TRONE_ASSERT(rc == 0);
+}
+
+/* ---- Publishing --------------------------------------------------------------------------- */
+
+int rt_events_pub_open(struct rt_events *e, const char *tag, const struct brk_class *cls)
+{
+    int idx = cln_pub_channel_find(&e->pub, tag);
+    if (idx >= 0) {
+        return idx;
+    }
+    return cln_pub_channel_open(&e->pub, tag, cls);
+}
+
+int rt_events_pub_find(const struct rt_events *e, const char *tag)
+{
+    return cln_pub_channel_find(&e->pub, tag);
+}
+
+int rt_events_publish(struct rt_events *e, uint32_t channel_idx, const void *data, size_t size)
+{
+    if (size > CHAN_PAYLOAD_MAX) {
+        return TRONE_ETOOBIG;
+    }
+    int64_t seq = cln_pub_publish(&e->pub, channel_idx, data, (uint32_t)size, rt_events_wall_us(),
+                                  rt_events_now_us());
+    return seq > 0 ? 0 : (int)seq;
+}
+
+void rt_events_pub_counts(const struct rt_events *e, struct cln_pub_counts *counts)
+{
+    cln_pub_counts(&e->pub, counts);
+}
+
+/* ---- Subscribing -------------------------------------------------------------------------- */
+
+int rt_events_sub_find(const struct rt_events *e, const char *tag)
+{
+    for (uint32_t i = 0; i < RT_EVENTS_SUBS_MAX; i++) {
+        if (e->subs[i].active && strcmp(e->subs[i].tag, tag) == 0) {
+            return (int)i;
+        }
+    }
+    return TRONE_ENOENT;
+}
+
+int rt_events_sub_add(struct rt_events *e, const char *tag, const struct brk_class *cls)
+{
+    if (rt_events_sub_find(e, tag) >= 0) {
+        return TRONE_EEXIST;
+    }
+    uint32_t idx = RT_EVENTS_SUBS_MAX;
+    for (uint32_t i = 0; i < RT_EVENTS_SUBS_MAX && idx == RT_EVENTS_SUBS_MAX; i++) {
+        idx = e->subs[i].active ? idx : i;
+    }
+    if (idx == RT_EVENTS_SUBS_MAX) {
+        return TRONE_EFULL;
+    }
+    /* A channel unsubscribed before stays in the core (it has no removal): reuse it. */
+    int core_idx = cln_sub_channel_find(&e->sub, tag);
+    if (core_idx < 0) {
+        core_idx = cln_sub_channel_add(&e->sub, tag, cls, NULL, 0);
+    }
+    if (core_idx < 0) {
+        return core_idx;
+    }
+    struct rt_events_sub *s = &e->subs[idx];
+    memset(s, 0, sizeof(*s));
+    int rc = rt_events_queue_init(&s->queue, RT_EVENTS_QUEUE_SLOTS, RT_EVENTS_QUEUE_BYTES);
+    if (rc != 0) {
+        return rc;
+    }
+    s->active = true;
+    s->core_idx = core_idx;
+    snprintf(s->tag, sizeof(s->tag), "%s", tag);
+    for (uint32_t j = 0; j < e->n; j++) {
+        rt_events_send_tag(e, j, CHAN_MSG_ATTACH, tag);
+    }
+    return (int)idx;
+}
+
+int rt_events_sub_remove(struct rt_events *e, const char *tag)
+{
+    int idx = rt_events_sub_find(e, tag);
+    if (idx < 0) {
+        return idx;
+    }
+    for (uint32_t j = 0; j < e->n; j++) {
+        rt_events_send_tag(e, j, CHAN_MSG_DETACH, tag);
+    }
+    rt_events_queue_close(&e->subs[idx].queue);
+    memset(&e->subs[idx], 0, sizeof(e->subs[idx]));
+    return 0;
+}
+
+const char *rt_events_sub_tag(const struct rt_events *e, uint32_t idx)
+{
+    TRONE_ASSERT(idx < RT_EVENTS_SUBS_MAX && e->subs[idx].active);
+    return e->subs[idx].tag;
+}
+
+struct rt_events_queue *rt_events_sub_queue(struct rt_events *e, uint32_t idx)
+{
+    TRONE_ASSERT(idx < RT_EVENTS_SUBS_MAX && e->subs[idx].active);
+    return &e->subs[idx].queue;
+}
+
+int rt_events_sub_error(const struct rt_events *e, uint32_t idx)
+{
+    TRONE_ASSERT(idx < RT_EVENTS_SUBS_MAX && e->subs[idx].active);
+    return e->subs[idx].error;
+}
+
+bool rt_events_sub_active(const struct rt_events *e, uint32_t idx)
+{
+    return idx < RT_EVENTS_SUBS_MAX && e->subs[idx].active;
+}
+
+uint64_t rt_events_arrival_next(struct rt_events *e) { return e->arrival++; }
+
+/* ---- Create and destroy ------------------------------------------------------------------- */
+
+static int rt_events_cores_init(struct rt_events *e, const struct key_identity *key,
+                                uint64_t epoch)
+{
+    struct cln_pub_config pc;
+    memset(&pc, 0, sizeof(pc));
+    pc.n = e->n;
+    pc.f = e->f;
+    memcpy(pc.public_key, key->public_key, TRONE_KEY_LEN);
+    memcpy(pc.secret_key, key->secret_key, TRONE_SECRET_KEY_LEN);
+    pc.epoch = epoch;
+    int rc = cln_pub_init(&e->pub, &pc);
+    sodium_memzero(pc.secret_key, sizeof(pc.secret_key));
+    if (rc != 0) {
+        return rc;
+    }
+    struct cln_sub_config sc;
+    memset(&sc, 0, sizeof(sc));
+    sc.n = e->n;
+    sc.f = e->f;
+    /* A replica's DELIVER batch may run ahead of the f+1st replica by up to a publisher's
+     * unacked window; copies beyond the subscriber's window are dropped and, on BFT channels,
+     * then lack votes. So the window covers two publisher windows (about 2.5 MB per stream). */
+    sc.window = RT_EVENTS_SUB_WINDOW;
+    return cln_sub_init(&e->sub, &sc);
+}
+
+int rt_events_create(struct rt_client *rtc, const struct key_identity *key, uint64_t epoch,
+                     struct rt_events **out)
+{
+    *out = NULL;
+    struct rt_events *e = calloc(1, sizeof(*e));
+    if (e == NULL) {
+        return TRONE_ENOMEM;
+    }
+    const struct cfg_cluster *cluster = rt_client_cluster(rtc);
+    e->rtc = rtc;
+    e->n = cluster->replica_count;
+    e->f = cluster->fault_count;
+    e->sub_deadline_us = UINT64_MAX;
+    buf_init(&e->scratch, 1024);
+    int rc = rt_events_cores_init(e, key, epoch);
+    if (rc != 0) {
+        cln_pub_close(&e->pub);
+        cln_sub_close(&e->sub);
+        buf_close(&e->scratch);
+        free(e);
+        return rc;
+    }
+    rc = uv_timer_init(rt_client_loop(rtc), &e->timer);
+    TRONE_ASSERT(rc == 0); /* a timer init only links the handle into the loop */
+    e->timer.data = e;
+    struct rt_client_hooks hooks = {.ctx = e,
+                                    .opened = rt_events_on_opened,
+                                    .message = rt_events_on_message,
+                                    .closed = rt_events_on_closed};
+    rt_client_hooks_set(rtc, &hooks);
+    for (uint32_t j = 0; j < e->n; j++) {
+        if (rt_client_replica_open(rtc, j)) {
+            cln_pub_replica_up(&e->pub, j, rt_events_now_us());
+        }
+    }
+    *out = e;
+    return 0;
+}
+
+void rt_events_destroy(struct rt_events *e)
+{
+    if (e == NULL) {
+        return;
+    }
+    rt_client_hooks_set(e->rtc, NULL);
+    uv_close((uv_handle_t *)&e->timer, NULL);
+    (void)rt_client_run(e->rtc, 0, NULL, NULL); /* one turn runs the close */
+    for (uint32_t i = 0; i < RT_EVENTS_SUBS_MAX; i++) {
+        rt_events_queue_close(&e->subs[i].queue);
+    }
+    cln_pub_close(&e->pub);
+    cln_sub_close(&e->sub);
+    buf_close(&e->scratch);
+    sodium_memzero(e, sizeof(*e));
+    free(e);
+}

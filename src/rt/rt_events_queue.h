@@ -1,0 +1,64 @@
+/* rt_events_queue.h: the bounded queue of delivered events of one subscribed channel, between
+ * the subscriber core (which decides deliveries inside libuv callbacks) and the application
+ * (which takes them in trone_receive or trone_run). Fixed slots and one byte ring allocated at
+ * init: no allocation per event. When the application falls behind and the queue is full, new
+ * events are dropped and counted, and a gap entry reports them in their place. No I/O. */
+#ifndef TRONE_RT_EVENTS_QUEUE_H
+#define TRONE_RT_EVENTS_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/limits.h"
+#include "trone/error.h"
+#include "trone/trone.h"
+
+struct rt_events_entry {
+    enum trone_event_kind kind;
+    uint8_t publisher[TRONE_KEY_LEN];
+    uint64_t epoch;
+    uint64_t seq;
+    uint64_t time_us;
+    uint64_t received_us;
+    uint64_t lost;    /* GAP */
+    uint64_t arrival; /* the client's delivery counter: orders entries across queues */
+    uint64_t offset;  /* payload position in the ring (total bytes reserved before it) */
+    uint32_t payload_size;
+    uint32_t stored_size; /* ring bytes the entry occupies, skipped tail included */
+};
+
+struct rt_events_queue {
+    struct rt_events_entry *slots;
+    uint32_t slots_max;
+    uint64_t head; /* entries ever pushed */
+    uint64_t tail; /* entries ever popped */
+    uint8_t *ring;
+    uint64_t ring_size;
+    uint64_t ring_head; /* bytes ever reserved */
+    uint64_t ring_tail; /* bytes ever released */
+    uint64_t dropped;   /* events dropped since the last gap entry */
+};
+
+/* Allocates slots_max entries (>= 2) and ring_size bytes (>= TRONE_EVENT_PAYLOAD_MAX).
+ * Returns 0, TRONE_EINVAL or TRONE_ENOMEM (q is then closed). */
+TRONE_MUST_CHECK int rt_events_queue_init(struct rt_events_queue *q, uint32_t slots_max,
+                                          uint64_t ring_size);
+/* Frees everything; safe on a zeroed or closed q. */
+void rt_events_queue_close(struct rt_events_queue *q);
+
+/* Appends an entry (its offset and stored_size are set here) and copies payload_size bytes of
+ * payload. Dropped events counted before are first reported by a gap entry. Returns 0, or
+ * TRONE_EFULL when there is no room: the event is then counted as dropped. */
+int rt_events_queue_push(struct rt_events_queue *q, const struct rt_events_entry *entry,
+                         const uint8_t *payload);
+/* The oldest entry (and *payload its bytes), or NULL if the queue is empty; an empty queue
+ * with dropped events first turns them into a gap entry. arrival is given to that entry. */
+const struct rt_events_entry *rt_events_queue_peek(struct rt_events_queue *q, uint64_t arrival,
+                                                   const uint8_t **payload);
+/* Releases the oldest entry (the queue must not be empty). */
+void rt_events_queue_pop(struct rt_events_queue *q);
+/* Entries queued. */
+uint64_t rt_events_queue_count(const struct rt_events_queue *q);
+
+#endif

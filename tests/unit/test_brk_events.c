@@ -1,0 +1,440 @@
+/* test_brk_events.c: the replica side of the event path (brk_events.h) against a real control
+ * table built by executing real ops: authorization, FIFO streams (duplicates, gaps, epochs),
+ * urgency order of flushed DELIVERs, and flow control with a subscriber that never drains. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "broker/brk_events.h"
+
+/* ---- Fixture ---- */
+
+enum { ADMIN = 0, PUB = 1, SUB = 2, OUTSIDER = 3, KEYS = 4 };
+#define CONN_PUB 100u
+#define CONN_SUB 200u
+#define CONN_OUT 300u
+
+struct fixture {
+    uint8_t keys[KEYS][TRONE_KEY_LEN];
+    struct brk_table table;
+    struct brk_events ev;
+    struct brk_op *op;
+    struct buf encoded;
+    struct buf result;
+    struct buf msg;
+    const struct brk_events_out *out;
+};
+
+static void key_make(uint8_t key[TRONE_KEY_LEN], uint32_t n)
+{
+    uint8_t seed[crypto_sign_SEEDBYTES] = {0};
+    uint8_t secret[crypto_sign_SECRETKEYBYTES];
+    memcpy(seed, &n, sizeof(n));
+    seed[31] = 0x77;
+    assert_int_equal(crypto_sign_seed_keypair(key, secret, seed), 0);
+}
+
+static void run_op(struct fixture *f)
+{
+    buf_reset(&f->encoded);
+    assert_int_equal(brk_op_encode(f->op, &f->encoded), 0);
+    buf_reset(&f->result);
+    brk_table_execute(&f->table, 1, f->keys[ADMIN], f->encoded.data, f->encoded.used, &f->result);
+    struct brk_result res;
+    assert_int_equal(brk_result_decode(f->result.data, f->result.used, &res), 0);
+    assert_int_equal(res.status, 0);
+}
+
+static void make_channel(struct fixture *f, const char *tag, const char *cls)
+{
+    brk_op_init(f->op, BRK_OP_CHANNEL_CREATE);
+    assert_int_equal(brk_op_set_tag(f->op, tag), 0);
+    assert_int_equal(brk_class_parse(&f->op->cls, cls, NULL, 0), 0);
+    assert_int_equal(brk_name_list_add(&f->op->publishers, "pub"), 0);
+    assert_int_equal(brk_name_list_add(&f->op->subscribers, "sub"), 0);
+    run_op(f);
+}
+
+static void fixture_make(struct fixture *f, const struct brk_events_config *cfg)
+{
+    for (uint32_t i = 0; i < KEYS; i++) {
+        key_make(f->keys[i], i);
+    }
+    assert_int_equal(brk_table_init(&f->table, f->keys[ADMIN]), 0);
+    f->op = calloc(1, sizeof(*f->op));
+    assert_non_null(f->op);
+    buf_init(&f->encoded, 0);
+    buf_init(&f->result, TRONE_RESULT_MAX);
+    buf_init(&f->msg, 0);
+    const char *names[KEYS] = {NULL, "pub", "sub", "outsider"};
+    for (uint32_t i = PUB; i < KEYS; i++) {
+        brk_op_init(f->op, BRK_OP_REGISTER);
+        assert_int_equal(brk_op_set_register(f->op, names[i], f->keys[i]), 0);
+        run_op(f);
+    }
+    make_channel(f, "c.lo", "cft,fifo,urgency=0");
+    make_channel(f, "c.hi", "bft,fifo,urgency=7");
+    make_channel(f, "c.total", "cft,total");
+    assert_int_equal(brk_events_init(&f->ev, cfg), 0);
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    struct brk_events_config cfg;
+    brk_events_config_defaults(&cfg);
+    fixture_make(f, &cfg);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    brk_events_close(&f->ev);
+    brk_table_close(&f->table);
+    buf_close(&f->encoded);
+    buf_close(&f->result);
+    buf_close(&f->msg);
+    free(f->op);
+    free(f);
+    return 0;
+}
+
+/* ---- Helpers ---- */
+
+/* Publishes seqs first..first+count-1 of epoch on tag from (conn, key); returns the message's
+ * result code. Payload "e<seq>". */
+static int publish(struct fixture *f, uint64_t conn, uint32_t who, const char *tag,
+                   uint64_t epoch, uint64_t first, uint32_t count)
+{
+    buf_reset(&f->msg);
+    struct chan_msg m = {.type = CHAN_MSG_PUBLISH};
+    snprintf(m.tag, sizeof(m.tag), "%s", tag);
+    chan_msg_put_header(&f->msg, &m);
+    for (uint32_t i = 0; i < count; i++) {
+        char payload[32];
+        int n = snprintf(payload, sizeof(payload), "e%llu", (unsigned long long)(first + i));
+        struct chan_event e = {.epoch = epoch, .seq = first + i, .time_us = 5,
+                               .payload = (const uint8_t *)payload, .payload_size = (uint32_t)n};
+        chan_msg_put_event(&f->msg, &e);
+    }
+    chan_msg_events_end(&f->msg, 0, count);
+    assert_int_equal(f->msg.error, 0);
+    return brk_events_message(&f->ev, &f->table, 1000, conn, f->keys[who], f->msg.data,
+                              f->msg.used, &f->out);
+}
+
+/* The last ACK in the output: its seq; checks status and epoch. */
+static uint64_t last_ack(struct fixture *f, uint64_t conn, uint64_t epoch, int32_t status)
+{
+    assert_true(f->out->send_count >= 1);
+    const struct brk_events_send *s = &f->out->sends[f->out->send_count - 1];
+    assert_true(s->conn_id == conn);
+    struct buf_reader r;
+    struct chan_msg m;
+    assert_int_equal(chan_msg_read_header(&r, s->data, s->size, &m), 0);
+    assert_int_equal(m.type, CHAN_MSG_ACK);
+    assert_int_equal(m.status, status);
+    assert_true(m.epoch == epoch);
+    return m.seq;
+}
+
+static int32_t tag_message(struct fixture *f, uint64_t conn, uint32_t who, uint8_t type,
+                           const char *tag)
+{
+    buf_reset(&f->msg);
+    struct chan_msg m = {.type = (enum chan_msg_type)type};
+    snprintf(m.tag, sizeof(m.tag), "%s", tag);
+    chan_msg_put_header(&f->msg, &m);
+    assert_int_equal(brk_events_message(&f->ev, &f->table, 1000, conn, f->keys[who], f->msg.data,
+                                        f->msg.used, &f->out),
+                     0);
+    if (type == CHAN_MSG_DETACH) {
+        assert_int_equal(f->out->send_count, 0);
+        return 0;
+    }
+    assert_int_equal(f->out->send_count, 1);
+    struct buf_reader r;
+    struct chan_msg a;
+    assert_int_equal(chan_msg_read_header(&r, f->out->sends[0].data, f->out->sends[0].size, &a),
+                     0);
+    assert_int_equal(a.type, CHAN_MSG_ATTACHED);
+    return a.status;
+}
+
+/* What one flush sent to conn: DELIVERed seqs in order (tags in tags[], one char per message:
+ * 'l' c.lo, 'h' c.hi), and the GAP total. Returns the number of seqs. */
+struct seen {
+    uint64_t seqs[20000];
+    uint32_t count;
+    char tags[20000];
+    uint32_t messages;
+    uint64_t gap_lo;
+    uint64_t gap_hi;
+    uint32_t first_deliver_idx; /* send index of the first DELIVER */
+    uint32_t last_gap_idx;
+};
+
+static void flush_into(struct fixture *f, uint64_t conn, struct seen *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->first_deliver_idx = UINT32_MAX;
+    brk_events_flush(&f->ev, &f->table, 777, &f->out);
+    for (size_t i = 0; i < f->out->send_count; i++) {
+        const struct brk_events_send *snd = &f->out->sends[i];
+        if (snd->conn_id != conn) {
+            continue;
+        }
+        struct buf_reader r;
+        struct chan_msg m;
+        assert_int_equal(chan_msg_check(snd->data, snd->size), 0);
+        assert_int_equal(chan_msg_read_header(&r, snd->data, snd->size, &m), 0);
+        bool hi = strcmp(m.tag, "c.hi") == 0;
+        assert_memory_equal(m.publisher, f->keys[PUB], TRONE_KEY_LEN);
+        if (m.type == CHAN_MSG_GAP) {
+            *(hi ? &s->gap_hi : &s->gap_lo) += m.dropped;
+            s->last_gap_idx = (uint32_t)i;
+            continue;
+        }
+        assert_int_equal(m.type, CHAN_MSG_DELIVER);
+        assert_true(m.replica_time_us == 777);
+        if (s->first_deliver_idx == UINT32_MAX) {
+            s->first_deliver_idx = (uint32_t)i;
+        }
+        s->tags[s->messages++] = hi ? 'h' : 'l';
+        for (uint32_t k = 0; k < m.event_count; k++) {
+            struct chan_event e;
+            chan_msg_read_event(&r, &e);
+            char payload[32];
+            int n = snprintf(payload, sizeof(payload), "e%llu", (unsigned long long)e.seq);
+            assert_int_equal(e.payload_size, n);
+            assert_memory_equal(e.payload, payload, (size_t)n);
+            s->seqs[s->count++] = e.seq;
+        }
+        assert_int_equal(buf_reader_finish(&r), 0);
+    }
+}
+
+/* ---- Scenarios ---- */
+
+/* Unknown channels and unauthorized clients are refused with the right status, and nothing of
+ * theirs reaches an attached subscriber. */
+static void test_authorization_refused(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(tag_message(f, CONN_SUB, SUB, CHAN_MSG_ATTACH, "c.lo"), 0);
+    assert_int_equal(publish(f, CONN_OUT, OUTSIDER, "c.lo", 1, 1, 3), 0);
+    last_ack(f, CONN_OUT, 1, TRONE_EPERM);
+    assert_int_equal(publish(f, CONN_PUB, PUB, "nope", 1, 1, 3), 0);
+    last_ack(f, CONN_PUB, 1, TRONE_ENOENT);
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.total", 1, 1, 3), 0);
+    last_ack(f, CONN_PUB, 1, TRONE_EINVAL);
+    assert_int_equal(tag_message(f, CONN_OUT, OUTSIDER, CHAN_MSG_ATTACH, "c.lo"), TRONE_EPERM);
+    assert_int_equal(tag_message(f, CONN_OUT, OUTSIDER, CHAN_MSG_ATTACH, "nope"), TRONE_ENOENT);
+    /* A publisher may not subscribe unless listed: "pub" is not a subscriber. */
+    assert_int_equal(tag_message(f, CONN_PUB, PUB, CHAN_MSG_ATTACH, "c.lo"), TRONE_EPERM);
+    struct seen *s = calloc(1, sizeof(*s));
+    flush_into(f, CONN_SUB, s);
+    assert_int_equal(s->count, 0);
+    assert_int_equal(f->out->send_count, 0);
+    assert_true(brk_events_stats(&f->ev)->rejected == 6);
+    assert_true(brk_events_stats(&f->ev)->accepted == 0);
+    free(s);
+}
+
+/* Duplicates are acked with the highest contiguous seq but forwarded once; a seq beyond
+ * accepted + 1 is dropped until the publisher resends from its unacked start. */
+static void test_duplicates_and_gaps(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(tag_message(f, CONN_SUB, SUB, CHAN_MSG_ATTACH, "c.lo"), 0);
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.lo", 9, 1, 5), 0);
+    assert_true(last_ack(f, CONN_PUB, 9, 0) == 5);
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.lo", 9, 3, 5), 0); /* 3..7: 3 duplicates */
+    assert_true(last_ack(f, CONN_PUB, 9, 0) == 7);
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.lo", 9, 10, 2), 0); /* 8, 9 missing */
+    assert_true(last_ack(f, CONN_PUB, 9, 0) == 7);
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.lo", 9, 8, 4), 0); /* resend 8..11 */
+    assert_true(last_ack(f, CONN_PUB, 9, 0) == 11);
+    const struct brk_events_stats *st = brk_events_stats(&f->ev);
+    assert_true(st->duplicates == 3);
+    assert_true(st->out_of_order == 2);
+    assert_true(st->accepted == 11);
+    struct seen *s = calloc(1, sizeof(*s));
+    flush_into(f, CONN_SUB, s);
+    assert_int_equal(s->count, 11);
+    for (uint32_t i = 0; i < 11; i++) {
+        assert_true(s->seqs[i] == i + 1);
+    }
+    assert_int_equal(s->messages, 1); /* one (tag, publisher) run: one DELIVER */
+    flush_into(f, CONN_SUB, s);
+    assert_int_equal(s->count, 0);
+    free(s);
+}
+
+/* A new epoch starts a fresh stream at whatever seq comes first (the publisher may have
+ * retired acked events); the old epoch keeps its own state. */
+static void test_new_epoch(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(tag_message(f, CONN_SUB, SUB, CHAN_MSG_ATTACH, "c.lo"), 0);
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.lo", 10, 1, 3), 0);
+    assert_true(last_ack(f, CONN_PUB, 10, 0) == 3);
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.lo", 20, 100, 2), 0);
+    assert_true(last_ack(f, CONN_PUB, 20, 0) == 101);
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.lo", 10, 4, 1), 0);
+    assert_true(last_ack(f, CONN_PUB, 10, 0) == 4);
+    struct seen *s = calloc(1, sizeof(*s));
+    flush_into(f, CONN_SUB, s);
+    assert_int_equal(s->count, 6);
+    assert_true(s->seqs[0] == 1 && s->seqs[2] == 3 && s->seqs[3] == 100 && s->seqs[5] == 4);
+    free(s);
+}
+
+/* Events of the more urgent channel are flushed first even when queued later; events
+ * published before the attach are never forwarded. */
+static void test_urgency_order(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.lo", 1, 1, 5), 0); /* before the attach */
+    assert_int_equal(tag_message(f, CONN_SUB, SUB, CHAN_MSG_ATTACH, "c.lo"), 0);
+    assert_int_equal(tag_message(f, CONN_SUB, SUB, CHAN_MSG_ATTACH, "c.hi"), 0);
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.lo", 1, 6, 3), 0);
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.hi", 1, 1, 2), 0);
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.lo", 1, 9, 1), 0);
+    struct seen *s = calloc(1, sizeof(*s));
+    flush_into(f, CONN_SUB, s);
+    assert_int_equal(s->messages, 2);
+    assert_int_equal(s->tags[0], 'h');
+    assert_int_equal(s->tags[1], 'l');
+    const uint64_t want[] = {1, 2, 6, 7, 8, 9};
+    assert_int_equal(s->count, 6);
+    for (uint32_t i = 0; i < 6; i++) {
+        assert_true(s->seqs[i] == want[i]);
+    }
+    /* After a DETACH nothing more comes. */
+    assert_int_equal(tag_message(f, CONN_SUB, SUB, CHAN_MSG_DETACH, "c.lo"), 0);
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.lo", 1, 10, 1), 0);
+    flush_into(f, CONN_SUB, s);
+    assert_int_equal(s->count, 0);
+    free(s);
+}
+
+/* Malformed input and replica-to-client types are refused without a change. */
+static void test_bad_messages(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.lo", 1, 1, 3), 0);
+    size_t cut = f->msg.used - 1;
+    assert_int_equal(brk_events_message(&f->ev, &f->table, 1, CONN_PUB, f->keys[PUB],
+                                        f->msg.data, cut, &f->out),
+                     TRONE_EBADMSG);
+    assert_int_equal(f->out->send_count, 0);
+    f->msg.data[0] = CHAN_MSG_DELIVER;
+    assert_int_equal(brk_events_message(&f->ev, &f->table, 1, CONN_PUB, f->keys[PUB],
+                                        f->msg.data, f->msg.used, &f->out),
+                     TRONE_EPROTO);
+    assert_int_equal(brk_events_message(&f->ev, &f->table, 1, CONN_PUB, f->keys[PUB],
+                                        f->msg.data, 0, &f->out),
+                     TRONE_EBADMSG);
+    assert_true(brk_events_stats(&f->ev)->accepted == 3);
+}
+
+static int setup_small(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    struct brk_events_config cfg;
+    brk_events_config_defaults(&cfg);
+    cfg.queue_events_max = 100;
+    cfg.queue_bytes_max = BRK_EVENTS_RECORD_MAX;
+    fixture_make(f, &cfg);
+    *state = f;
+    return 0;
+}
+
+/* A subscriber that never drains: the queue stays within its bounds whatever arrives, and
+ * once it drains it gets one GAP with the exact number of dropped events, then the newest
+ * queue_events_max events in order. */
+static void test_flow_control(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(tag_message(f, CONN_SUB, SUB, CHAN_MSG_ATTACH, "c.lo"), 0);
+    brk_events_conn_pause(&f->ev, CONN_SUB, true);
+    const uint32_t total = 10000;
+    for (uint32_t i = 0; i < total / 50; i++) {
+        assert_int_equal(publish(f, CONN_PUB, PUB, "c.lo", 3, 1 + i * 50, 50), 0);
+        brk_events_flush(&f->ev, &f->table, 1, &f->out);
+        assert_int_equal(f->out->send_count, 0);
+        size_t bytes = 0;
+        size_t allocated = 0;
+        uint32_t queued = brk_events_conn_queued(&f->ev, CONN_SUB, &bytes, &allocated);
+        assert_true(queued <= 100);
+        assert_true(bytes <= BRK_EVENTS_RECORD_MAX);
+        assert_true(allocated <= BRK_EVENTS_LEVELS * (size_t)BRK_EVENTS_RECORD_MAX + 1024u * 256u);
+    }
+    assert_true(brk_events_stats(&f->ev)->dropped == total - 100);
+    brk_events_conn_pause(&f->ev, CONN_SUB, false);
+    struct seen *s = calloc(1, sizeof(*s));
+    flush_into(f, CONN_SUB, s);
+    assert_true(s->gap_lo == total - 100);
+    assert_true(s->last_gap_idx < s->first_deliver_idx);
+    assert_int_equal(s->count, 100);
+    for (uint32_t i = 0; i < 100; i++) {
+        assert_true(s->seqs[i] == total - 100 + 1 + i);
+    }
+    size_t allocated = 0;
+    assert_int_equal(brk_events_conn_queued(&f->ev, CONN_SUB, NULL, &allocated), 0);
+    free(s);
+}
+
+/* Overflow drops from the least urgent level: urgent events survive, and a less urgent new
+ * event is dropped itself; each loss is reported per channel. */
+static void test_flow_control_urgency(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(tag_message(f, CONN_SUB, SUB, CHAN_MSG_ATTACH, "c.lo"), 0);
+    assert_int_equal(tag_message(f, CONN_SUB, SUB, CHAN_MSG_ATTACH, "c.hi"), 0);
+    brk_events_conn_pause(&f->ev, CONN_SUB, true);
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.lo", 1, 1, 30), 0);
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.hi", 1, 1, 90), 0); /* drops 20 lo */
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.hi", 1, 91, 15), 0); /* drops 10 lo, 5 hi */
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.lo", 1, 31, 7), 0);  /* all 7 dropped */
+    brk_events_conn_pause(&f->ev, CONN_SUB, false);
+    struct seen *s = calloc(1, sizeof(*s));
+    flush_into(f, CONN_SUB, s);
+    assert_true(s->gap_lo == 37);
+    assert_true(s->gap_hi == 5);
+    assert_int_equal(s->count, 100);
+    assert_true(s->seqs[0] == 6 && s->seqs[99] == 105);
+    assert_int_equal(s->tags[0], 'h');
+    brk_events_conn_close(&f->ev, CONN_SUB);
+    assert_false(brk_events_pending(&f->ev));
+    free(s);
+}
+
+int main(void)
+{
+    if (sodium_init() < 0) {
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_authorization_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicates_and_gaps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_new_epoch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_urgency_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flow_control, setup_small, teardown),
+        cmocka_unit_test_setup_teardown(test_flow_control_urgency, setup_small, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,376 @@
+/* test_cln_sub.c: the subscriber core (cln_sub.h): CFT first copy and dedup; BFT voting with
+ * a Byzantine replica that alters, forges, replays, reorders or drops everything (never
+ * delivered, FIFO holds, nothing lost); PKS one-copy delivery and forged signatures; gap
+ * timeouts; epoch changes; the window bound; bad input. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "chan/chan_auth.h"
+#include "chan/chan_msg.h"
+#include "client/cln_sub.h"
+
+#define TAG "alpha"
+#define EPOCH 5000u
+#define GAP_US 2000u
+
+/* ---- Fixture ---- */
+
+struct fx {
+    struct cln_sub sub;
+    uint8_t pk[TRONE_KEY_LEN];
+    uint8_t sk[TRONE_SECRET_KEY_LEN];
+    uint8_t evil_pk[TRONE_KEY_LEN];
+    uint8_t evil_sk[TRONE_SECRET_KEY_LEN];
+    bool pks;
+    uint64_t delivered[64]; /* seqs delivered, in order */
+    uint32_t delivered_count;
+    uint64_t gap_seq, gap_count;
+    uint32_t gaps;
+    uint64_t deadline;
+};
+
+/* n=4, f=1, one channel of class cls_text; listed says whether the publisher list is known. */
+static void fx_make(struct fx *x, const char *cls_text, bool listed, uint32_t window)
+{
+    memset(x, 0, sizeof(*x));
+    uint8_t seed[32];
+    memset(seed, 1, sizeof(seed));
+    assert_int_equal(crypto_sign_seed_keypair(x->pk, x->sk, seed), 0);
+    memset(seed, 2, sizeof(seed));
+    assert_int_equal(crypto_sign_seed_keypair(x->evil_pk, x->evil_sk, seed), 0);
+    struct cln_sub_config cfg = {.n = 4, .f = 1, .gap_wait_us = GAP_US, .window = window};
+    assert_int_equal(cln_sub_init(&x->sub, &cfg), 0);
+    struct brk_class cls;
+    assert_int_equal(brk_class_parse(&cls, cls_text, NULL, 0), 0);
+    x->pks = cls.method == BRK_METHOD_PKS;
+    const uint8_t(*list)[TRONE_KEY_LEN] = (const uint8_t(*)[TRONE_KEY_LEN])x->pk;
+    assert_int_equal(cln_sub_channel_add(&x->sub, TAG, &cls, listed ? list : NULL,
+                                         listed ? 1 : 0), 0);
+}
+
+static void fx_close(struct fx *x)
+{
+    cln_sub_close(&x->sub); /* asserts that every held byte was released */
+}
+
+/* ---- Helpers ---- */
+
+/* The payload the publisher sends at seq (tweak != 0 makes an altered one). */
+static void payload_of(uint8_t out[16], uint64_t epoch, uint64_t seq, uint8_t tweak)
+{
+    memset(out, 0, 16);
+    snprintf((char *)out, 16, "e%llu-s%llu", (unsigned long long)(epoch % 1000),
+             (unsigned long long)seq);
+    out[15] = tweak;
+}
+
+static void fx_output(struct fx *x, const struct cln_sub_output *out)
+{
+    x->deadline = out->deadline_us;
+    for (uint32_t i = 0; i < out->item_count; i++) {
+        const struct cln_sub_item *it = &out->items[i];
+        if (it->kind == CLN_SUB_EVENT) {
+            uint8_t want[16];
+            payload_of(want, it->epoch, it->seq, 0);
+            assert_int_equal(it->payload_size, 16);
+            assert_memory_equal(it->payload, want, 16); /* unmodified */
+            assert_memory_equal(it->publisher, x->pk, TRONE_KEY_LEN);
+            assert_true(x->delivered_count < 64);
+            x->delivered[x->delivered_count++] = it->epoch * 1000 + it->seq;
+        } else if (it->kind == CLN_SUB_GAP) {
+            x->gaps++;
+            x->gap_seq = it->seq;
+            x->gap_count = it->count;
+        }
+    }
+}
+
+/* Replica sends one DELIVER with one event. sign_sk: the key that signs (PKS); tweak alters
+ * the payload after signing. */
+static void send_ex(struct fx *x, uint32_t replica, const uint8_t *claimed_pk,
+                    const uint8_t *sign_sk, uint64_t epoch, uint64_t seq, uint8_t tweak,
+                    uint64_t now)
+{
+    uint8_t payload[16], sig[CHAN_AUTH_PKS_SIZE];
+    payload_of(payload, epoch, seq, 0);
+    struct chan_event e = {.epoch = epoch, .seq = seq, .time_us = seq * 10, .payload = payload,
+                           .payload_size = sizeof(payload)};
+    if (x->pks) {
+        chan_auth_sign(sig, sign_sk, TAG, &e);
+        e.auth = sig;
+        e.auth_size = sizeof(sig);
+    }
+    payload[15] = tweak;
+    struct buf b = {0};
+    struct chan_msg m = {.type = CHAN_MSG_DELIVER, .event_count = 1};
+    strcpy(m.tag, TAG);
+    memcpy(m.publisher, claimed_pk, TRONE_KEY_LEN);
+    chan_msg_put_header(&b, &m);
+    chan_msg_put_event(&b, &e);
+    assert_int_equal(b.error, 0);
+    struct cln_sub_output out;
+    assert_int_equal(cln_sub_receive(&x->sub, replica, b.data, b.used, now, &out), 0);
+    buf_close(&b);
+    fx_output(x, &out);
+}
+
+static void send(struct fx *x, uint32_t replica, uint64_t seq, uint64_t now)
+{
+    send_ex(x, replica, x->pk, x->sk, EPOCH, seq, 0, now);
+}
+
+static void tick(struct fx *x, uint64_t now)
+{
+    struct cln_sub_output out;
+    assert_int_equal(cln_sub_tick(&x->sub, now, &out), 0);
+    fx_output(x, &out);
+}
+
+static void expect_seqs(const struct fx *x, uint64_t first, uint32_t count)
+{
+    assert_int_equal(x->delivered_count, count);
+    for (uint32_t i = 0; i < count; i++) {
+        assert_int_equal(x->delivered[i], (uint64_t)EPOCH * 1000 + first + i);
+    }
+}
+
+/* ---- Scenarios ---- */
+
+/* CFT: the first copy is delivered, copies from the other replicas are dropped; a seq that
+ * arrives early from another replica waits for its turn (FIFO). */
+static void test_cft_first_copy_dedup(void **state)
+{
+    (void)state;
+    struct fx x;
+    fx_make(&x, "cft", false, 0);
+    send(&x, 0, 1, 0);
+    send(&x, 1, 1, 0);
+    send(&x, 1, 3, 0);
+    expect_seqs(&x, 1, 1);
+    send(&x, 0, 2, 0);
+    send(&x, 0, 3, 0);
+    send(&x, 2, 2, 0);
+    expect_seqs(&x, 1, 3);
+    assert_int_equal(x.deadline, UINT64_MAX);
+    fx_close(&x);
+}
+
+/* BFT: a Byzantine replica (3) alters a payload, forges an event in the publisher's name,
+ * replays old events and reorders; only f+1 matching copies are delivered, in order. */
+static void test_bft_byzantine_replica(void **state)
+{
+    (void)state;
+    struct fx x;
+    fx_make(&x, "bft", false, 0);
+    send_ex(&x, 3, x.pk, x.sk, EPOCH, 1, 9, 0); /* altered */
+    send(&x, 0, 1, 0);
+    assert_int_equal(x.delivered_count, 0);   /* one correct copy is not enough */
+    send_ex(&x, 3, x.pk, x.sk, EPOCH, 1, 0, 0); /* a second vote by 3 does not count */
+    assert_int_equal(x.delivered_count, 0);
+    send(&x, 1, 1, 0);
+    expect_seqs(&x, 1, 1);
+    send_ex(&x, 3, x.pk, x.sk, EPOCH, 2, 7, 0); /* forged seq 2 */
+    send_ex(&x, 3, x.pk, x.sk, EPOCH, 3, 7, 0);
+    send(&x, 3, 1, 0); /* replay */
+    send(&x, 2, 3, 0); /* correct 3 before 2 (reordered) */
+    send(&x, 0, 3, 0);
+    expect_seqs(&x, 1, 1);
+    send(&x, 1, 2, 0);
+    send(&x, 2, 2, 0);
+    expect_seqs(&x, 1, 3);
+    send(&x, 0, 2, 0);
+    send(&x, 3, 3, 0);
+    expect_seqs(&x, 1, 3);
+    assert_int_equal(x.gaps, 0);
+    fx_close(&x);
+}
+
+/* BFT: a Byzantine replica that drops everything loses nothing: the 2f+1 others suffice. */
+static void test_bft_mute_replica(void **state)
+{
+    (void)state;
+    struct fx x;
+    fx_make(&x, "bft", false, 0);
+    for (uint64_t seq = 1; seq <= 10; seq++) {
+        send(&x, 0, seq, 0);
+        send(&x, 2, seq, 0);
+    }
+    for (uint64_t seq = 1; seq <= 10; seq++) {
+        send(&x, 1, seq, 0);
+    }
+    expect_seqs(&x, 1, 10);
+    fx_close(&x);
+}
+
+/* PKS with a known publisher: one copy whose signature verifies is delivered; a copy with a
+ * payload altered after signing, or signed by another key, is refused even with f votes. */
+static void test_pks_one_copy(void **state)
+{
+    (void)state;
+    struct fx x;
+    fx_make(&x, "bft,pks", true, 0);
+    send_ex(&x, 3, x.pk, x.sk, EPOCH, 1, 5, 0);     /* altered after signing */
+    send_ex(&x, 3, x.pk, x.evil_sk, EPOCH, 2, 0, 0); /* forged signature */
+    send_ex(&x, 3, x.evil_pk, x.evil_sk, EPOCH, 1, 0, 0); /* a publisher not authorized */
+    assert_int_equal(x.delivered_count, 0);
+    send(&x, 0, 1, 0);
+    expect_seqs(&x, 1, 1);
+    send(&x, 1, 2, 0);
+    expect_seqs(&x, 1, 2);
+    fx_close(&x);
+}
+
+/* PKS without a publisher list: BFT falls back to f+1 votes (a lone signature proves only
+ * that someone holds the key it names). */
+static void test_pks_unlisted_needs_votes(void **state)
+{
+    (void)state;
+    struct fx x;
+    fx_make(&x, "bft,pks", false, 0);
+    send(&x, 0, 1, 0);
+    assert_int_equal(x.delivered_count, 0);
+    send(&x, 2, 1, 0);
+    expect_seqs(&x, 1, 1);
+    fx_close(&x);
+}
+
+/* A missing seq is waited for gap_wait_us after a later one is decided, then skipped and
+ * reported; the deadline names the exact time. */
+static void test_gap_timeout(void **state)
+{
+    (void)state;
+    struct fx x;
+    fx_make(&x, "cft", false, 0);
+    send(&x, 0, 1, 100);
+    send(&x, 0, 4, 200);
+    send(&x, 1, 5, 300);
+    expect_seqs(&x, 1, 1);
+    assert_int_equal(x.deadline, 200 + GAP_US);
+    tick(&x, 199 + GAP_US);
+    expect_seqs(&x, 1, 1);
+    tick(&x, 200 + GAP_US);
+    assert_int_equal(x.gaps, 1);
+    assert_int_equal(x.gap_seq, 2);
+    assert_int_equal(x.gap_count, 2);
+    assert_int_equal(x.delivered_count, 3);
+    assert_int_equal(x.delivered[1], (uint64_t)EPOCH * 1000 + 4);
+    assert_int_equal(x.delivered[2], (uint64_t)EPOCH * 1000 + 5);
+    send(&x, 1, 2, 5000); /* too late: dropped */
+    assert_int_equal(x.delivered_count, 3);
+    assert_int_equal(x.deadline, UINT64_MAX);
+    fx_close(&x);
+}
+
+/* A higher epoch (restarted publisher) starts a new stream at its seq 1; the old epoch can no
+ * longer be replayed, even with a valid signature. */
+static void test_epoch_change(void **state)
+{
+    (void)state;
+    struct fx x;
+    fx_make(&x, "cft,pks", true, 0);
+    send(&x, 0, 1, 0);
+    send(&x, 0, 2, 0);
+    send_ex(&x, 0, x.pk, x.sk, EPOCH + 1, 1, 0, 10);
+    assert_int_equal(x.delivered_count, 3);
+    assert_int_equal(x.delivered[2], (uint64_t)(EPOCH + 1) * 1000 + 1);
+    tick(&x, 10); /* the old stream closes */
+    send(&x, 1, 3, 20);
+    send(&x, 1, 1, 20);
+    assert_int_equal(x.delivered_count, 3);
+    send_ex(&x, 1, x.pk, x.sk, EPOCH + 1, 2, 0, 30);
+    assert_int_equal(x.delivered_count, 4);
+    fx_close(&x);
+}
+
+/* A stream more than window seqs ahead moves the window once a replica that cannot be lying
+ * (CFT: any) went there, reporting what it skipped; held events are still delivered. */
+static void test_window_slide(void **state)
+{
+    (void)state;
+    struct fx x;
+    fx_make(&x, "cft", false, 4);
+    send(&x, 0, 1, 0);
+    send(&x, 0, 3, 0);
+    send(&x, 0, 8, 0); /* window is seqs 2..5: slides to 5..8 */
+    assert_int_equal(x.gaps, 2);
+    assert_int_equal(x.delivered_count, 2);
+    assert_int_equal(x.delivered[1], (uint64_t)EPOCH * 1000 + 3);
+    send(&x, 1, 5, 0);
+    send(&x, 1, 6, 0);
+    send(&x, 1, 7, 0);
+    assert_int_equal(x.delivered_count, 6);
+    fx_close(&x);
+}
+
+/* BFT: one replica alone cannot move the window (it could make us skip real events). */
+static void test_window_byzantine(void **state)
+{
+    (void)state;
+    struct fx x;
+    fx_make(&x, "bft", false, 4);
+    send(&x, 0, 1, 0);
+    send(&x, 1, 1, 0);
+    send(&x, 3, 1000, 0);
+    assert_int_equal(x.gaps, 0);
+    send(&x, 0, 2, 0);
+    send(&x, 1, 2, 0);
+    expect_seqs(&x, 1, 2);
+    fx_close(&x);
+}
+
+/* Malformed bytes and the wrong message types are refused; GAP notices are reported with the
+ * replica that sent them (a warning on BFT channels). */
+static void test_bad_input_and_notice(void **state)
+{
+    (void)state;
+    struct fx x;
+    fx_make(&x, "bft", false, 0);
+    struct cln_sub_output out;
+    uint8_t junk[4] = {CHAN_MSG_DELIVER, 1, 0, 'a'};
+    assert_int_equal(cln_sub_receive(&x.sub, 0, junk, sizeof(junk), 0, &out), TRONE_EBADMSG);
+    assert_int_equal(out.item_count, 0);
+    struct buf b = {0};
+    struct chan_msg m = {.type = CHAN_MSG_GAP, .dropped = 12};
+    strcpy(m.tag, TAG);
+    memcpy(m.publisher, x.pk, TRONE_KEY_LEN);
+    chan_msg_put_header(&b, &m);
+    assert_int_equal(cln_sub_receive(&x.sub, 2, b.data, b.used, 0, &out), 0);
+    assert_int_equal(out.item_count, 1);
+    assert_int_equal(out.items[0].kind, CLN_SUB_NOTICE);
+    assert_int_equal(out.items[0].count, 12);
+    assert_int_equal(out.items[0].replica, 2);
+    assert_false(out.items[0].trusted);
+    buf_reset(&b);
+    m.type = CHAN_MSG_ACK;
+    chan_msg_put_header(&b, &m);
+    assert_int_equal(cln_sub_receive(&x.sub, 2, b.data, b.used, 0, &out), TRONE_EBADMSG);
+    buf_close(&b);
+    fx_close(&x);
+}
+
+int main(void)
+{
+    if (sodium_init() < 0) {
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cft_first_copy_dedup),
+        cmocka_unit_test(test_bft_byzantine_replica),
+        cmocka_unit_test(test_bft_mute_replica),
+        cmocka_unit_test(test_pks_one_copy),
+        cmocka_unit_test(test_pks_unlisted_needs_votes),
+        cmocka_unit_test(test_gap_timeout),
+        cmocka_unit_test(test_epoch_change),
+        cmocka_unit_test(test_window_slide),
+        cmocka_unit_test(test_window_byzantine),
+        cmocka_unit_test(test_bad_input_and_notice),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
