@@ -6,6 +6,7 @@
 #include "../src/broker/brk_events_flush.c"
 #include "../src/broker/brk_events_level.c"
 #include "../src/broker/brk_events_queue.c"
+#include "../src/broker/brk_events_total.c"
 
 #include <stdlib.h>
 

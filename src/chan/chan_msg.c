@@ -5,12 +5,12 @@
 
 int chan_msg_is_event_type(const uint8_t *data, size_t size)
 {
-    return size > 0 && data[0] >= CHAN_MSG_PUBLISH && data[0] <= CHAN_MSG_GAP;
+    return size > 0 && data[0] >= CHAN_MSG_PUBLISH && data[0] <= CHAN_MSG_DELIVER_TOTAL;
 }
 
 static int has_events(enum chan_msg_type type)
 {
-    return type == CHAN_MSG_PUBLISH || type == CHAN_MSG_DELIVER;
+    return type == CHAN_MSG_PUBLISH || type == CHAN_MSG_DELIVER || type == CHAN_MSG_DELIVER_TOTAL;
 }
 
 void chan_msg_put_header(struct buf *out, const struct chan_msg *m)
@@ -37,6 +37,12 @@ void chan_msg_put_header(struct buf *out, const struct chan_msg *m)
     case CHAN_MSG_GAP:
         buf_put_bytes(out, m->publisher, TRONE_KEY_LEN);
         buf_put_u64(out, m->dropped);
+        break;
+    case CHAN_MSG_DELIVER_TOTAL:
+        buf_put_bytes(out, m->publisher, TRONE_KEY_LEN);
+        buf_put_u64(out, m->replica_time_us);
+        buf_put_u64(out, m->position);
+        buf_put_u32(out, m->event_count);
         break;
     case CHAN_MSG_ATTACH:
     case CHAN_MSG_DETACH:
@@ -67,6 +73,8 @@ void chan_msg_events_end(struct buf *out, size_t start, uint32_t count)
     buf_get_str(&r, tag, TRONE_TAG_MAX);
     if (type == CHAN_MSG_DELIVER) {
         (void)buf_get_ref(&r, TRONE_KEY_LEN + 8);
+    } else if (type == CHAN_MSG_DELIVER_TOTAL) {
+        (void)buf_get_ref(&r, TRONE_KEY_LEN + 16);
     }
     if (r.error == 0 && has_events((enum chan_msg_type)type) && buf_reader_left(&r) >= 4) {
         buf_store_u32(out->data + start + r.used, count);
@@ -117,6 +125,16 @@ int chan_msg_read_header(struct buf_reader *r, const uint8_t *data, size_t size,
     case CHAN_MSG_GAP:
         buf_get_bytes(r, m->publisher, TRONE_KEY_LEN);
         m->dropped = buf_get_u64(r);
+        break;
+    case CHAN_MSG_DELIVER_TOTAL:
+        buf_get_bytes(r, m->publisher, TRONE_KEY_LEN);
+        m->replica_time_us = buf_get_u64(r);
+        m->position = buf_get_u64(r);
+        m->event_count = buf_get_u32(r);
+        if (r->error == 0 && (m->position == 0 || m->event_count == 0 ||
+                              m->position > UINT64_MAX - m->event_count)) {
+            return TRONE_EBADMSG; /* positions start at 1 and never wrap */
+        }
         break;
     case CHAN_MSG_ATTACH:
     case CHAN_MSG_DETACH:

@@ -12,6 +12,10 @@
  *                                   event*
  *   GAP      replica -> subscriber: tag | publisher key | u64 events dropped for this
  *                                   subscriber by flow control
+ *   DELIVER_TOTAL replica -> subscriber (total-order channels): tag | publisher key |
+ *                                   u64 replica time (µs) | u64 first position (>= 1) |
+ *                                   u32 count | event* (events of one publisher at the
+ *                                   consecutive positions first, first+1, ...; no wrap)
  *   event = u64 epoch | u64 seq | u64 publisher time (µs) | u16-length auth | u32-length payload
  *
  * (epoch, seq) orders a publisher's events on a channel: epoch is fixed per publisher process
@@ -33,6 +37,7 @@ enum chan_msg_type {
     CHAN_MSG_DETACH = 44,
     CHAN_MSG_DELIVER = 45,
     CHAN_MSG_GAP = 46,
+    CHAN_MSG_DELIVER_TOTAL = 47,
 };
 
 /* Largest event payload and authenticator. */
@@ -59,9 +64,10 @@ struct chan_msg {
     uint64_t epoch;                   /* ACK */
     uint64_t seq;                     /* ACK */
     int32_t status;                   /* ACK, ATTACHED */
-    uint64_t replica_time_us;         /* DELIVER */
+    uint64_t replica_time_us;         /* DELIVER, DELIVER_TOTAL */
+    uint64_t position;                /* DELIVER_TOTAL: position of the first event */
     uint64_t dropped;                 /* GAP */
-    uint32_t event_count;             /* PUBLISH, DELIVER */
+    uint32_t event_count;             /* PUBLISH, DELIVER, DELIVER_TOTAL */
 };
 
 /* Encoders. A PUBLISH or DELIVER is written as a header (event_count filled in by
