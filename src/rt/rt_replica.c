@@ -47,6 +47,7 @@ struct rt_replica {
     struct brk_events events;
     uv_check_t events_check; /* flushes brk_events once per loop turn, after the reads */
     uv_idle_t events_idle;   /* active while unpaused connections still hold events */
+    uv_timer_t events_timer; /* brk_events_deadline: ORDERs waiting for missing events */
     bool stopping;
     bool net_ready;   /* net initialised: rt_net_close needed */
     bool timer_ready; /* each handle below initialised: uv_close needed */
@@ -54,6 +55,7 @@ struct rt_replica {
     bool sigterm_ready;
     bool check_ready;
     bool idle_ready;
+    bool events_timer_ready;
     struct rt_ratelimit reject_limit;
     struct rt_ratelimit event_reject_limit;
     struct buf scratch;
@@ -381,6 +383,34 @@ static void rt_replica_events_pause(struct rt_replica *r)
 
 static void rt_replica_on_idle(uv_idle_t *idle) { (void)idle; }
 
+/* An executed ORDER (the table's order hook, called inside smr_step): brk_events releases its
+ * range once the events are here; the next check flushes what it queued. */
+static void rt_replica_on_order(void *ctx, const struct brk_order_exec *order)
+{
+    struct rt_replica *r = ctx;
+    brk_events_order(&r->events, &r->table, rt_replica_now_us(), order);
+}
+
+static void rt_replica_on_events_timer(uv_timer_t *timer)
+{
+    struct rt_replica *r = timer->data;
+    brk_events_tick(&r->events, &r->table, rt_replica_now_us()); /* the check flushes */
+}
+
+/* Keeps the events timer at the core's deadline (ORDERs whose events are missing). */
+static void rt_replica_events_timer_arm(struct rt_replica *r)
+{
+    uint64_t deadline = brk_events_deadline(&r->events);
+    if (deadline == UINT64_MAX) {
+        (void)uv_timer_stop(&r->events_timer);
+        return;
+    }
+    uint64_t now = rt_replica_now_us();
+    uint64_t delay_ms = deadline > now ? (deadline - now) / 1000u + 1u : 0;
+    int rc = uv_timer_start(&r->events_timer, rt_replica_on_events_timer, delay_ms, 0);
+    TRONE_ASSERT(rc == 0);
+}
+
 /* Once per loop turn, after the reads: flush queued events, write, and keep the loop turning
  * (idle handle) while writable connections still hold events. A backed-up connection resumes
  * when its write completes, which is a loop event. */
@@ -399,6 +429,7 @@ static void rt_replica_on_check(uv_check_t *check)
         rt_replica_events_apply(r, out);
         rt_net_flush(&r->net);
     }
+    rt_replica_events_timer_arm(r);
     if (more && !uv_is_active((uv_handle_t *)&r->events_idle)) {
         int rc = uv_idle_start(&r->events_idle, rt_replica_on_idle);
         TRONE_ASSERT(rc == 0);
@@ -537,6 +568,9 @@ static void rt_replica_stop(struct rt_replica *r)
     if (r->idle_ready) {
         uv_close((uv_handle_t *)&r->events_idle, NULL);
     }
+    if (r->events_timer_ready) {
+        uv_close((uv_handle_t *)&r->events_timer, NULL);
+    }
 }
 
 static void rt_replica_on_signal(uv_signal_t *handle, int signum)
@@ -590,6 +624,7 @@ static int rt_replica_core_init(struct rt_replica *r, char *errmsg, size_t errms
         snprintf(errmsg, errmsg_size, "cannot create the event queues: %s", trone_strerror(rc));
     } else {
         brk_table_app(&r->table, &r->app);
+        brk_table_order_hook(&r->table, rt_replica_on_order, r);
         r->smr = smr_create(&sc, &r->app);
         if (r->smr == NULL) {
             rc = TRONE_ENOMEM;
@@ -646,10 +681,12 @@ static int rt_replica_handles_init(struct rt_replica *r)
     r->sigterm_ready = uv_signal_init(&r->loop, &r->sigterm) == 0;
     r->check_ready = uv_check_init(&r->loop, &r->events_check) == 0;
     r->idle_ready = uv_idle_init(&r->loop, &r->events_idle) == 0;
+    r->events_timer_ready = uv_timer_init(&r->loop, &r->events_timer) == 0;
     if (!r->timer_ready || !r->sigint_ready || !r->sigterm_ready || !r->check_ready ||
-        !r->idle_ready) {
+        !r->idle_ready || !r->events_timer_ready) {
         return TRONE_EIO;
     }
+    r->events_timer.data = r;
     r->events_check.data = r;
     r->events_idle.data = r;
     if (uv_check_start(&r->events_check, rt_replica_on_check) != 0) {
