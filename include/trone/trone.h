@@ -57,6 +57,11 @@ struct trone_event {
     const uint8_t *payload;                      /* DATA: the event's bytes */
     size_t payload_size;
     uint64_t lost;                               /* GAP: events lost (0 if unknown) */
+    /* Total-order channels (class "total"): the event's position in the channel's one agreed
+     * sequence (1, 2, ...; every correct subscriber delivers the same event at the same
+     * position, in position order). A GAP there has seq = the first missing position and an
+     * all-zero publisher. 0 on FIFO channels. */
+    uint64_t position;
 };
 
 /* Called by trone_run and trone_receive for each event of a channel subscribed with a
