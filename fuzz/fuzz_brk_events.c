@@ -3,7 +3,8 @@
  * table. Checks that nothing crashes, every output decodes, and the queue bounds hold.
  * Input: records of u8 action | u8 connection | u8 key | u16 length | bytes. Action 4 tells the
  * core about an executed ORDER on "t" (u64 epoch | u64 first seq | u8 count | digest from the
- * bytes) and ticks it, so the total-order pool and release run against arbitrary input. */
+ * bytes) and ticks it, so the total-order pool and release run against arbitrary input; with
+ * bit 3 set it feeds the bytes as a peer replica's FETCH or FETCHED instead. */
 #include "../src/broker/brk_events.c"
 #include "../src/broker/brk_events_flush.c"
 #include "../src/broker/brk_events_level.c"
@@ -74,6 +75,11 @@ static void fuzz_check_out(const struct brk_events_out *out)
             abort();
         }
     }
+    for (size_t i = 0; i < out->peer_send_count; i++) {
+        if (chan_msg_check(out->peer_sends[i].data, out->peer_sends[i].size) != 0) {
+            abort();
+        }
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -125,6 +131,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             brk_events_conn_pause(&ev, conn, (action & 4u) != 0);
             break;
         case 4: {
+            if ((action & 8u) != 0) {
+                if (brk_events_peer_message(&ev, &fuzz_table, step, conn, bytes, length, &out) ==
+                    0) {
+                    fuzz_check_out(out);
+                }
+                break;
+            }
             uint8_t order_bytes[17 + TRONE_HASH_LEN] = {0};
             memcpy(order_bytes, bytes, length < sizeof(order_bytes) ? length : sizeof(order_bytes));
             uint64_t first = buf_load_u64(order_bytes + 8);
@@ -137,7 +150,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                        .digest = order_bytes + 17,
                                        .first_position = step + 1};
             brk_events_order(&ev, &fuzz_table, step, &o);
-            brk_events_tick(&ev, &fuzz_table, step);
+            brk_events_tick(&ev, &fuzz_table, step, &out);
+            fuzz_check_out(out);
             break;
         }
         default:

@@ -36,6 +36,8 @@ void brk_events_config_defaults(struct brk_events_config *c)
     c->total_channels_max = 256;
     c->orders_max = 4096;
     c->total_wait_us = 3000000u;
+    c->fetch_delay_us = 200000u;
+    c->fetch_retry_us = 500000u;
 }
 
 int brk_events_config_check(const struct brk_events_config *c)
@@ -51,7 +53,8 @@ int brk_events_config_check(const struct brk_events_config *c)
     if (c->queue_bytes_max < BRK_EVENTS_RECORD_MAX || c->deliver_bytes_max == 0 ||
         c->flush_conn_bytes_max == 0 || c->flush_total_bytes_max < c->flush_conn_bytes_max ||
         c->flush_total_bytes_max > TRONE_MESSAGE_MAX || c->pool_bytes_max < BRK_EVENTS_RECORD_MAX ||
-        c->pool_bytes_max > (UINT32_MAX >> 1) || c->total_wait_us == 0) {
+        c->pool_bytes_max > (UINT32_MAX >> 1) || c->total_wait_us == 0 ||
+        c->fetch_retry_us == 0) {
         return TRONE_EINVAL;
     }
     return 0;
@@ -157,6 +160,8 @@ const struct brk_events_stats *brk_events_stats(const struct brk_events *e) { re
 void brk_events__out_reset(struct brk_events *e)
 {
     buf_reset(&e->out_data);
+    buf_reset(&e->peer_out);
+    e->peer_send_count = 0;
     e->send_count = 0;
     e->close_count = 0;
     memset(&e->out, 0, sizeof(e->out));
@@ -202,6 +207,12 @@ void brk_events__out_finish(struct brk_events *e)
     e->out.sends = e->sends;
     e->out.close_count = e->close_count;
     e->out.closes = e->closes;
+    for (size_t i = 0; i < e->peer_send_count; i++) {
+        e->peer_sends[i].data = e->peer_out.data + e->peer_offsets[i];
+        TRONE_ASSERT(e->peer_offsets[i] + e->peer_sends[i].size <= e->peer_out.used);
+    }
+    e->out.peer_send_count = e->peer_send_count;
+    e->out.peer_sends = e->peer_sends;
 }
 
 /* ---- Publisher streams -------------------------------------------------------------------- */
@@ -490,7 +501,9 @@ int brk_events_message(struct brk_events *e, const struct brk_table *table, uint
     case CHAN_MSG_DELIVER:
     case CHAN_MSG_GAP:
     case CHAN_MSG_DELIVER_TOTAL:
-        rc = TRONE_EPROTO; /* replica-to-client messages */
+    case CHAN_MSG_FETCH:
+    case CHAN_MSG_FETCHED:
+        rc = TRONE_EPROTO; /* replica-to-client and replica-to-replica messages */ /* replica-to-client messages */
         break;
     default:
         break;

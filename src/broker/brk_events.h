@@ -48,12 +48,22 @@ struct brk_events_config {
     uint32_t total_channels_max;    /* total-order channels with state at once */
     uint32_t orders_max;            /* executed ORDERs waiting per channel */
     uint64_t total_wait_us;         /* an ORDER whose events stay missing this long is skipped */
+    uint64_t fetch_delay_us;        /* a blocked ORDER asks the peers (FETCH) after this long */
+    uint64_t fetch_retry_us;        /* and again this often */
     uint8_t hash_key[16];           /* SipHash key of the internal tables */
 };
 
 /* One message to send on a connection; data is core-owned (see brk_events_out). */
 struct brk_events_send {
     uint64_t conn_id;
+    const uint8_t *data;
+    size_t size;
+};
+
+/* One message for a peer replica (FETCH, FETCHED); data is core-owned like sends'. */
+#define BRK_EVENTS_ALL_PEERS UINT32_MAX
+struct brk_events_peer_send {
+    uint32_t replica; /* BRK_EVENTS_ALL_PEERS: every other replica */
     const uint8_t *data;
     size_t size;
 };
@@ -66,6 +76,8 @@ struct brk_events_out {
     size_t close_count; /* flush: connections to close (their GAP table overflowed) */
     const uint64_t *closes;
     bool more;          /* flush: unpaused connections still hold queued events */
+    size_t peer_send_count; /* tick, peer message: messages for peer replicas */
+    const struct brk_events_peer_send *peer_sends;
     int32_t status;     /* message: status of the answer sent (0 or TRONE_E*) */
     uint8_t type;       /* message: its chan_msg_type */
     char tag[TRONE_TAG_MAX + 1]; /* message: its tag */
@@ -88,11 +100,15 @@ struct brk_events_stats {
     uint64_t skipped;       /* total order: events of ORDERs skipped (missing after the wait,
                                or pushed out of a full order queue) */
     uint64_t mismatched;    /* total order: ORDERs whose pooled events did not match the digest */
+    uint64_t fetches;       /* total order: FETCHes sent to the peers */
+    uint64_t fetched;       /* total order: ranges received from a peer and matching the digest */
+    uint64_t fetch_refused; /* total order: FETCHED ranges dropped (no such ORDER, bad digest) */
+    uint64_t fetch_served;  /* total order: FETCHes answered */
 };
 
 /* Introspection of the pending pool. */
 struct brk_events_pool_stats {
-    uint32_t events;   /* live events in the pool */
+    uint32_t events;   /* events in the pool not released yet */
     uint64_t bytes;    /* bytes the pool's ring holds (live or not yet reclaimed) */
     uint32_t orders;   /* executed ORDERs waiting, all channels */
 };
@@ -140,7 +156,8 @@ struct brk_events {
     uint32_t pool_bucket_mask;
     uint64_t pool_head;  /* entries ever reclaimed */
     uint64_t pool_tail;  /* entries ever added */
-    uint32_t pool_live;
+    uint32_t pool_live;       /* entries in the hash (released ones are kept to serve FETCH) */
+    uint32_t pool_unreleased; /* of which not released yet */
     uint8_t *pool_ring;  /* 2 * pool_bytes_max */
     uint64_t pool_ring_head;
     uint64_t pool_ring_tail;
@@ -148,6 +165,10 @@ struct brk_events {
     uint32_t total_count;
     uint32_t *order_slots;                 /* scratch: pool entries of one ORDER */
     uint8_t (*order_hashes)[TRONE_HASH_LEN]; /* scratch: their hashes */
+    struct buf peer_out;                     /* FETCH / FETCHED messages of the last call */
+    struct brk_events_peer_send *peer_sends; /* total_channels_max + 1 */
+    size_t *peer_offsets;
+    size_t peer_send_count;
 };
 
 /* Sane defaults: 4096 connections and attachments, 64 attachments per connection, 16384
@@ -179,13 +200,26 @@ TRONE_MUST_CHECK int brk_events_message(struct brk_events *e, const struct brk_t
 
 /* An ORDER was executed (the control table's order hook, brk_table.h): the events of the
  * range are released to the channel's attached subscribers in position order once the pool
- * holds all of them and they match the digest; an ORDER blocked longer than total_wait_us is
- * skipped (its events never reach this replica's subscribers; subscribers get them from the
- * other replicas). Output, if any, comes from the next flush. Cannot fail. */
+ * holds all of them and they match the digest. A blocked ORDER asks the peers for its range
+ * (FETCH, from brk_events_tick) after fetch_delay_us; one blocked longer than total_wait_us
+ * is skipped (its events never reach this replica's subscribers; subscribers get them from
+ * the other replicas). Queued DELIVERs come from the next flush. Cannot fail. */
 void brk_events_order(struct brk_events *e, const struct brk_table *table, uint64_t now_us,
                       const struct brk_order_exec *order);
-/* Time passed: skips ORDERs waited for too long and releases what follows them. */
-void brk_events_tick(struct brk_events *e, const struct brk_table *table, uint64_t now_us);
+/* Time passed: skips ORDERs waited for too long, releases what follows them, and emits FETCHes
+ * (out->peer_sends, to every peer) for ORDERs still blocked. Cannot fail. */
+void brk_events_tick(struct brk_events *e, const struct brk_table *table, uint64_t now_us,
+                     const struct brk_events_out **out);
+/* A FETCH or FETCHED from peer replica `replica` (its KK session names it). FETCH: answered
+ * with FETCHED (out->peer_sends) if this replica holds the whole range, else ignored.
+ * FETCHED: its events are taken only if they form exactly the range of an ORDER this replica
+ * waits for and hash to its agreed digest (so a Byzantine peer cannot inject anything); the
+ * range is then released. Returns 0, or TRONE_EBADMSG (malformed or another type: nothing
+ * changed). */
+TRONE_MUST_CHECK int brk_events_peer_message(struct brk_events *e, const struct brk_table *table,
+                                             uint64_t now_us, uint32_t replica,
+                                             const uint8_t *data, size_t size,
+                                             const struct brk_events_out **out);
 /* When brk_events_tick is next wanted (µs), or UINT64_MAX. */
 uint64_t brk_events_deadline(const struct brk_events *e);
 void brk_events_pool_stats(const struct brk_events *e, struct brk_events_pool_stats *st);

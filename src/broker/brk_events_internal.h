@@ -15,7 +15,8 @@ _Static_assert(1u + 2u + TRONE_TAG_MAX + TRONE_KEY_LEN + 8u + 8u + 4u <= BRK_EVE
  * the pool ring: u8 tag length | tag | publisher key | wire event (which starts with its
  * epoch and seq). */
 struct brk_events_pooled {
-    bool alive;       /* false once released, evicted or found not to match */
+    bool alive;       /* in the hash: false once evicted or found not to match */
+    bool released;    /* released to subscribers (kept to answer peers' FETCHes) */
     uint32_t bucket_next;
     uint64_t hash;    /* of (tag, publisher, epoch, seq) */
     uint64_t offset;  /* in the ring (mod its size), after pad bytes of padding */
@@ -31,6 +32,7 @@ struct brk_events_order {
     uint64_t first_seq;
     uint64_t first_position;
     uint64_t since_us; /* when it became the channel's next ORDER to release */
+    uint64_t fetch_at_us; /* when to ask the peers for it (again) */
     uint32_t count;
 };
 

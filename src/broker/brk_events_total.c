@@ -6,8 +6,11 @@
  * events are released to the attached subscribers strictly in position order, once the pool
  * holds every one of them and their hashes match the agreed digest. The pool is a FIFO: when
  * it is full the oldest events go first (released ones are reclaimed, unordered ones evicted).
- * An ORDER whose events stay missing for total_wait_us is skipped: this replica's subscribers
- * then get those positions from the other replicas (a fetch from peers is not built).
+ * An ORDER whose events are missing asks the peers for its whole range (FETCH); a FETCHED
+ * answer is taken only if it hashes to the agreed digest, so a Byzantine peer cannot inject
+ * anything. Released events stay in the pool (until the FIFO reclaims them) to answer peers.
+ * An ORDER still blocked after total_wait_us is skipped: this replica's subscribers then get
+ * those positions from the other replicas.
  * No I/O, no clock (time comes in the inputs), no randomness. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +18,8 @@
 
 #include "broker/brk_events_internal.h"
 #include "core/assert.h"
+
+_Static_assert(CHAN_EVENTS_PER_MSG_MAX <= BRK_ORDER_COUNT_MAX, "a FETCHED fits the scratch");
 
 /* ---- Allocation ---------------------------------------------------------------------------- */
 
@@ -39,10 +44,15 @@ int brk_events__total_init(struct brk_events *e)
     e->totals = calloc(c->total_channels_max, sizeof(*e->totals));
     e->order_slots = calloc(BRK_ORDER_COUNT_MAX, sizeof(*e->order_slots));
     e->order_hashes = calloc(BRK_ORDER_COUNT_MAX, sizeof(*e->order_hashes));
+    e->peer_sends = calloc((size_t)c->total_channels_max + 1u, sizeof(*e->peer_sends));
+    e->peer_offsets = calloc((size_t)c->total_channels_max + 1u, sizeof(*e->peer_offsets));
     if (e->pool == NULL || e->pool_buckets == NULL || e->pool_ring == NULL ||
-        e->totals == NULL || e->order_slots == NULL || e->order_hashes == NULL) {
+        e->totals == NULL || e->order_slots == NULL || e->order_hashes == NULL ||
+        e->peer_sends == NULL || e->peer_offsets == NULL) {
         return TRONE_ENOMEM;
     }
+    /* A FETCHED carries one ORDER's range: it must fit one message. */
+    buf_init(&e->peer_out, TRONE_MESSAGE_MAX);
     for (uint32_t i = 0; i < buckets; i++) {
         e->pool_buckets[i] = BRK_EVENTS_NONE;
     }
@@ -61,6 +71,9 @@ void brk_events__total_close(struct brk_events *e)
     free(e->totals);
     free(e->order_slots);
     free(e->order_hashes);
+    free(e->peer_sends);
+    free(e->peer_offsets);
+    buf_close(&e->peer_out);
 }
 
 /* ---- The pending pool ---------------------------------------------------------------------- */
@@ -130,6 +143,10 @@ static void brk_events_pool_unlink(struct brk_events *e, uint32_t slot)
             p->alive = false;
             TRONE_ASSERT(e->pool_live > 0);
             e->pool_live--;
+            if (!p->released) {
+                TRONE_ASSERT(e->pool_unreleased > 0);
+                e->pool_unreleased--;
+            }
             return;
         }
         link = &e->pool[*link].bucket_next;
@@ -144,8 +161,8 @@ static void brk_events_pool_pop(struct brk_events *e)
     uint32_t slot = brk_events_pool_slot(e, e->pool_head);
     struct brk_events_pooled *p = &e->pool[slot];
     if (p->alive) {
+        e->stats.pool_evicted += p->released ? 0 : 1;
         brk_events_pool_unlink(e, slot);
-        e->stats.pool_evicted++;
     }
     e->pool_ring_tail += (uint64_t)p->pad + p->size;
     TRONE_ASSERT(e->pool_ring_tail <= e->pool_ring_head);
@@ -168,7 +185,7 @@ static bool brk_events_pool_room(const struct brk_events *e, uint64_t need)
            used + brk_events_pool_pad(e, need) + need <= brk_events_pool_size(e);
 }
 
-/* The live entry of (tag, publisher, epoch, seq), or BRK_EVENTS_NONE. */
+/* The newest entry of (tag, publisher, epoch, seq) in the hash, or BRK_EVENTS_NONE. */
 static uint32_t brk_events_pool_find(const struct brk_events *e, const char *tag,
                                      const uint8_t publisher[TRONE_KEY_LEN], uint64_t epoch,
                                      uint64_t seq)
@@ -218,6 +235,7 @@ static void brk_events_pool_add(struct brk_events *e, const char *tag,
     e->pool_ring_head += pad + need;
     e->pool_tail++;
     e->pool_live++;
+    e->pool_unreleased++;
     e->stats.pooled++;
 }
 
@@ -278,7 +296,9 @@ static void brk_events_total_pop(struct brk_events *e, struct brk_events_total *
     t->order_head = (t->order_head + 1) % e->config.orders_max;
     t->order_count--;
     if (t->order_count > 0) {
-        brk_events_total_head(e, t)->since_us = now_us; /* its wait starts now */
+        struct brk_events_order *o = brk_events_total_head(e, t);
+        o->since_us = now_us; /* its wait starts now */
+        o->fetch_at_us = now_us + e->config.fetch_delay_us;
     }
 }
 
@@ -324,7 +344,11 @@ static void brk_events_order_release(struct brk_events *e, const struct brk_tabl
             brk_events__enqueue(e, e->targets[k], ch->cls.urgency, ch->tag, o->publisher,
                                 o->first_position + i, event, size);
         }
-        brk_events_pool_unlink(e, slot);
+        if (!e->pool[slot].released) {
+            e->pool[slot].released = true; /* kept for the peers' FETCHes */
+            TRONE_ASSERT(e->pool_unreleased > 0);
+            e->pool_unreleased--;
+        }
     }
     e->stats.released += o->count;
 }
@@ -353,7 +377,9 @@ static void brk_events_total_release(struct brk_events *e, const struct brk_tabl
              * our copies; the range is skipped after the wait. */
             e->stats.mismatched++;
             for (uint32_t i = 0; i < o->count; i++) {
-                brk_events_pool_unlink(e, e->order_slots[i]);
+                if (e->pool[e->order_slots[i]].alive) {
+                    brk_events_pool_unlink(e, e->order_slots[i]);
+                }
             }
         }
         if (!waited) {
@@ -402,17 +428,173 @@ void brk_events_order(struct brk_events *e, const struct brk_table *table, uint6
     o->first_position = order->first_position;
     o->count = order->count;
     o->since_us = now_us;
+    o->fetch_at_us = now_us + e->config.fetch_delay_us;
     t->order_count++;
     brk_events_total_release(e, table, t, now_us);
 }
 
-void brk_events_tick(struct brk_events *e, const struct brk_table *table, uint64_t now_us)
+/* Records the peer message written at peer_out[start, used). */
+static void brk_events_peer_add(struct brk_events *e, uint32_t replica, size_t start)
 {
+    TRONE_ASSERT(e->peer_send_count <= e->config.total_channels_max);
+    if (e->peer_out.error != 0) {
+        e->peer_out.error = 0; /* too big or no memory: the message is not sent */
+        e->peer_out.used = start;
+        return;
+    }
+    e->peer_sends[e->peer_send_count].replica = replica;
+    e->peer_sends[e->peer_send_count].size = e->peer_out.used - start;
+    e->peer_offsets[e->peer_send_count] = start;
+    e->peer_send_count++;
+}
+
+/* Asks every peer for the range of t's blocked head ORDER. */
+static void brk_events_fetch(struct brk_events *e, struct brk_events_total *t, uint64_t now_us)
+{
+    struct brk_events_order *o = brk_events_total_head(e, t);
+    o->fetch_at_us = now_us + e->config.fetch_retry_us;
+    struct chan_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = CHAN_MSG_FETCH;
+    snprintf(m.tag, sizeof(m.tag), "%s", t->tag);
+    memcpy(m.publisher, o->publisher, TRONE_KEY_LEN);
+    m.epoch = o->epoch;
+    m.seq = o->first_seq;
+    m.range_count = o->count;
+    size_t start = e->peer_out.used;
+    chan_msg_put_header(&e->peer_out, &m);
+    brk_events_peer_add(e, BRK_EVENTS_ALL_PEERS, start);
+    e->stats.fetches++;
+}
+
+void brk_events_tick(struct brk_events *e, const struct brk_table *table, uint64_t now_us,
+                     const struct brk_events_out **out)
+{
+    brk_events__out_reset(e);
+    *out = &e->out;
     for (uint32_t i = 0; i < e->total_count; i++) {
-        if (e->totals[i].used && e->totals[i].order_count > 0) {
-            brk_events_total_release(e, table, &e->totals[i], now_us);
+        struct brk_events_total *t = &e->totals[i];
+        if (!t->used || t->order_count == 0) {
+            continue;
+        }
+        brk_events_total_release(e, table, t, now_us);
+        if (t->order_count > 0 && now_us >= brk_events_total_head(e, t)->fetch_at_us) {
+            brk_events_fetch(e, t, now_us);
         }
     }
+    brk_events__out_finish(e);
+}
+
+/* FETCH: answers with the whole range if every event of it is here (released or not). */
+static void brk_events_fetch_answer(struct brk_events *e, uint32_t replica,
+                                    const struct chan_msg *m)
+{
+    if (m->range_count > BRK_ORDER_COUNT_MAX) {
+        return;
+    }
+    for (uint32_t i = 0; i < m->range_count; i++) {
+        e->order_slots[i] = brk_events_pool_find(e, m->tag, m->publisher, m->epoch, m->seq + i);
+        if (e->order_slots[i] == BRK_EVENTS_NONE) {
+            return;
+        }
+    }
+    struct chan_msg a;
+    memset(&a, 0, sizeof(a));
+    a.type = CHAN_MSG_FETCHED;
+    snprintf(a.tag, sizeof(a.tag), "%s", m->tag);
+    memcpy(a.publisher, m->publisher, TRONE_KEY_LEN);
+    size_t start = e->peer_out.used;
+    chan_msg_put_header(&e->peer_out, &a);
+    for (uint32_t i = 0; i < m->range_count; i++) {
+        size_t size;
+        const uint8_t *event = brk_events_pool_event(e, &e->pool[e->order_slots[i]], &size);
+        buf_put_bytes(&e->peer_out, event, size);
+    }
+    chan_msg_events_end(&e->peer_out, start, m->range_count);
+    brk_events_peer_add(e, replica, start);
+    e->stats.fetch_served++;
+}
+
+/* FETCHED: the events must be exactly the range of an ORDER waiting here, and hash to its
+ * digest; then the missing ones join the pool and the channel is released. */
+static void brk_events_fetched(struct brk_events *e, const struct brk_table *table,
+                               uint64_t now_us, struct buf_reader *r, const uint8_t *data,
+                               const struct chan_msg *m)
+{
+    struct brk_events_total *t = brk_events_total_find(e, m->tag);
+    const struct brk_events_order *o = NULL;
+    struct chan_event first = {0};
+    if (m->event_count > 0) {
+        struct buf_reader peek = *r;
+        chan_msg_read_event(&peek, &first);
+    }
+    for (uint32_t k = 0; t != NULL && k < t->order_count && o == NULL; k++) {
+        const struct brk_events_order *c = &t->orders[(t->order_head + k) % e->config.orders_max];
+        if (memcmp(c->publisher, m->publisher, TRONE_KEY_LEN) == 0 &&
+            c->count == m->event_count && c->epoch == first.epoch &&
+            c->first_seq == first.seq) {
+            o = c;
+        }
+    }
+    if (o == NULL || m->event_count == 0) {
+        e->stats.fetch_refused++;
+        return;
+    }
+    size_t starts[BRK_ORDER_COUNT_MAX];
+    size_t sizes[BRK_ORDER_COUNT_MAX];
+    for (uint32_t i = 0; i < m->event_count; i++) {
+        struct chan_event ev;
+        size_t at = r->used;
+        chan_msg_read_event(r, &ev);
+        TRONE_ASSERT(r->error == 0); /* the whole message was checked first */
+        if (ev.epoch != o->epoch || ev.seq != o->first_seq + i) {
+            e->stats.fetch_refused++;
+            return;
+        }
+        starts[i] = at;
+        sizes[i] = r->used - at;
+        brk_order_event_hash(e->order_hashes[i], data + at, sizes[i]);
+    }
+    uint8_t digest[TRONE_HASH_LEN];
+    brk_order_digest(digest, (const uint8_t(*)[TRONE_HASH_LEN])e->order_hashes, m->event_count);
+    if (memcmp(digest, o->digest, TRONE_HASH_LEN) != 0) {
+        e->stats.fetch_refused++;
+        return;
+    }
+    e->stats.fetched++;
+    for (uint32_t i = 0; i < m->event_count; i++) {
+        uint32_t slot = brk_events_pool_find(e, m->tag, m->publisher, o->epoch, o->first_seq + i);
+        if (slot != BRK_EVENTS_NONE) {
+            brk_events_pool_unlink(e, slot); /* ours may be a different (lying) copy */
+        }
+        brk_events_pool_add(e, m->tag, m->publisher, data + starts[i], sizes[i]);
+    }
+    brk_events_total_release(e, table, t, now_us);
+}
+
+int brk_events_peer_message(struct brk_events *e, const struct brk_table *table, uint64_t now_us,
+                            uint32_t replica, const uint8_t *data, size_t size,
+                            const struct brk_events_out **out)
+{
+    TRONE_ASSERT(e->totals != NULL);
+    brk_events__out_reset(e);
+    *out = &e->out;
+    struct buf_reader r;
+    struct chan_msg m;
+    if (chan_msg_check(data, size) != 0 || chan_msg_read_header(&r, data, size, &m) != 0 ||
+        (m.type != CHAN_MSG_FETCH && m.type != CHAN_MSG_FETCHED)) {
+        brk_events__out_finish(e);
+        return TRONE_EBADMSG;
+    }
+    e->out.type = (uint8_t)m.type;
+    snprintf(e->out.tag, sizeof(e->out.tag), "%s", m.tag);
+    if (m.type == CHAN_MSG_FETCH) {
+        brk_events_fetch_answer(e, replica, &m);
+    } else {
+        brk_events_fetched(e, table, now_us, &r, data, &m);
+    }
+    brk_events__out_finish(e);
+    return 0;
 }
 
 uint64_t brk_events_deadline(const struct brk_events *e)
@@ -421,8 +603,9 @@ uint64_t brk_events_deadline(const struct brk_events *e)
     for (uint32_t i = 0; i < e->total_count; i++) {
         const struct brk_events_total *t = &e->totals[i];
         if (t->used && t->order_count > 0) {
-            uint64_t since = t->orders[t->order_head % e->config.orders_max].since_us;
-            uint64_t at = since + e->config.total_wait_us;
+            const struct brk_events_order *o = &t->orders[t->order_head % e->config.orders_max];
+            uint64_t at = o->since_us + e->config.total_wait_us;
+            at = o->fetch_at_us < at ? o->fetch_at_us : at;
             deadline = at < deadline ? at : deadline;
         }
     }
@@ -437,7 +620,7 @@ bool brk_events__total_pending(const struct brk_events *e)
 void brk_events_pool_stats(const struct brk_events *e, struct brk_events_pool_stats *st)
 {
     memset(st, 0, sizeof(*st));
-    st->events = e->pool_live;
+    st->events = e->pool_unreleased;
     st->bytes = e->pool_ring_head - e->pool_ring_tail;
     for (uint32_t i = 0; i < e->total_count; i++) {
         st->orders += e->totals[i].used ? e->totals[i].order_count : 0;

@@ -391,10 +391,45 @@ static void rt_replica_on_order(void *ctx, const struct brk_order_exec *order)
     brk_events_order(&r->events, &r->table, rt_replica_now_us(), order);
 }
 
+/* Sends the core's FETCH / FETCHED messages to peer replicas. */
+static void rt_replica_events_peers(struct rt_replica *r, const struct brk_events_out *out)
+{
+    for (size_t i = 0; i < out->peer_send_count; i++) {
+        const struct brk_events_peer_send *s = &out->peer_sends[i];
+        for (uint32_t j = 0; j < r->replica_count; j++) {
+            if (s->replica == BRK_EVENTS_ALL_PEERS || s->replica == j) {
+                rt_replica_send_replica(r, j, s->data, s->size);
+            }
+        }
+    }
+}
+
 static void rt_replica_on_events_timer(uv_timer_t *timer)
 {
     struct rt_replica *r = timer->data;
-    brk_events_tick(&r->events, &r->table, rt_replica_now_us()); /* the check flushes */
+    const struct brk_events_out *out = NULL;
+    brk_events_tick(&r->events, &r->table, rt_replica_now_us(), &out); /* the check flushes */
+    rt_replica_events_peers(r, out);
+    rt_net_flush(&r->net);
+}
+
+/* A FETCH or FETCHED from peer replica j (total order: a range it or we lack). */
+static void rt_replica_peer_event(struct rt_replica *r, uint32_t j, const uint8_t *msg,
+                                  size_t size)
+{
+    const struct brk_events_out *out = NULL;
+    int rc = brk_events_peer_message(&r->events, &r->table, rt_replica_now_us(), j, msg, size,
+                                     &out);
+    if (rc != 0) {
+        uint32_t suppressed = 0;
+        if (rt_ratelimit_allow(&r->reject_limit, uv_now(&r->loop), RT_REJECT_BURST,
+                               RT_REJECT_WINDOW_MS, &suppressed)) {
+            log_warn(RT_REPLICA_COMP, "msg=\"bad event message from peer\" peer=%u err=%s "
+                     "suppressed=%u", j, trone_err_name(rc), suppressed);
+        }
+        return;
+    }
+    rt_replica_events_peers(r, out);
 }
 
 /* Keeps the events timer at the core's deadline (ORDERs whose events are missing). */
@@ -474,6 +509,10 @@ static void rt_replica_on_message(void *ctx, struct rt_conn *c, const uint8_t *m
                   c->dialer->peer_id);
         return;
     }
+    if (c->sess.role == SESS_ROLE_REPLICA && chan_msg_is_event_type(msg, size)) {
+        rt_replica_peer_event(r, c->sess.peer_replica, msg, size);
+        return;
+    }
     if (c->sess.role == SESS_ROLE_REPLICA) {
         struct smr_input in = {
             .kind = SMR_IN_REPLICA, .from = c->sess.peer_replica, .data = msg, .size = size};
@@ -547,6 +586,17 @@ static void rt_replica_stop(struct rt_replica *r)
         return;
     }
     r->stopping = true;
+    const struct brk_events_stats *st = brk_events_stats(&r->events);
+    if (st->orders > 0) {
+        log_info(RT_REPLICA_COMP,
+                 "msg=\"total order\" orders=%llu pooled=%llu released=%llu skipped=%llu "
+                 "mismatched=%llu pool_evicted=%llu fetches=%llu fetched=%llu fetch_served=%llu",
+                 (unsigned long long)st->orders, (unsigned long long)st->pooled,
+                 (unsigned long long)st->released, (unsigned long long)st->skipped,
+                 (unsigned long long)st->mismatched, (unsigned long long)st->pool_evicted,
+                 (unsigned long long)st->fetches, (unsigned long long)st->fetched,
+                 (unsigned long long)st->fetch_served);
+    }
     for (uint32_t j = 0; j < r->replica_count; j++) {
         rt_dialer_stop(&r->dialers[j]);
     }

@@ -527,12 +527,13 @@ static void test_total_positions_in_order(void **state)
     order(f, 1000, 2, 3, 2, 12, true);
     assert_int_equal(flush_total(f, CONN_SUB, pos, seqs, 16), 0);
     /* A second epoch's events arrive; the stream of epoch 2 accepted 3..4 already. */
-    assert_int_equal(brk_events_deadline(&f->ev), 1000 + 3000000u);
+    assert_int_equal(brk_events_deadline(&f->ev), 1000 + 200000u); /* asks the peers first */
     assert_int_equal(publish(f, CONN_PUB, PUB, "c.total", 3, 1, 2), 0);
     order(f, 1000, 3, 1, 2, 14, true);
     assert_int_equal(flush_total(f, CONN_SUB, pos, seqs, 16), 0);
     /* The wait ends: positions 10-11 are skipped here, the rest goes out in order. */
-    brk_events_tick(&f->ev, &f->table, 1000 + 3000000u);
+    const struct brk_events_out *tick_out = NULL;
+    brk_events_tick(&f->ev, &f->table, 1000 + 3000000u, &tick_out);
     assert_int_equal(flush_total(f, CONN_SUB, pos, seqs, 16), 4);
     assert_true(pos[0] == 12 && pos[1] == 13 && pos[2] == 14 && pos[3] == 15);
     assert_true(seqs[0] == 3 && seqs[1] == 4 && seqs[2] == 1 && seqs[3] == 2);
@@ -553,7 +554,8 @@ static void test_total_digest_mismatch(void **state)
     assert_true(brk_events_stats(&f->ev)->mismatched == 1);
     order(f, 60, 1, 3, 2, 3, true); /* waits behind the bad one */
     assert_int_equal(flush_total(f, CONN_SUB, pos, seqs, 16), 0);
-    brk_events_tick(&f->ev, &f->table, 50 + 3000000u);
+    const struct brk_events_out *tick_out = NULL;
+    brk_events_tick(&f->ev, &f->table, 50 + 3000000u, &tick_out);
     assert_int_equal(flush_total(f, CONN_SUB, pos, seqs, 16), 2);
     assert_true(pos[0] == 3 && seqs[0] == 3 && pos[1] == 4 && seqs[1] == 4);
     assert_true(brk_events_stats(&f->ev)->released == 2);
@@ -578,6 +580,92 @@ static void test_total_pool_bound(void **state)
     assert_true(seqs[0] == 7 && seqs[3] == 10);
     brk_events_pool_stats(&f->ev, &ps);
     assert_int_equal(ps.events, 0);
+}
+
+/* A replica that lacks the payloads of an ORDERed range fetches them from a peer that has
+ * them; a peer's altered copy of the range is refused, whoever sends it. */
+static void test_total_fetch(void **state)
+{
+    struct fixture *f = *state;
+    struct brk_events_config cfg;
+    brk_events_config_defaults(&cfg);
+    struct brk_events *lacking = calloc(1, sizeof(*lacking));
+    assert_non_null(lacking);
+    assert_int_equal(brk_events_init(lacking, &cfg), 0);
+    uint64_t pos[16];
+    uint64_t seqs[16];
+    /* Replica "f->ev" got the PUBLISH, replica "lacking" did not; both execute the ORDER. */
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.total", 6, 1, 3), 0);
+    uint8_t digest[TRONE_HASH_LEN];
+    range_digest(6, 1, 3, digest);
+    struct brk_order_exec o = {.tag = "c.total", .publisher = f->keys[PUB], .epoch = 6,
+                               .first_seq = 1, .count = 3, .digest = digest,
+                               .first_position = 1};
+    brk_events_order(&f->ev, &f->table, 100, &o);
+    brk_events_order(lacking, &f->table, 100, &o);
+    const struct brk_events_out *out = NULL;
+    brk_events_tick(lacking, &f->table, 100 + cfg.fetch_delay_us - 1, &out);
+    assert_int_equal(out->peer_send_count, 0);
+    assert_true(brk_events_deadline(lacking) == 100 + cfg.fetch_delay_us);
+    brk_events_tick(lacking, &f->table, 100 + cfg.fetch_delay_us, &out);
+    assert_int_equal(out->peer_send_count, 1);
+    assert_true(out->peer_sends[0].replica == BRK_EVENTS_ALL_PEERS);
+    struct buf fetch;
+    buf_init(&fetch, 0);
+    buf_put_bytes(&fetch, out->peer_sends[0].data, out->peer_sends[0].size);
+    /* The peer answers from its pool (the events were released there, and kept). */
+    const struct brk_events_out *answer = NULL;
+    assert_int_equal(brk_events_peer_message(&f->ev, &f->table, 200, 3, fetch.data, fetch.used,
+                                             &answer),
+                     0);
+    assert_int_equal(answer->peer_send_count, 1);
+    assert_true(answer->peer_sends[0].replica == 3);
+    struct buf fetched;
+    buf_init(&fetched, 0);
+    buf_put_bytes(&fetched, answer->peer_sends[0].data, answer->peer_sends[0].size);
+    /* An altered copy (last payload byte) is refused and changes nothing. */
+    fetched.data[fetched.used - 1] ^= 1;
+    assert_int_equal(brk_events_peer_message(lacking, &f->table, 300, 1, fetched.data,
+                                             fetched.used, &out),
+                     0);
+    assert_true(brk_events_stats(lacking)->fetch_refused == 1);
+    assert_true(brk_events_stats(lacking)->released == 0);
+    fetched.data[fetched.used - 1] ^= 1;
+    /* The true copy is taken and released at the agreed positions. */
+    uint8_t sub_key[TRONE_KEY_LEN];
+    memcpy(sub_key, f->keys[SUB], TRONE_KEY_LEN);
+    buf_reset(&f->msg);
+    struct chan_msg m = {.type = CHAN_MSG_ATTACH};
+    snprintf(m.tag, sizeof(m.tag), "c.total");
+    chan_msg_put_header(&f->msg, &m);
+    assert_int_equal(brk_events_message(lacking, &f->table, 300, CONN_SUB, sub_key, f->msg.data,
+                                        f->msg.used, &out),
+                     0);
+    assert_int_equal(brk_events_peer_message(lacking, &f->table, 300, 1, fetched.data,
+                                             fetched.used, &out),
+                     0);
+    assert_true(brk_events_stats(lacking)->fetched == 1);
+    assert_true(brk_events_stats(lacking)->released == 3);
+    /* Swap the cores so flush_total reads the lacking replica's output. */
+    struct brk_events tmp = f->ev;
+    f->ev = *lacking;
+    *lacking = tmp;
+    assert_int_equal(flush_total(f, CONN_SUB, pos, seqs, 16), 3);
+    assert_true(pos[0] == 1 && seqs[0] == 1 && pos[2] == 3 && seqs[2] == 3);
+    assert_int_equal(brk_events_deadline(&f->ev), UINT64_MAX);
+    /* Malformed peer input is refused; a FETCH for a range nobody holds gets no answer. */
+    uint8_t junk[3] = {CHAN_MSG_FETCH, 0, 0};
+    assert_int_equal(brk_events_peer_message(&f->ev, &f->table, 400, 2, junk, sizeof(junk), &out),
+                     TRONE_EBADMSG);
+    fetch.data[fetch.used - 4] = 200; /* count 200: more than anyone holds */
+    assert_int_equal(brk_events_peer_message(&f->ev, &f->table, 400, 2, fetch.data, fetch.used,
+                                             &out),
+                     0);
+    assert_int_equal(out->peer_send_count, 0);
+    brk_events_close(lacking);
+    free(lacking);
+    buf_close(&fetch);
+    buf_close(&fetched);
 }
 
 static int setup_pool(void **state)
@@ -609,6 +697,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_total_positions_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_total_digest_mismatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_total_pool_bound, setup_pool, teardown),
+        cmocka_unit_test_setup_teardown(test_total_fetch, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
