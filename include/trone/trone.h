@@ -103,9 +103,12 @@ TRONE_MUST_CHECK int trone_publish_batch(struct trone_client *c, const char *tag
                                          const void *const *data, const size_t *sizes,
                                          size_t count);
 /* Sends what was published and waits at most timeout_ms until every event published on c is
- * acknowledged as its channel's fault model requires. Returns 0 when all are, else the number
- * still unacknowledged (> 0, capped at INT32_MAX), or the refusal (TRONE_EPERM) when f+1
- * replicas refused this publisher on a channel. Callbacks are not called. */
+ * acknowledged as its channel's fault model requires. On a total-order channel an event is
+ * acknowledged only once its position was agreed too (its ORDER completed), so after 0 every
+ * subscriber that delivers it delivers it at the same position. Returns 0 when all are, else
+ * the number still unacknowledged (> 0, capped at INT32_MAX), or the refusal (TRONE_EPERM)
+ * when f+1 replicas refused this publisher on a channel (or the agreed ORDER was refused).
+ * Callbacks are not called. */
 TRONE_MUST_CHECK int trone_flush(struct trone_client *c, uint64_t timeout_ms);
 /* Events published on c and not yet acknowledged. Cannot fail. */
 uint64_t trone_unacked(const struct trone_client *c);
