@@ -46,9 +46,9 @@ int brk_events__total_init(struct brk_events *e)
     e->order_hashes = calloc(BRK_ORDER_COUNT_MAX, sizeof(*e->order_hashes));
     e->peer_sends = calloc((size_t)c->total_channels_max + 1u, sizeof(*e->peer_sends));
     e->peer_offsets = calloc((size_t)c->total_channels_max + 1u, sizeof(*e->peer_offsets));
-    if (e->pool == NULL || e->pool_buckets == NULL || e->pool_ring == NULL ||
-        e->totals == NULL || e->order_slots == NULL || e->order_hashes == NULL ||
-        e->peer_sends == NULL || e->peer_offsets == NULL) {
+    if (e->pool == NULL || e->pool_buckets == NULL || e->pool_ring == NULL || e->totals == NULL ||
+        e->order_slots == NULL || e->order_hashes == NULL || e->peer_sends == NULL ||
+        e->peer_offsets == NULL) {
         return TRONE_ENOMEM;
     }
     /* A FETCHED carries one ORDER's range: it must fit one message. */
@@ -119,10 +119,9 @@ static const uint8_t *brk_events_pool_event(const struct brk_events *e,
     return b + head;
 }
 
-static bool brk_events_pool_matches(const struct brk_events *e,
-                                    const struct brk_events_pooled *p, const char *tag,
-                                    const uint8_t publisher[TRONE_KEY_LEN], uint64_t epoch,
-                                    uint64_t seq)
+static bool brk_events_pool_matches(const struct brk_events *e, const struct brk_events_pooled *p,
+                                    const char *tag, const uint8_t publisher[TRONE_KEY_LEN],
+                                    uint64_t epoch, uint64_t seq)
 {
     const uint8_t *b = brk_events_pool_bytes(e, p);
     size_t tag_size = strlen(tag);
@@ -289,8 +288,7 @@ static struct brk_events_order *brk_events_total_head(const struct brk_events *e
     return &t->orders[t->order_head % e->config.orders_max];
 }
 
-static void brk_events_total_pop(struct brk_events *e, struct brk_events_total *t,
-                                 uint64_t now_us)
+static void brk_events_total_pop(struct brk_events *e, struct brk_events_total *t, uint64_t now_us)
 {
     TRONE_ASSERT(t->order_count > 0);
     t->order_head = (t->order_head + 1) % e->config.orders_max;
@@ -308,8 +306,8 @@ static bool brk_events_order_complete(struct brk_events *e, const struct brk_eve
 {
     TRONE_ASSERT(o->count >= 1 && o->count <= BRK_ORDER_COUNT_MAX);
     for (uint32_t i = 0; i < o->count; i++) {
-        e->order_slots[i] = brk_events_pool_find(e, t->tag, o->publisher, o->epoch,
-                                                 o->first_seq + i);
+        e->order_slots[i] =
+            brk_events_pool_find(e, t->tag, o->publisher, o->epoch, o->first_seq + i);
         if (e->order_slots[i] == BRK_EVENTS_NONE) {
             return false;
         }
@@ -332,8 +330,7 @@ static bool brk_events_order_matches(struct brk_events *e, const struct brk_even
 
 /* Queues the events of o, at their positions, for every connection attached to the channel. */
 static void brk_events_order_release(struct brk_events *e, const struct brk_table *table,
-                                     const struct brk_channel *ch,
-                                     const struct brk_events_order *o)
+                                     const struct brk_channel *ch, const struct brk_events_order *o)
 {
     uint32_t target_count = brk_events__targets(e, table, ch);
     for (uint32_t i = 0; i < o->count; i++) {
@@ -390,10 +387,9 @@ static void brk_events_total_release(struct brk_events *e, const struct brk_tabl
     }
 }
 
-void brk_events__total_publish(struct brk_events *e, const struct brk_table *table,
-                               uint64_t now_us, const struct brk_channel *ch,
-                               const uint8_t publisher[TRONE_KEY_LEN], const uint8_t *event,
-                               size_t event_size)
+void brk_events__total_publish(struct brk_events *e, const struct brk_table *table, uint64_t now_us,
+                               const struct brk_channel *ch, const uint8_t publisher[TRONE_KEY_LEN],
+                               const uint8_t *event, size_t event_size)
 {
     TRONE_ASSERT(ch->cls.order == BRK_ORDER_TOTAL);
     brk_events_pool_add(e, ch->tag, publisher, event, event_size);
@@ -517,9 +513,8 @@ static void brk_events_fetch_answer(struct brk_events *e, uint32_t replica,
 
 /* FETCHED: the events must be exactly the range of an ORDER waiting here, and hash to its
  * digest; then the missing ones join the pool and the channel is released. */
-static void brk_events_fetched(struct brk_events *e, const struct brk_table *table,
-                               uint64_t now_us, struct buf_reader *r, const uint8_t *data,
-                               const struct chan_msg *m)
+static void brk_events_fetched(struct brk_events *e, const struct brk_table *table, uint64_t now_us,
+                               struct buf_reader *r, const uint8_t *data, const struct chan_msg *m)
 {
     struct brk_events_total *t = brk_events_total_find(e, m->tag);
     const struct brk_events_order *o = NULL;
@@ -530,9 +525,8 @@ static void brk_events_fetched(struct brk_events *e, const struct brk_table *tab
     }
     for (uint32_t k = 0; t != NULL && k < t->order_count && o == NULL; k++) {
         const struct brk_events_order *c = &t->orders[(t->order_head + k) % e->config.orders_max];
-        if (memcmp(c->publisher, m->publisher, TRONE_KEY_LEN) == 0 &&
-            c->count == m->event_count && c->epoch == first.epoch &&
-            c->first_seq == first.seq) {
+        if (memcmp(c->publisher, m->publisher, TRONE_KEY_LEN) == 0 && c->count == m->event_count &&
+            c->epoch == first.epoch && c->first_seq == first.seq) {
             o = c;
         }
     }
