@@ -1,11 +1,15 @@
 /* fuzz_brk_events.c: arbitrary event-path messages from arbitrary connections (and closes,
  * pauses and flushes in any order) into the replica's forwarding core, against a real control
  * table. Checks that nothing crashes, every output decodes, and the queue bounds hold.
- * Input: records of u8 action | u8 connection | u8 key | u16 length | bytes. */
+ * Input: records of u8 action | u8 connection | u8 key | u16 length | bytes. Action 4 tells the
+ * core about an executed ORDER on "t" (u64 epoch | u64 first seq | u8 count | digest from the
+ * bytes) and ticks it, so the total-order pool and release run against arbitrary input; with
+ * bit 3 set it feeds the bytes as a peer replica's FETCH or FETCHED instead. */
 #include "../src/broker/brk_events.c"
 #include "../src/broker/brk_events_flush.c"
 #include "../src/broker/brk_events_level.c"
 #include "../src/broker/brk_events_queue.c"
+#include "../src/broker/brk_events_total.c"
 
 #include <stdlib.h>
 
@@ -71,6 +75,11 @@ static void fuzz_check_out(const struct brk_events_out *out)
             abort();
         }
     }
+    for (size_t i = 0; i < out->peer_send_count; i++) {
+        if (chan_msg_check(out->peer_sends[i].data, out->peer_sends[i].size) != 0) {
+            abort();
+        }
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -90,6 +99,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.deliver_bytes_max = 200;
     cfg.flush_conn_bytes_max = 400;
     cfg.flush_total_bytes_max = 800;
+    cfg.pool_events_max = 8;
+    cfg.pool_bytes_max = BRK_EVENTS_RECORD_MAX;
+    cfg.total_channels_max = 1;
+    cfg.orders_max = 4;
+    cfg.total_wait_us = 3;
     struct brk_events ev;
     if (brk_events_init(&ev, &cfg) != 0) {
         abort();
@@ -104,7 +118,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         length = length > buf_reader_left(&r) ? buf_reader_left(&r) : length;
         const uint8_t *bytes = buf_get_ref(&r, length);
         const struct brk_events_out *out = NULL;
-        switch (action % 4u) {
+        switch (action % 5u) {
         case 0:
             if (brk_events_message(&ev, &fuzz_table, step, conn, key, bytes, length, &out) == 0) {
                 fuzz_check_out(out);
@@ -116,6 +130,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 2:
             brk_events_conn_pause(&ev, conn, (action & 4u) != 0);
             break;
+        case 4: {
+            if ((action & 8u) != 0) {
+                if (brk_events_peer_message(&ev, &fuzz_table, step, conn, bytes, length, &out) ==
+                    0) {
+                    fuzz_check_out(out);
+                }
+                break;
+            }
+            uint8_t order_bytes[17 + TRONE_HASH_LEN] = {0};
+            memcpy(order_bytes, bytes, length < sizeof(order_bytes) ? length : sizeof(order_bytes));
+            uint64_t first = buf_load_u64(order_bytes + 8);
+            struct brk_order_exec o = {.tag = "t",
+                                       .publisher = key,
+                                       .epoch = buf_load_u64(order_bytes),
+                                       .first_seq = first == 0 || first > UINT64_MAX - 16 ? 1
+                                                                                          : first,
+                                       .count = (uint32_t)(order_bytes[16] % 8u) + 1u,
+                                       .digest = order_bytes + 17,
+                                       .first_position = step + 1};
+            brk_events_order(&ev, &fuzz_table, step, &o);
+            brk_events_tick(&ev, &fuzz_table, step, &out);
+            fuzz_check_out(out);
+            break;
+        }
         default:
             brk_events_flush(&ev, &fuzz_table, step, &out);
             fuzz_check_out(out);
@@ -131,6 +169,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
             }
         }
+    }
+    struct brk_events_pool_stats ps;
+    brk_events_pool_stats(&ev, &ps);
+    if (ps.events > cfg.pool_events_max || ps.bytes > cfg.pool_bytes_max ||
+        ps.orders > cfg.orders_max) {
+        abort();
     }
     brk_events_close(&ev);
     return 0;

@@ -58,7 +58,14 @@ static void fuzz_init(void)
         brk_name_list_add(&op.subscribers, "*") != 0) {
         abort();
     }
+    op.cls.order = BRK_ORDER_TOTAL; /* so the baseline holds order state (floors) */
     fuzz_run(&op, fuzz_keys[0]);
+    const uint8_t digest[TRONE_HASH_LEN] = {7};
+    brk_op_init(&op, BRK_OP_ORDER);
+    if (brk_op_set_order(&op, "os.metrics", 5, 1, 3, digest) != 0) {
+        abort();
+    }
+    fuzz_run(&op, fuzz_keys[1]);
     brk_op_init(&op, BRK_OP_SUBSCRIBE);
     if (brk_op_set_tag(&op, "os.metrics") != 0) {
         abort();
@@ -66,7 +73,8 @@ static void fuzz_init(void)
     fuzz_run(&op, fuzz_keys[2]);
     buf_init(&fuzz_baseline, 0);
     if (brk_table_snapshot(&fuzz_table, &fuzz_baseline) != 0 ||
-        brk_table_channel_count(&fuzz_table) != 1) {
+        brk_table_channel_count(&fuzz_table) != 1 ||
+        brk_table_find_channel(&fuzz_table, "os.metrics")->order_next != 4) {
         abort();
     }
 }

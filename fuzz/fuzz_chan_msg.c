@@ -1,5 +1,5 @@
 /* fuzz_chan_msg.c: arbitrary bytes into the event path's decoders; a message that decodes is
- * re-encoded and must give back the same bytes. */
+ * re-encoded and must give back the same bytes; a DELIVER_TOTAL's positions are valid. */
 #include "../src/chan/chan_msg.c"
 
 #include <stdlib.h>
@@ -13,6 +13,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct chan_msg m;
     if (chan_msg_read_header(&r, data, size, &m) != 0) {
         abort(); /* check accepted it */
+    }
+    if (m.type == CHAN_MSG_DELIVER_TOTAL &&
+        (m.position == 0 || m.event_count == 0 || m.position > UINT64_MAX - m.event_count)) {
+        abort(); /* positions start at 1 and a message's range never wraps */
     }
     struct buf out = {0};
     size_t start = out.used;

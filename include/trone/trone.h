@@ -57,6 +57,11 @@ struct trone_event {
     const uint8_t *payload;                      /* DATA: the event's bytes */
     size_t payload_size;
     uint64_t lost;                               /* GAP: events lost (0 if unknown) */
+    /* Total-order channels (class "total"): the event's position in the channel's one agreed
+     * sequence (1, 2, ...; every correct subscriber delivers the same event at the same
+     * position, in position order). A GAP there has seq = the first missing position and an
+     * all-zero publisher. 0 on FIFO channels. */
+    uint64_t position;
 };
 
 /* Called by trone_run and trone_receive for each event of a channel subscribed with a
@@ -98,9 +103,12 @@ TRONE_MUST_CHECK int trone_publish_batch(struct trone_client *c, const char *tag
                                          const void *const *data, const size_t *sizes,
                                          size_t count);
 /* Sends what was published and waits at most timeout_ms until every event published on c is
- * acknowledged as its channel's fault model requires. Returns 0 when all are, else the number
- * still unacknowledged (> 0, capped at INT32_MAX), or the refusal (TRONE_EPERM) when f+1
- * replicas refused this publisher on a channel. Callbacks are not called. */
+ * acknowledged as its channel's fault model requires. On a total-order channel an event is
+ * acknowledged only once its position was agreed too (its ORDER completed), so after 0 every
+ * subscriber that delivers it delivers it at the same position. Returns 0 when all are, else
+ * the number still unacknowledged (> 0, capped at INT32_MAX), or the refusal (TRONE_EPERM)
+ * when f+1 replicas refused this publisher on a channel (or the agreed ORDER was refused).
+ * Callbacks are not called. */
 TRONE_MUST_CHECK int trone_flush(struct trone_client *c, uint64_t timeout_ms);
 /* Events published on c and not yet acknowledged. Cannot fail. */
 uint64_t trone_unacked(const struct trone_client *c);

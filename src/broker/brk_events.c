@@ -31,12 +31,20 @@ void brk_events_config_defaults(struct brk_events_config *c)
     c->deliver_bytes_max = 256u * 1024;
     c->flush_conn_bytes_max = 1024u * 1024;
     c->flush_total_bytes_max = 4u * 1024 * 1024;
+    c->pool_events_max = 65536;
+    c->pool_bytes_max = 32u * 1024 * 1024;
+    c->total_channels_max = 256;
+    c->orders_max = 4096;
+    c->total_wait_us = 3000000u;
+    c->fetch_delay_us = 200000u;
+    c->fetch_retry_us = 500000u;
 }
 
 int brk_events_config_check(const struct brk_events_config *c)
 {
     const uint32_t counts[] = {c->conn_max, c->attach_max, c->attach_per_conn_max,
-                               c->stream_max, c->queue_events_max, c->gap_max};
+                               c->stream_max, c->queue_events_max, c->gap_max,
+                               c->pool_events_max, c->total_channels_max, c->orders_max};
     for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
         if (counts[i] == 0 || counts[i] > BRK_EVENTS_TABLE_MAX) {
             return TRONE_EINVAL;
@@ -44,7 +52,9 @@ int brk_events_config_check(const struct brk_events_config *c)
     }
     if (c->queue_bytes_max < BRK_EVENTS_RECORD_MAX || c->deliver_bytes_max == 0 ||
         c->flush_conn_bytes_max == 0 || c->flush_total_bytes_max < c->flush_conn_bytes_max ||
-        c->flush_total_bytes_max > TRONE_MESSAGE_MAX) {
+        c->flush_total_bytes_max > TRONE_MESSAGE_MAX || c->pool_bytes_max < BRK_EVENTS_RECORD_MAX ||
+        c->pool_bytes_max > (UINT32_MAX >> 1) || c->total_wait_us == 0 ||
+        c->fetch_retry_us == 0) {
         return TRONE_EINVAL;
     }
     return 0;
@@ -99,6 +109,10 @@ int brk_events_init(struct brk_events *e, const struct brk_events_config *c)
         brk_events_close(e);
         return TRONE_ENOMEM;
     }
+    if (brk_events__total_init(e) != 0) {
+        brk_events_close(e);
+        return TRONE_ENOMEM;
+    }
     e->stream_bucket_mask = stream_buckets - 1;
     e->attach_bucket_mask = attach_buckets - 1;
     e->conn_bucket_mask = conn_buckets - 1;
@@ -124,6 +138,7 @@ void brk_events_close(struct brk_events *e)
             brk_events_conn_close(e, e->conns[i].id);
         }
     }
+    brk_events__total_close(e);
     free(e->streams);
     free(e->stream_buckets);
     free(e->attaches);
@@ -145,6 +160,8 @@ const struct brk_events_stats *brk_events_stats(const struct brk_events *e) { re
 void brk_events__out_reset(struct brk_events *e)
 {
     buf_reset(&e->out_data);
+    buf_reset(&e->peer_out);
+    e->peer_send_count = 0;
     e->send_count = 0;
     e->close_count = 0;
     memset(&e->out, 0, sizeof(e->out));
@@ -190,6 +207,12 @@ void brk_events__out_finish(struct brk_events *e)
     e->out.sends = e->sends;
     e->out.close_count = e->close_count;
     e->out.closes = e->closes;
+    for (size_t i = 0; i < e->peer_send_count; i++) {
+        e->peer_sends[i].data = e->peer_out.data + e->peer_offsets[i];
+        TRONE_ASSERT(e->peer_offsets[i] + e->peer_sends[i].size <= e->peer_out.used);
+    }
+    e->out.peer_send_count = e->peer_send_count;
+    e->out.peer_sends = e->peer_sends;
 }
 
 /* ---- Publisher streams -------------------------------------------------------------------- */
@@ -318,15 +341,15 @@ static int32_t brk_events_publish_check(const struct brk_table *table, const cha
     if (!brk_table_channel_may_publish(table, *ch, key)) {
         return TRONE_EPERM;
     }
-    if ((*ch)->cls.order != BRK_ORDER_FIFO) {
-        return TRONE_EINVAL; /* total order goes through agreement: not built yet */
-    }
     return 0;
 }
 
 /* Applies one event to its stream and forwards it if it is the next one (issue 3: seq <=
- * accepted is a duplicate, seq > accepted + 1 is dropped until the publisher resends). */
-static void brk_events_publish_one(struct brk_events *e, const struct brk_channel *ch,
+ * accepted is a duplicate, seq > accepted + 1 is dropped until the publisher resends). On a
+ * total-order channel the accepted event goes to the pending pool instead, to wait for its
+ * ORDER (DESIGN.md 7). */
+static void brk_events_publish_one(struct brk_events *e, const struct brk_table *table,
+                                   uint64_t now_us, const struct brk_channel *ch,
                                    const uint8_t key[TRONE_KEY_LEN], uint32_t stream,
                                    uint64_t seq, const uint8_t *event, size_t event_size,
                                    uint32_t target_count)
@@ -342,13 +365,18 @@ static void brk_events_publish_one(struct brk_events *e, const struct brk_channe
     }
     s->accepted = seq;
     e->stats.accepted++;
+    if (ch->cls.order == BRK_ORDER_TOTAL) {
+        brk_events__total_publish(e, table, now_us, ch, key, event, event_size);
+        return;
+    }
     for (uint32_t t = 0; t < target_count; t++) {
-        brk_events__enqueue(e, e->targets[t], ch->cls.urgency, ch->tag, key, event, event_size);
+        brk_events__enqueue(e, e->targets[t], ch->cls.urgency, ch->tag, key, 0, event,
+                            event_size);
     }
 }
 
 static int brk_events_publish(struct brk_events *e, const struct brk_table *table,
-                              uint64_t conn_id, const uint8_t key[TRONE_KEY_LEN],
+                              uint64_t now_us, uint64_t conn_id, const uint8_t key[TRONE_KEY_LEN],
                               const uint8_t *data, size_t size)
 {
     /* Validate all of it first, so a malformed message changes nothing. */
@@ -372,7 +400,8 @@ static int brk_events_publish(struct brk_events *e, const struct brk_table *tabl
         brk_events_ack(e, conn_id, m.tag, ev.epoch, 0, status);
         return 0;
     }
-    uint32_t target_count = brk_events__targets(e, table, ch);
+    uint32_t target_count =
+        ch->cls.order == BRK_ORDER_TOTAL ? 0 : brk_events__targets(e, table, ch);
     uint32_t stream = BRK_EVENTS_NONE;
     for (uint32_t i = 0; i < m.event_count; i++) {
         size_t at = r.used;
@@ -391,7 +420,8 @@ static int brk_events_publish(struct brk_events *e, const struct brk_table *tabl
                 e->streams[stream].accepted = ev.seq - 1; /* a new stream starts anywhere */
             }
         }
-        brk_events_publish_one(e, ch, key, stream, ev.seq, data + at, r.used - at, target_count);
+        brk_events_publish_one(e, table, now_us, ch, key, stream, ev.seq, data + at, r.used - at,
+                               target_count);
     }
     TRONE_ASSERT(stream != BRK_EVENTS_NONE);
     brk_events_ack(e, conn_id, m.tag, e->streams[stream].epoch, e->streams[stream].accepted, 0);
@@ -408,9 +438,6 @@ static int32_t brk_events_attach(struct brk_events *e, const struct brk_table *t
     }
     if (!brk_table_channel_may_subscribe(table, ch, key)) {
         return TRONE_EPERM;
-    }
-    if (ch->cls.order != BRK_ORDER_FIFO) {
-        return TRONE_EINVAL;
     }
     uint32_t idx = brk_events__conn_get(e, conn_id, key);
     if (idx == BRK_EVENTS_NONE) {
@@ -454,7 +481,6 @@ int brk_events_message(struct brk_events *e, const struct brk_table *table, uint
                        uint64_t conn_id, const uint8_t key[TRONE_KEY_LEN], const uint8_t *data,
                        size_t size, const struct brk_events_out **out)
 {
-    (void)now_us; /* acceptance does not depend on time; DELIVERs are stamped at flush */
     TRONE_ASSERT(e->conns != NULL);
     TRONE_ASSERT(data != NULL || size == 0);
     brk_events__out_reset(e);
@@ -464,7 +490,7 @@ int brk_events_message(struct brk_events *e, const struct brk_table *table, uint
     e->out.type = type;
     switch (type) {
     case CHAN_MSG_PUBLISH:
-        rc = brk_events_publish(e, table, conn_id, key, data, size);
+        rc = brk_events_publish(e, table, now_us, conn_id, key, data, size);
         break;
     case CHAN_MSG_ATTACH:
     case CHAN_MSG_DETACH:
@@ -474,7 +500,10 @@ int brk_events_message(struct brk_events *e, const struct brk_table *table, uint
     case CHAN_MSG_ATTACHED:
     case CHAN_MSG_DELIVER:
     case CHAN_MSG_GAP:
-        rc = TRONE_EPROTO; /* replica-to-client messages */
+    case CHAN_MSG_DELIVER_TOTAL:
+    case CHAN_MSG_FETCH:
+    case CHAN_MSG_FETCHED:
+        rc = TRONE_EPROTO; /* replica-to-client and replica-to-replica messages */ /* replica-to-client messages */
         break;
     default:
         break;

@@ -24,8 +24,9 @@
 
 #define BRK_EVENTS_LEVELS (BRK_URGENCY_MAX + 1u)
 #define BRK_EVENTS_NONE UINT32_MAX
-/* Bytes of one queued record beyond its wire event: u32 size | u8 tag length | tag | key. */
-#define BRK_EVENTS_RECORD_OVERHEAD (4u + 1u + TRONE_TAG_MAX + TRONE_KEY_LEN)
+/* Bytes of one queued record beyond its wire event: u32 size | u8 tag length | tag | key |
+ * u64 position (0 on FIFO channels). */
+#define BRK_EVENTS_RECORD_OVERHEAD (4u + 1u + TRONE_TAG_MAX + TRONE_KEY_LEN + 8u)
 /* Largest wire event: epoch, seq, time, u16 auth length, auth, u32 payload length, payload. */
 #define BRK_EVENTS_EVENT_MAX (8u + 8u + 8u + 2u + CHAN_AUTH_MAX + 4u + CHAN_PAYLOAD_MAX)
 #define BRK_EVENTS_RECORD_MAX (BRK_EVENTS_RECORD_OVERHEAD + BRK_EVENTS_EVENT_MAX)
@@ -41,12 +42,28 @@ struct brk_events_config {
     uint32_t deliver_bytes_max;   /* bytes of one DELIVER message (one event may exceed it) */
     uint32_t flush_conn_bytes_max;  /* bytes emitted per connection per flush */
     uint32_t flush_total_bytes_max; /* bytes emitted per flush */
+    /* Total-order channels (brk_events_total.c). */
+    uint32_t pool_events_max;       /* events waiting for their ORDER, all channels */
+    uint32_t pool_bytes_max;        /* their bytes (records, overhead included) */
+    uint32_t total_channels_max;    /* total-order channels with state at once */
+    uint32_t orders_max;            /* executed ORDERs waiting per channel */
+    uint64_t total_wait_us;         /* an ORDER whose events stay missing this long is skipped */
+    uint64_t fetch_delay_us;        /* a blocked ORDER asks the peers (FETCH) after this long */
+    uint64_t fetch_retry_us;        /* and again this often */
     uint8_t hash_key[16];           /* SipHash key of the internal tables */
 };
 
 /* One message to send on a connection; data is core-owned (see brk_events_out). */
 struct brk_events_send {
     uint64_t conn_id;
+    const uint8_t *data;
+    size_t size;
+};
+
+/* One message for a peer replica (FETCH, FETCHED); data is core-owned like sends'. */
+#define BRK_EVENTS_ALL_PEERS UINT32_MAX
+struct brk_events_peer_send {
+    uint32_t replica; /* BRK_EVENTS_ALL_PEERS: every other replica */
     const uint8_t *data;
     size_t size;
 };
@@ -59,6 +76,8 @@ struct brk_events_out {
     size_t close_count; /* flush: connections to close (their GAP table overflowed) */
     const uint64_t *closes;
     bool more;          /* flush: unpaused connections still hold queued events */
+    size_t peer_send_count; /* tick, peer message: messages for peer replicas */
+    const struct brk_events_peer_send *peer_sends;
     int32_t status;     /* message: status of the answer sent (0 or TRONE_E*) */
     uint8_t type;       /* message: its chan_msg_type */
     char tag[TRONE_TAG_MAX + 1]; /* message: its tag */
@@ -74,12 +93,32 @@ struct brk_events_stats {
     uint64_t unauthorized;  /* queued events discarded: subscriber detached or not authorized */
     uint64_t delivered;     /* events emitted in DELIVERs */
     uint64_t evicted;       /* streams evicted from the stream table */
+    uint64_t pooled;        /* total order: events put in the pending pool */
+    uint64_t pool_evicted;  /* total order: unordered events evicted from the full pool */
+    uint64_t orders;        /* total order: executed ORDERs learnt */
+    uint64_t released;      /* total order: events released in position order */
+    uint64_t skipped;       /* total order: events of ORDERs skipped (missing after the wait,
+                               or pushed out of a full order queue) */
+    uint64_t mismatched;    /* total order: ORDERs whose pooled events did not match the digest */
+    uint64_t fetches;       /* total order: FETCHes sent to the peers */
+    uint64_t fetched;       /* total order: ranges received from a peer and matching the digest */
+    uint64_t fetch_refused; /* total order: FETCHED ranges dropped (no such ORDER, bad digest) */
+    uint64_t fetch_served;  /* total order: FETCHes answered */
+};
+
+/* Introspection of the pending pool. */
+struct brk_events_pool_stats {
+    uint32_t events;   /* events in the pool not released yet */
+    uint64_t bytes;    /* bytes the pool's ring holds (live or not yet reclaimed) */
+    uint32_t orders;   /* executed ORDERs waiting, all channels */
 };
 
 /* Private state; the struct is public so that callers can allocate it. */
 struct brk_events_stream;
 struct brk_events_attach;
 struct brk_events_conn;
+struct brk_events_pooled;
+struct brk_events_total;
 
 struct brk_events {
     struct brk_events_config config;
@@ -110,6 +149,26 @@ struct brk_events {
     size_t close_count;
     struct brk_events_out out;
     struct brk_events_stats stats;
+    /* Total order: the pending pool (a FIFO ring of entries and one of bytes, hashed by
+     * (tag, publisher, epoch, seq)) and the per-channel queues of executed ORDERs. */
+    struct brk_events_pooled *pool;
+    uint32_t *pool_buckets;
+    uint32_t pool_bucket_mask;
+    uint64_t pool_head;  /* entries ever reclaimed */
+    uint64_t pool_tail;  /* entries ever added */
+    uint32_t pool_live;       /* entries in the hash (released ones are kept to serve FETCH) */
+    uint32_t pool_unreleased; /* of which not released yet */
+    uint8_t *pool_ring;  /* 2 * pool_bytes_max */
+    uint64_t pool_ring_head;
+    uint64_t pool_ring_tail;
+    struct brk_events_total *totals;
+    uint32_t total_count;
+    uint32_t *order_slots;                 /* scratch: pool entries of one ORDER */
+    uint8_t (*order_hashes)[TRONE_HASH_LEN]; /* scratch: their hashes */
+    struct buf peer_out;                     /* FETCH / FETCHED messages of the last call */
+    struct brk_events_peer_send *peer_sends; /* total_channels_max + 1 */
+    size_t *peer_offsets;
+    size_t peer_send_count;
 };
 
 /* Sane defaults: 4096 connections and attachments, 64 attachments per connection, 16384
@@ -129,8 +188,8 @@ void brk_events_close(struct brk_events *e);
 /* One event-path message (chan_msg_is_event_type) from connection conn_id whose session
  * authenticated key. table is read for the channel, its class and the authorizations at this
  * moment. PUBLISH: answered by one ACK per run of events of one epoch (an empty PUBLISH gets
- * ACK(epoch 0, seq 0)); refused (ENOENT unknown channel, EPERM not authorized, EINVAL total
- * order not supported yet) with nothing forwarded. ATTACH: answered ATTACHED(status). DETACH:
+ * ACK(epoch 0, seq 0)); refused (ENOENT unknown channel, EPERM not authorized) with nothing
+ * forwarded. Events of total-order channels go to the pending pool instead of the queues (brk_events_order releases them). ATTACH: answered ATTACHED(status). DETACH:
  * no answer. Returns 0 (answers in *out), or TRONE_EBADMSG for a malformed message and
  * TRONE_EPROTO for a type a client never sends: then nothing changed and the runtime should
  * drop the connection. */
@@ -138,6 +197,32 @@ TRONE_MUST_CHECK int brk_events_message(struct brk_events *e, const struct brk_t
                                         uint64_t now_us, uint64_t conn_id,
                                         const uint8_t key[TRONE_KEY_LEN], const uint8_t *data,
                                         size_t size, const struct brk_events_out **out);
+
+/* An ORDER was executed (the control table's order hook, brk_table.h): the events of the
+ * range are released to the channel's attached subscribers in position order once the pool
+ * holds all of them and they match the digest. A blocked ORDER asks the peers for its range
+ * (FETCH, from brk_events_tick) after fetch_delay_us; one blocked longer than total_wait_us
+ * is skipped (its events never reach this replica's subscribers; subscribers get them from
+ * the other replicas). Queued DELIVERs come from the next flush. Cannot fail. */
+void brk_events_order(struct brk_events *e, const struct brk_table *table, uint64_t now_us,
+                      const struct brk_order_exec *order);
+/* Time passed: skips ORDERs waited for too long, releases what follows them, and emits FETCHes
+ * (out->peer_sends, to every peer) for ORDERs still blocked. Cannot fail. */
+void brk_events_tick(struct brk_events *e, const struct brk_table *table, uint64_t now_us,
+                     const struct brk_events_out **out);
+/* A FETCH or FETCHED from peer replica `replica` (its KK session names it). FETCH: answered
+ * with FETCHED (out->peer_sends) if this replica holds the whole range, else ignored.
+ * FETCHED: its events are taken only if they form exactly the range of an ORDER this replica
+ * waits for and hash to its agreed digest (so a Byzantine peer cannot inject anything); the
+ * range is then released. Returns 0, or TRONE_EBADMSG (malformed or another type: nothing
+ * changed). */
+TRONE_MUST_CHECK int brk_events_peer_message(struct brk_events *e, const struct brk_table *table,
+                                             uint64_t now_us, uint32_t replica,
+                                             const uint8_t *data, size_t size,
+                                             const struct brk_events_out **out);
+/* When brk_events_tick is next wanted (µs), or UINT64_MAX. */
+uint64_t brk_events_deadline(const struct brk_events *e);
+void brk_events_pool_stats(const struct brk_events *e, struct brk_events_pool_stats *st);
 
 /* The connection closed: its attachments and queues go. Unknown ids are ignored. Leaves the
  * last output intact. Cannot fail. */

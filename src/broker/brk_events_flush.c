@@ -1,7 +1,7 @@
 /* brk_events_flush.c: turns the per-connection queues of the event path into GAP and DELIVER
  * messages (brk_events.h): most urgent level first, consecutive events of one (tag, publisher)
- * in one DELIVER, bounded bytes per connection and per flush, connections taken round robin.
- * No I/O; the time stamped on DELIVERs comes in the input. */
+ * in one DELIVER (DELIVER_TOTAL for consecutive positions of a total-order channel), bounded
+ * bytes per connection and per flush, connections taken round robin. No I/O; the time stamped on DELIVERs comes in the input. */
 #include <stdio.h>
 #include <string.h>
 
@@ -63,10 +63,12 @@ static bool brk_events_flush_run(struct brk_events *e, const struct brk_table *t
     brk_events__record_read(lv->data + lv->head, &first);
     struct chan_msg m;
     memset(&m, 0, sizeof(m));
-    m.type = CHAN_MSG_DELIVER;
+    /* Events of total-order channels carry their positions: a run holds consecutive ones. */
+    m.type = first.position != 0 ? CHAN_MSG_DELIVER_TOTAL : CHAN_MSG_DELIVER;
     memcpy(m.tag, first.tag, first.tag_size);
     memcpy(m.publisher, first.publisher, TRONE_KEY_LEN);
     m.replica_time_us = now_us;
+    m.position = first.position;
     bool allowed = brk_events_flush_allowed(e, table, slot, m.tag);
     size_t start = e->out_data.used;
     if (allowed) {
@@ -77,7 +79,9 @@ static bool brk_events_flush_run(struct brk_events *e, const struct brk_table *t
         struct brk_events_record rec;
         brk_events__record_read(lv->data + lv->head, &rec);
         if (rec.tag_size != first.tag_size || memcmp(rec.tag, m.tag, rec.tag_size) != 0 ||
-            memcmp(rec.publisher, m.publisher, TRONE_KEY_LEN) != 0) {
+            memcmp(rec.publisher, m.publisher, TRONE_KEY_LEN) != 0 ||
+            (first.position != 0 && rec.position != first.position + count) ||
+            (first.position == 0 && rec.position != 0)) {
             break;
         }
         if (count > 0 && e->out_data.used - start + rec.event_size > e->config.deliver_bytes_max) {

@@ -6,8 +6,44 @@
 
 #include "broker/brk_events.h"
 
-/* Bound on an encoded ACK, ATTACHED, GAP or DELIVER header. */
+/* Bound on an encoded ACK, ATTACHED, GAP, DELIVER or DELIVER_TOTAL header. */
 #define BRK_EVENTS_SMALL_MSG_MAX (1u + 2u + TRONE_TAG_MAX + TRONE_KEY_LEN + 8u + 8u + 8u + 4u)
+_Static_assert(1u + 2u + TRONE_TAG_MAX + TRONE_KEY_LEN + 8u + 8u + 4u <= BRK_EVENTS_SMALL_MSG_MAX,
+               "a DELIVER_TOTAL header fits the small message bound");
+
+/* One event of a total-order channel waiting in the pending pool for its ORDER. Its bytes in
+ * the pool ring: u8 tag length | tag | publisher key | wire event (which starts with its
+ * epoch and seq). */
+struct brk_events_pooled {
+    bool alive;       /* in the hash: false once evicted or found not to match */
+    bool released;    /* released to subscribers (kept to answer peers' FETCHes) */
+    uint32_t bucket_next;
+    uint64_t hash;    /* of (tag, publisher, epoch, seq) */
+    uint64_t offset;  /* in the ring (mod its size), after pad bytes of padding */
+    uint32_t pad;
+    uint32_t size;
+};
+
+/* One executed ORDER waiting for its events. */
+struct brk_events_order {
+    uint8_t publisher[TRONE_KEY_LEN];
+    uint8_t digest[TRONE_HASH_LEN];
+    uint64_t epoch;
+    uint64_t first_seq;
+    uint64_t first_position;
+    uint64_t since_us; /* when it became the channel's next ORDER to release */
+    uint64_t fetch_at_us; /* when to ask the peers for it (again) */
+    uint32_t count;
+};
+
+/* A total-order channel's ORDERs, released strictly in arrival (= position) order. */
+struct brk_events_total {
+    bool used;
+    char tag[TRONE_TAG_MAX + 1];
+    struct brk_events_order *orders; /* ring of orders_max */
+    uint32_t order_head;
+    uint32_t order_count;
+};
 
 /* Highest contiguous seq accepted from one publisher on one tag in one epoch. */
 struct brk_events_stream {
@@ -62,12 +98,14 @@ struct brk_events_conn {
     uint32_t gap_capacity;
 };
 
-/* A queued record: u32 size (whole record) | u8 tag length | tag | publisher key | event. */
+/* A queued record: u32 size (whole record) | u8 tag length | tag | publisher key |
+ * u64 position (0 on FIFO channels) | event. */
 struct brk_events_record {
     size_t size;
     const char *tag;
     uint8_t tag_size;
     const uint8_t *publisher;
+    uint64_t position;
     const uint8_t *event;
     size_t event_size;
 };
@@ -89,8 +127,18 @@ uint32_t brk_events__targets(struct brk_events *e, const struct brk_table *table
                              const struct brk_channel *ch);
 /* Queues one wire event of (tag, publisher) at level for slot conn_idx, dropping as needed. */
 void brk_events__enqueue(struct brk_events *e, uint32_t conn_idx, uint8_t level, const char *tag,
-                         const uint8_t publisher[TRONE_KEY_LEN], const uint8_t *event,
-                         size_t event_size);
+                         const uint8_t publisher[TRONE_KEY_LEN], uint64_t position,
+                         const uint8_t *event, size_t event_size);
+
+/* Total order (brk_events_total.c): allocation at init, freeing at close, and one accepted
+ * event of a total-order channel into the pool (then a release attempt of its channel). */
+int brk_events__total_init(struct brk_events *e);
+void brk_events__total_close(struct brk_events *e);
+void brk_events__total_publish(struct brk_events *e, const struct brk_table *table,
+                               uint64_t now_us, const struct brk_channel *ch,
+                               const uint8_t publisher[TRONE_KEY_LEN], const uint8_t *event,
+                               size_t event_size);
+bool brk_events__total_pending(const struct brk_events *e);
 /* Parses the record at p (written by enqueue, so trusted). */
 void brk_events__record_read(const uint8_t *p, struct brk_events_record *rec);
 /* Removes the oldest record of a level of slot conn_idx. */

@@ -20,9 +20,10 @@ void brk_events__record_read(const uint8_t *p, struct brk_events_record *rec)
     rec->tag_size = p[4];
     rec->tag = (const char *)p + 5;
     rec->publisher = p + 5 + rec->tag_size;
-    rec->event = rec->publisher + TRONE_KEY_LEN;
-    TRONE_ASSERT(rec->size > 5u + rec->tag_size + TRONE_KEY_LEN);
-    rec->event_size = rec->size - (5u + rec->tag_size + TRONE_KEY_LEN);
+    rec->position = buf_load_u64(rec->publisher + TRONE_KEY_LEN);
+    rec->event = rec->publisher + TRONE_KEY_LEN + 8;
+    TRONE_ASSERT(rec->size > 5u + rec->tag_size + TRONE_KEY_LEN + 8u);
+    rec->event_size = rec->size - (5u + rec->tag_size + TRONE_KEY_LEN + 8u);
 }
 
 void brk_events__level_pop(struct brk_events *e, struct brk_events_conn *c, uint32_t level)
@@ -168,8 +169,8 @@ static bool brk_events_make_room(struct brk_events *e, struct brk_events_conn *c
 }
 
 void brk_events__enqueue(struct brk_events *e, uint32_t conn_idx, uint8_t level, const char *tag,
-                         const uint8_t publisher[TRONE_KEY_LEN], const uint8_t *event,
-                         size_t event_size)
+                         const uint8_t publisher[TRONE_KEY_LEN], uint64_t position,
+                         const uint8_t *event, size_t event_size)
 {
     struct brk_events_conn *c = &e->conns[conn_idx];
     TRONE_ASSERT(c->used);
@@ -178,7 +179,7 @@ void brk_events__enqueue(struct brk_events *e, uint32_t conn_idx, uint8_t level,
         return;
     }
     size_t tag_size = strlen(tag);
-    size_t size = 5u + tag_size + TRONE_KEY_LEN + event_size;
+    size_t size = 5u + tag_size + TRONE_KEY_LEN + 8u + event_size;
     TRONE_ASSERT(tag_size <= TRONE_TAG_MAX && size <= BRK_EVENTS_RECORD_MAX);
     if (!brk_events_make_room(e, c, level, size, tag, publisher)) {
         return;
@@ -193,7 +194,8 @@ void brk_events__enqueue(struct brk_events *e, uint32_t conn_idx, uint8_t level,
     p[4] = (uint8_t)tag_size;
     memcpy(p + 5, tag, tag_size);
     memcpy(p + 5 + tag_size, publisher, TRONE_KEY_LEN);
-    memcpy(p + 5 + tag_size + TRONE_KEY_LEN, event, event_size);
+    buf_store_u64(p + 5 + tag_size + TRONE_KEY_LEN, position);
+    memcpy(p + 5 + tag_size + TRONE_KEY_LEN + 8, event, event_size);
     lv->tail += size;
     lv->count++;
     c->queued_events++;

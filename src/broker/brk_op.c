@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "core/assert.h"
 
 /* The character set of tags and names: [A-Za-z0-9._-], compared as ASCII (no locale). */
@@ -56,13 +58,15 @@ const char *brk_op_kind_name(enum brk_op_kind kind)
         return "channel-list";
     case BRK_OP_CHANNEL_SHOW:
         return "channel-show";
+    case BRK_OP_ORDER:
+        return "order";
     }
     return "?";
 }
 
 static bool brk_op_kind_valid(uint32_t kind)
 {
-    return kind >= BRK_OP_REGISTER && kind <= BRK_OP_CHANNEL_SHOW;
+    return kind >= BRK_OP_REGISTER && kind <= BRK_OP_ORDER;
 }
 
 void brk_op_init(struct brk_op *op, enum brk_op_kind kind)
@@ -91,6 +95,52 @@ int brk_op_set_register(struct brk_op *op, const char *name, const uint8_t key[T
     snprintf(op->name, sizeof(op->name), "%s", name);
     memcpy(op->key, key, TRONE_KEY_LEN);
     return 0;
+}
+
+static bool brk_order_range_valid(uint64_t epoch, uint64_t first_seq, uint32_t count)
+{
+    return epoch >= 1 && first_seq >= 1 && count >= 1 && count <= BRK_ORDER_COUNT_MAX &&
+           first_seq <= UINT64_MAX - count;
+}
+
+int brk_op_set_order(struct brk_op *op, const char *tag, uint64_t epoch, uint64_t first_seq,
+                     uint32_t count, const uint8_t digest[TRONE_HASH_LEN])
+{
+    if (!brk_tag_valid(tag) || !brk_order_range_valid(epoch, first_seq, count)) {
+        return TRONE_EINVAL;
+    }
+    snprintf(op->tag, sizeof(op->tag), "%s", tag);
+    op->epoch = epoch;
+    op->first_seq = first_seq;
+    op->count = count;
+    memcpy(op->digest, digest, TRONE_HASH_LEN);
+    return 0;
+}
+
+void brk_order_event_hash(uint8_t out[TRONE_HASH_LEN], const uint8_t *event, size_t event_size)
+{
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, TRONE_HASH_LEN);
+    crypto_generichash_update(&st, (const uint8_t *)BRK_ORDER_EVENT_LABEL,
+                              sizeof(BRK_ORDER_EVENT_LABEL) - 1);
+    crypto_generichash_update(&st, event, event_size);
+    crypto_generichash_final(&st, out, TRONE_HASH_LEN);
+}
+
+void brk_order_digest(uint8_t out[TRONE_HASH_LEN], const uint8_t (*hashes)[TRONE_HASH_LEN],
+                      uint32_t count)
+{
+    uint8_t n[4];
+    buf_store_u32(n, count);
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, TRONE_HASH_LEN);
+    crypto_generichash_update(&st, (const uint8_t *)BRK_ORDER_DIGEST_LABEL,
+                              sizeof(BRK_ORDER_DIGEST_LABEL) - 1);
+    crypto_generichash_update(&st, n, sizeof(n));
+    if (count > 0) {
+        crypto_generichash_update(&st, &hashes[0][0], (size_t)count * TRONE_HASH_LEN);
+    }
+    crypto_generichash_final(&st, out, TRONE_HASH_LEN);
 }
 
 bool brk_name_list_contains(const struct brk_name_list *list, const char *member)
@@ -204,6 +254,9 @@ static bool brk_op_valid(const struct brk_op *op)
     case BRK_OP_UNSUBSCRIBE:
     case BRK_OP_CHANNEL_SHOW:
         return brk_tag_valid(op->tag);
+    case BRK_OP_ORDER:
+        return brk_tag_valid(op->tag) &&
+               brk_order_range_valid(op->epoch, op->first_seq, op->count);
     }
     return false;
 }
@@ -246,6 +299,13 @@ static void brk_op_put_fields(const struct brk_op *op, struct buf *out)
     case BRK_OP_CHANNEL_LIST:
     case BRK_OP_CHANNEL_SHOW:
         buf_put_str(out, op->tag);
+        break;
+    case BRK_OP_ORDER:
+        buf_put_str(out, op->tag);
+        buf_put_u64(out, op->epoch);
+        buf_put_u64(out, op->first_seq);
+        buf_put_u32(out, op->count);
+        buf_put_bytes(out, op->digest, TRONE_HASH_LEN);
         break;
     }
 }
@@ -354,6 +414,16 @@ static void brk_op_get_fields(struct buf_reader *r, struct brk_op *op)
     case BRK_OP_UNSUBSCRIBE:
     case BRK_OP_CHANNEL_SHOW:
         brk_tag_get(r, op->tag, false);
+        break;
+    case BRK_OP_ORDER:
+        brk_tag_get(r, op->tag, false);
+        op->epoch = buf_get_u64(r);
+        op->first_seq = buf_get_u64(r);
+        op->count = buf_get_u32(r);
+        buf_get_bytes(r, op->digest, TRONE_HASH_LEN);
+        if (r->error == 0 && !brk_order_range_valid(op->epoch, op->first_seq, op->count)) {
+            r->error = TRONE_EBADMSG;
+        }
         break;
     }
 }

@@ -11,6 +11,10 @@
  *                   list subscribers to remove
  *   CHANNEL_DELETE, SUBSCRIBE, UNSUBSCRIBE, CHANNEL_SHOW   str tag
  *   CHANNEL_LIST    str after (may be empty: list the channels whose tag sorts after it)
+ *   ORDER           str tag | u64 epoch | u64 first_seq | u32 count | digest[32]
+ *                   (a publisher asks for positions in a total-order channel for its events
+ *                   epoch/first_seq..first_seq+count-1; digest = brk_order_digest of them;
+ *                   1 <= count <= BRK_ORDER_COUNT_MAX, epoch >= 1, first_seq >= 1, no wrap)
  *   str = u16 length | bytes (no NUL); list = u16 count (<= TRONE_CHANNEL_MEMBERS_MAX) | str*
  *
  * Result wire format, at most TRONE_RESULT_MAX bytes:
@@ -18,6 +22,7 @@
  *   body of CHANNEL_SHOW and CHANNEL_LIST (status 0):
  *   u32 count | channel* | u8 more (1 if CHANNEL_LIST stopped early: ask again after the last)
  *   channel = str tag | class[5] | list publishers | list subscribers | list subscribed
+ *   body of ORDER (status 0): u64 first position (positions of a channel count from 1)
  *   Other ops and refused ops have an empty body. */
 #ifndef TRONE_BRK_OP_H
 #define TRONE_BRK_OP_H
@@ -48,7 +53,24 @@ enum brk_op_kind {
     BRK_OP_UNSUBSCRIBE = 6,
     BRK_OP_CHANNEL_LIST = 7,
     BRK_OP_CHANNEL_SHOW = 8,
+    BRK_OP_ORDER = 9,
 };
+
+/* Events one ORDER covers at most (one DELIVER's worth). */
+#define BRK_ORDER_COUNT_MAX 4096u
+/* Domain labels of the total-order hashes (brk_order_event_hash, brk_order_digest). */
+#define BRK_ORDER_EVENT_LABEL "trone-total-event"
+#define BRK_ORDER_DIGEST_LABEL "trone-total-range"
+
+/* The per-event hash of a total-order event: BLAKE2b-256 over the label
+ * BRK_ORDER_EVENT_LABEL (17 bytes, no NUL) followed by the event exactly as it is encoded on
+ * the wire (chan_msg.h: u64 epoch | u64 seq | u64 publisher time | u16 auth length | auth |
+ * u32 payload length | payload). event points at those bytes. Cannot fail. */
+void brk_order_event_hash(uint8_t out[TRONE_HASH_LEN], const uint8_t *event, size_t event_size);
+/* The digest of a range: BLAKE2b-256 over BRK_ORDER_DIGEST_LABEL (17 bytes) | u32 count |
+ * the count per-event hashes in seq order. Cannot fail. */
+void brk_order_digest(uint8_t out[TRONE_HASH_LEN], const uint8_t (*hashes)[TRONE_HASH_LEN],
+                      uint32_t count);
 
 /* A list of client names; each entry is a valid name or "*". Order is kept as given. */
 struct brk_name_list {
@@ -68,6 +90,10 @@ struct brk_op {
     struct brk_name_list subscribers;         /* CREATE; ALTER: subscribers to add */
     struct brk_name_list publishers_removed;  /* ALTER */
     struct brk_name_list subscribers_removed; /* ALTER */
+    uint64_t epoch;                 /* ORDER */
+    uint64_t first_seq;             /* ORDER */
+    uint32_t count;                 /* ORDER */
+    uint8_t digest[TRONE_HASH_LEN]; /* ORDER */
 };
 
 /* A tag is 1..TRONE_TAG_MAX bytes of [A-Za-z0-9._-]. */
@@ -133,6 +159,12 @@ struct brk_channel_info {
     struct brk_name_list subscribers;
     struct brk_name_list subscribed; /* clients subscribed now */
 };
+
+/* Builds an ORDER op. Returns 0 or TRONE_EINVAL (bad tag, zero epoch or seq, count out of
+ * 1..BRK_ORDER_COUNT_MAX, a range that wraps) leaving op unchanged. */
+TRONE_MUST_CHECK int brk_op_set_order(struct brk_op *op, const char *tag, uint64_t epoch,
+                                      uint64_t first_seq, uint32_t count,
+                                      const uint8_t digest[TRONE_HASH_LEN]);
 
 /* Appends one channel description to a body (used by brk_table). */
 void brk_channel_info_put(struct buf *out, const struct brk_channel_info *info);

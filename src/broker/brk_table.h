@@ -18,6 +18,16 @@
  *   else TRONE_EPERM; subscribing twice succeeds. UNSUBSCRIBE of a channel the client is not
  *   subscribed to is TRONE_ENOENT. CHANNEL_DELETE drops the channel's subscriptions.
  * - CHANNEL_LIST and CHANNEL_SHOW need a registered client (TRONE_EPERM otherwise).
+ * - ORDER (total-order channels, docs/PROTOCOL.md section 10) needs a registered client
+ *   (TRONE_EPERM), an existing channel (TRONE_ENOENT) whose order is total (TRONE_EINVAL) and
+ *   on which the client may publish (TRONE_EPERM). The ranges of one (publisher, epoch) must
+ *   follow each other: a range ending at or below the last ordered seq is TRONE_EEXIST
+ *   (already ordered: a retransmission after TRONE_ESTALE), one that does not start right
+ *   after it is TRONE_EINVAL, an epoch older than the last ordered one is TRONE_EINVAL. A new
+ *   (publisher, epoch) may start at any seq. It assigns the positions order_next ..
+ *   order_next + count - 1 and answers the first one. A channel remembers the last ordered
+ *   (epoch, seq) of BRK_ORDER_FLOORS_MAX publishers; beyond that the one that ordered least
+ *   recently is forgotten (its next range then counts as a new start).
  * - Counts beyond TRONE_CHANNELS_MAX, TRONE_CLIENTS_MAX (admin included) or
  *   TRONE_CHANNEL_MEMBERS_MAX (per list, "*" included; also bounds subscriptions) give
  *   TRONE_EFULL. A malformed op gives TRONE_EBADMSG.
@@ -37,12 +47,37 @@
 #include "trone/error.h"
 
 /* Snapshot format version (first byte of a snapshot). */
-#define BRK_SNAPSHOT_VERSION 1u
+#define BRK_SNAPSHOT_VERSION 2u
 /* A member id meaning "*" in a member list. */
 #define BRK_CLIENT_ANY UINT16_MAX
 
 _Static_assert(TRONE_CLIENTS_MAX < BRK_CLIENT_ANY, "client ids fit 16 bits beside ANY");
 _Static_assert(TRONE_CHANNELS_MAX <= UINT16_MAX, "channel slots fit 16 bits");
+
+/* Publishers whose last ordered (epoch, seq) a total-order channel remembers. Small, because
+ * it is part of the snapshot, which must fit one message for every channel at once. */
+#define BRK_ORDER_FLOORS_MAX 8u
+
+/* The last range a publisher had ordered on a channel. */
+struct brk_order_floor {
+    uint16_t client;   /* client id */
+    uint64_t epoch;
+    uint64_t seq;      /* last ordered seq of that epoch */
+    uint64_t position; /* last position assigned to it (unique: the eviction order) */
+};
+
+/* One executed ORDER, told to the table's order hook (pointers valid during the call). */
+struct brk_order_exec {
+    const char *tag;
+    const uint8_t *publisher; /* the requesting client's key */
+    uint64_t epoch;
+    uint64_t first_seq;
+    uint32_t count;
+    const uint8_t *digest;
+    uint64_t first_position;
+};
+
+typedef void (*brk_table_order_fn)(void *ctx, const struct brk_order_exec *order);
 
 struct brk_client {
     uint8_t key[TRONE_KEY_LEN];
@@ -64,6 +99,9 @@ struct brk_channel {
     struct brk_member_list publishers;
     struct brk_member_list subscribers;
     struct brk_member_list subscribed; /* current subscriptions; never ANY */
+    uint64_t order_next;               /* total order: the next position to assign (>= 1) */
+    uint32_t floor_count;
+    struct brk_order_floor floors[BRK_ORDER_FLOORS_MAX]; /* any order in memory */
 };
 
 /* Callers allocate the struct; the arrays are owned by the table. Treat fields as private. */
@@ -81,6 +119,8 @@ struct brk_table {
     struct brk_op *op;            /* scratch for decoding in execute */
     struct brk_channel_info *info; /* scratch for results */
     struct brk_table *spare;      /* restore decodes here, then swaps; NULL until needed */
+    brk_table_order_fn order_fn;  /* not replicated state: who learns executed ORDERs */
+    void *order_ctx;
 };
 
 /* Makes an empty table whose admin is admin_key (registered as "admin"). Returns 0 or
@@ -126,9 +166,10 @@ uint32_t brk_table_client_count(const struct brk_table *t);
 const struct brk_channel *brk_table_channel_at(const struct brk_table *t, uint32_t index);
 
 /* Appends the canonical snapshot: u8 version | u32 client count | (key[32] str name)* sorted
- * by key | u32 channel count | (str tag, class[5], 3 member lists)* sorted by tag, where a
- * member list is u16 count | u16 index* ascending (index into the snapshot's clients,
- * 0xffff for "*"). Equal tables give equal bytes. Returns 0 or the buffer's error
+ * by key | u32 channel count | (str tag, class[5], 3 member lists, u64 order_next, u8 floor
+ * count, (u16 client index, u64 epoch, u64 seq, u64 position)* ascending by index)* sorted by
+ * tag, where a member list is u16 count | u16 index* ascending (index into the snapshot's
+ * clients, 0xffff for "*"). Equal tables give equal bytes. Returns 0 or the buffer's error
  * (out->used restored). */
 TRONE_MUST_CHECK int brk_table_snapshot(const struct brk_table *t, struct buf *out);
 /* Replaces the table with a snapshot after validating all of it (order, bounds, names, the
@@ -140,6 +181,11 @@ TRONE_MUST_CHECK int brk_table_snapshot(const struct brk_table *t, struct buf *o
 TRONE_MUST_CHECK int brk_table_restore(struct brk_table *t, const uint8_t *data, size_t size);
 /* BLAKE2b-256 of the snapshot. Returns 0 or TRONE_ENOMEM (out zeroed). */
 TRONE_MUST_CHECK int brk_table_digest(const struct brk_table *t, uint8_t out[TRONE_HASH_LEN]);
+
+/* Installs the hook told about every ORDER executed with status 0 (fn NULL removes it). It
+ * is called from brk_table_execute, so during smr_step for a replica; a table installed by
+ * state transfer does not replay the ORDERs it skipped. Kept across restores. */
+void brk_table_order_hook(struct brk_table *t, brk_table_order_fn fn, void *ctx);
 
 /* Fills app so the replication core drives this table (ctx = t). */
 void brk_table_app(struct brk_table *t, struct smr_app *app);

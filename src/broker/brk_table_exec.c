@@ -150,6 +150,7 @@ static int brk_exec_create(struct brk_exec *x)
     ch->cls = op->cls;
     brk_exec_members_set(t, &ch->publishers, &publishers);
     brk_exec_members_set(t, &ch->subscribers, &subscribers);
+    ch->order_next = 1;
     memmove(&t->channels_by_tag[pos + 1], &t->channels_by_tag[pos],
             (t->channel_count - pos) * sizeof(t->channels_by_tag[0]));
     t->channels_by_tag[pos] = slot;
@@ -377,6 +378,100 @@ static int brk_exec_list(struct brk_exec *x)
     return 0;
 }
 
+/* The floor of client on ch, or NULL. */
+static struct brk_order_floor *brk_exec_floor_find(struct brk_channel *ch, uint16_t client)
+{
+    TRONE_ASSERT(ch->floor_count <= BRK_ORDER_FLOORS_MAX);
+    for (uint32_t i = 0; i < ch->floor_count; i++) {
+        if (ch->floors[i].client == client) {
+            return &ch->floors[i];
+        }
+    }
+    return NULL;
+}
+
+/* A floor for client: a free entry, or the one that ordered least recently (positions are
+ * unique, so the choice is the same on every replica). */
+static struct brk_order_floor *brk_exec_floor_new(struct brk_channel *ch, uint16_t client)
+{
+    struct brk_order_floor *fl = NULL;
+    if (ch->floor_count < BRK_ORDER_FLOORS_MAX) {
+        fl = &ch->floors[ch->floor_count++];
+    } else {
+        fl = &ch->floors[0];
+        for (uint32_t i = 1; i < ch->floor_count; i++) {
+            if (ch->floors[i].position < fl->position) {
+                fl = &ch->floors[i];
+            }
+        }
+    }
+    memset(fl, 0, sizeof(*fl));
+    fl->client = client;
+    return fl;
+}
+
+/* ORDER (brk_table.h): positions for a contiguous range of the caller's events. */
+static int brk_exec_order(struct brk_exec *x)
+{
+    const struct brk_op *op = x->op;
+    int err;
+    struct brk_channel *ch = brk_exec_channel(x, &err);
+    if (ch == NULL) {
+        return err;
+    }
+    if (ch->cls.order != BRK_ORDER_TOTAL) {
+        return brk_exec_refuse(x, TRONE_EINVAL, "channel '%s' is not a total-order channel",
+                               ch->tag);
+    }
+    if (!brk__members_authorize(x->t, &ch->publishers, x->caller)) {
+        return brk_exec_refuse(x, TRONE_EPERM, "'%s' is not an authorized publisher of '%s'",
+                               x->t->clients[x->caller].name, ch->tag);
+    }
+    uint64_t last = op->first_seq + op->count - 1; /* no wrap: checked by the decoder */
+    struct brk_order_floor *fl = brk_exec_floor_find(ch, x->caller);
+    if (fl != NULL && op->epoch < fl->epoch) {
+        return brk_exec_refuse(x, TRONE_EINVAL, "epoch %llu is older than the last ordered",
+                               (unsigned long long)op->epoch);
+    }
+    if (fl != NULL && op->epoch == fl->epoch) {
+        if (last <= fl->seq) {
+            return brk_exec_refuse(x, TRONE_EEXIST, "seqs up to %llu are already ordered",
+                                   (unsigned long long)fl->seq);
+        }
+        if (op->first_seq != fl->seq + 1) {
+            return brk_exec_refuse(x, TRONE_EINVAL, "range starts at %llu, not after %llu",
+                                   (unsigned long long)op->first_seq,
+                                   (unsigned long long)fl->seq);
+        }
+    }
+    if (ch->order_next > UINT64_MAX - op->count) {
+        return brk_exec_refuse(x, TRONE_EFULL, "no positions left on '%s'", ch->tag);
+    }
+    if (fl == NULL) {
+        fl = brk_exec_floor_new(ch, x->caller);
+    }
+    uint64_t first_position = ch->order_next;
+    ch->order_next += op->count;
+    fl->epoch = op->epoch;
+    fl->seq = last;
+    fl->position = ch->order_next - 1;
+    TRONE_ASSERT(ch->order_next > first_position);
+    brk_result_put(x->result, 0, "");
+    buf_put_u64(x->result, first_position);
+    x->written = true;
+    if (x->t->order_fn != NULL) {
+        struct brk_order_exec o = {.tag = ch->tag,
+                                   .publisher = x->t->clients[x->caller].key,
+                                   .epoch = op->epoch,
+                                   .first_seq = op->first_seq,
+                                   .count = op->count,
+                                   .digest = op->digest,
+                                   .first_position = first_position};
+        x->t->order_fn(x->t->order_ctx, &o);
+    }
+    return 0;
+}
+
 static int brk_exec_dispatch(struct brk_exec *x)
 {
     enum brk_op_kind kind = x->op->kind;
@@ -402,6 +497,8 @@ static int brk_exec_dispatch(struct brk_exec *x)
         return brk_exec_list(x);
     case BRK_OP_CHANNEL_SHOW:
         return brk_exec_show(x);
+    case BRK_OP_ORDER:
+        return brk_exec_order(x);
     }
     TRONE_ASSERT(0 && "decoded op has a known kind");
     return TRONE_EBADMSG;
@@ -449,6 +546,13 @@ static int brk_table_app_snapshot(void *ctx, struct buf *out)
 static int brk_table_app_restore(void *ctx, const uint8_t *data, size_t size)
 {
     return brk_table_restore(ctx, data, size);
+}
+
+void brk_table_order_hook(struct brk_table *t, brk_table_order_fn fn, void *ctx)
+{
+    TRONE_ASSERT(t != NULL);
+    t->order_fn = fn;
+    t->order_ctx = fn != NULL ? ctx : NULL;
 }
 
 void brk_table_app(struct brk_table *t, struct smr_app *app)

@@ -13,8 +13,10 @@
 /* Worst case: every client with the longest name, every channel with the longest tag and
  * full member lists. It must fit one message so a replica can ship it to a peer. */
 #define BRK_SNAPSHOT_CLIENT_MAX (TRONE_KEY_LEN + 2u + TRONE_NAME_MAX)
-#define BRK_SNAPSHOT_CHANNEL_MAX \
-    (2u + TRONE_TAG_MAX + BRK_CLASS_WIRE_SIZE + 3u * (2u + 2u * TRONE_CHANNEL_MEMBERS_MAX))
+#define BRK_SNAPSHOT_FLOOR_SIZE (2u + 3u * 8u)
+#define BRK_SNAPSHOT_CHANNEL_MAX                                                              \
+    (2u + TRONE_TAG_MAX + BRK_CLASS_WIRE_SIZE + 3u * (2u + 2u * TRONE_CHANNEL_MEMBERS_MAX) + \
+     8u + 1u + BRK_ORDER_FLOORS_MAX * BRK_SNAPSHOT_FLOOR_SIZE)
 #define BRK_SNAPSHOT_MAX                                           \
     (1u + 4u + TRONE_CLIENTS_MAX * BRK_SNAPSHOT_CLIENT_MAX + 4u + \
      TRONE_CHANNELS_MAX * BRK_SNAPSHOT_CHANNEL_MAX)
@@ -29,6 +31,30 @@ static void brk_snapshot_members(struct buf *out, const struct brk_member_list *
         uint16_t id = list->ids[i];
         /* Lists are in key order and ranks are key order, so the output ascends. */
         buf_put_u16(out, id == BRK_CLIENT_ANY ? BRK_CLIENT_ANY : rank[id]);
+    }
+}
+
+/* The order state: u64 order_next | u8 count | floors ascending by client index. */
+static void brk_snapshot_floors(struct buf *out, const struct brk_channel *ch,
+                                const uint16_t *rank)
+{
+    TRONE_ASSERT(ch->floor_count <= BRK_ORDER_FLOORS_MAX);
+    uint32_t order[BRK_ORDER_FLOORS_MAX];
+    for (uint32_t i = 0; i < ch->floor_count; i++) {
+        uint32_t j = i;
+        for (; j > 0 && rank[ch->floors[order[j - 1]].client] > rank[ch->floors[i].client]; j--) {
+            order[j] = order[j - 1];
+        }
+        order[j] = i;
+    }
+    buf_put_u64(out, ch->order_next);
+    buf_put_u8(out, (uint8_t)ch->floor_count);
+    for (uint32_t i = 0; i < ch->floor_count; i++) {
+        const struct brk_order_floor *fl = &ch->floors[order[i]];
+        buf_put_u16(out, rank[fl->client]);
+        buf_put_u64(out, fl->epoch);
+        buf_put_u64(out, fl->seq);
+        buf_put_u64(out, fl->position);
     }
 }
 
@@ -58,6 +84,7 @@ int brk_table_snapshot(const struct brk_table *t, struct buf *out)
         brk_snapshot_members(out, &ch->publishers, rank);
         brk_snapshot_members(out, &ch->subscribers, rank);
         brk_snapshot_members(out, &ch->subscribed, rank);
+        brk_snapshot_floors(out, ch, rank);
     }
     if (out->error != 0) {
         out->used = start;
@@ -134,6 +161,37 @@ static int brk_restore_members(struct buf_reader *r, const struct brk_table *fre
     return 0;
 }
 
+/* Reads the order state: order_next >= 1, floors with strictly ascending client indices,
+ * epoch and seq >= 1, distinct positions below order_next. */
+static int brk_restore_floors(struct buf_reader *r, const struct brk_table *fresh,
+                              struct brk_channel *ch)
+{
+    ch->order_next = buf_get_u64(r);
+    uint8_t count = buf_get_u8(r);
+    if (r->error != 0 || ch->order_next < 1 || count > BRK_ORDER_FLOORS_MAX) {
+        return TRONE_ECORRUPT;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        struct brk_order_floor *fl = &ch->floors[i];
+        fl->client = buf_get_u16(r);
+        fl->epoch = buf_get_u64(r);
+        fl->seq = buf_get_u64(r);
+        fl->position = buf_get_u64(r);
+        if (r->error != 0 || fl->client >= fresh->client_count || fl->epoch < 1 ||
+            fl->seq < 1 || fl->position < 1 || fl->position >= ch->order_next ||
+            (i > 0 && ch->floors[i - 1].client >= fl->client)) {
+            return TRONE_ECORRUPT;
+        }
+        for (uint32_t k = 0; k < i; k++) {
+            if (ch->floors[k].position == fl->position) {
+                return TRONE_ECORRUPT;
+            }
+        }
+        ch->floor_count = i + 1;
+    }
+    return 0;
+}
+
 static int brk_restore_channel(struct buf_reader *r, struct brk_table *fresh, uint32_t i)
 {
     struct brk_channel *ch = &fresh->channels[i];
@@ -148,7 +206,8 @@ static int brk_restore_channel(struct buf_reader *r, struct brk_table *fresh, ui
     if (brk_class_decode(r, &ch->cls) != 0 ||
         brk_restore_members(r, fresh, &ch->publishers, true) != 0 ||
         brk_restore_members(r, fresh, &ch->subscribers, true) != 0 ||
-        brk_restore_members(r, fresh, &ch->subscribed, false) != 0) {
+        brk_restore_members(r, fresh, &ch->subscribed, false) != 0 ||
+        brk_restore_floors(r, fresh, ch) != 0) {
         return TRONE_ECORRUPT;
     }
     /* Invariant kept by execute: every current subscriber is authorized. */
@@ -229,6 +288,10 @@ int brk_table_restore(struct brk_table *t, const uint8_t *data, size_t size)
     *spare = old;
     t->spare = spare;
     spare->spare = NULL;
+    t->order_fn = old.order_fn; /* the hook belongs to the table's owner, not to the state */
+    t->order_ctx = old.order_ctx;
+    spare->order_fn = NULL;
+    spare->order_ctx = NULL;
     return 0;
 }
 

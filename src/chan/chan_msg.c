@@ -5,12 +5,13 @@
 
 int chan_msg_is_event_type(const uint8_t *data, size_t size)
 {
-    return size > 0 && data[0] >= CHAN_MSG_PUBLISH && data[0] <= CHAN_MSG_GAP;
+    return size > 0 && data[0] >= CHAN_MSG_PUBLISH && data[0] <= CHAN_MSG_FETCHED;
 }
 
 static int has_events(enum chan_msg_type type)
 {
-    return type == CHAN_MSG_PUBLISH || type == CHAN_MSG_DELIVER;
+    return type == CHAN_MSG_PUBLISH || type == CHAN_MSG_DELIVER || type == CHAN_MSG_DELIVER_TOTAL ||
+           type == CHAN_MSG_FETCHED;
 }
 
 void chan_msg_put_header(struct buf *out, const struct chan_msg *m)
@@ -37,6 +38,22 @@ void chan_msg_put_header(struct buf *out, const struct chan_msg *m)
     case CHAN_MSG_GAP:
         buf_put_bytes(out, m->publisher, TRONE_KEY_LEN);
         buf_put_u64(out, m->dropped);
+        break;
+    case CHAN_MSG_DELIVER_TOTAL:
+        buf_put_bytes(out, m->publisher, TRONE_KEY_LEN);
+        buf_put_u64(out, m->replica_time_us);
+        buf_put_u64(out, m->position);
+        buf_put_u32(out, m->event_count);
+        break;
+    case CHAN_MSG_FETCH:
+        buf_put_bytes(out, m->publisher, TRONE_KEY_LEN);
+        buf_put_u64(out, m->epoch);
+        buf_put_u64(out, m->seq);
+        buf_put_u32(out, m->range_count);
+        break;
+    case CHAN_MSG_FETCHED:
+        buf_put_bytes(out, m->publisher, TRONE_KEY_LEN);
+        buf_put_u32(out, m->event_count);
         break;
     case CHAN_MSG_ATTACH:
     case CHAN_MSG_DETACH:
@@ -67,6 +84,10 @@ void chan_msg_events_end(struct buf *out, size_t start, uint32_t count)
     buf_get_str(&r, tag, TRONE_TAG_MAX);
     if (type == CHAN_MSG_DELIVER) {
         (void)buf_get_ref(&r, TRONE_KEY_LEN + 8);
+    } else if (type == CHAN_MSG_DELIVER_TOTAL) {
+        (void)buf_get_ref(&r, TRONE_KEY_LEN + 16);
+    } else if (type == CHAN_MSG_FETCHED) {
+        (void)buf_get_ref(&r, TRONE_KEY_LEN);
     }
     if (r.error == 0 && has_events((enum chan_msg_type)type) && buf_reader_left(&r) >= 4) {
         buf_store_u32(out->data + start + r.used, count);
@@ -117,6 +138,31 @@ int chan_msg_read_header(struct buf_reader *r, const uint8_t *data, size_t size,
     case CHAN_MSG_GAP:
         buf_get_bytes(r, m->publisher, TRONE_KEY_LEN);
         m->dropped = buf_get_u64(r);
+        break;
+    case CHAN_MSG_DELIVER_TOTAL:
+        buf_get_bytes(r, m->publisher, TRONE_KEY_LEN);
+        m->replica_time_us = buf_get_u64(r);
+        m->position = buf_get_u64(r);
+        m->event_count = buf_get_u32(r);
+        if (r->error == 0 && (m->position == 0 || m->event_count == 0 ||
+                              m->position > UINT64_MAX - m->event_count)) {
+            return TRONE_EBADMSG; /* positions start at 1 and never wrap */
+        }
+        break;
+    case CHAN_MSG_FETCH:
+        buf_get_bytes(r, m->publisher, TRONE_KEY_LEN);
+        m->epoch = buf_get_u64(r);
+        m->seq = buf_get_u64(r);
+        m->range_count = buf_get_u32(r);
+        if (r->error == 0 && (m->seq == 0 || m->range_count == 0 ||
+                              m->range_count > CHAN_EVENTS_PER_MSG_MAX ||
+                              m->seq > UINT64_MAX - m->range_count)) {
+            return TRONE_EBADMSG;
+        }
+        break;
+    case CHAN_MSG_FETCHED:
+        buf_get_bytes(r, m->publisher, TRONE_KEY_LEN);
+        m->event_count = buf_get_u32(r);
         break;
     case CHAN_MSG_ATTACH:
     case CHAN_MSG_DETACH:

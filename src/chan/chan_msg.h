@@ -12,6 +12,15 @@
  *                                   event*
  *   GAP      replica -> subscriber: tag | publisher key | u64 events dropped for this
  *                                   subscriber by flow control
+ *   DELIVER_TOTAL replica -> subscriber (total-order channels): tag | publisher key |
+ *                                   u64 replica time (µs) | u64 first position (>= 1) |
+ *                                   u32 count | event* (events of one publisher at the
+ *                                   consecutive positions first, first+1, ...; no wrap)
+ *   FETCH    replica -> replica   : tag | publisher key | u64 epoch | u64 first seq | u32 count
+ *                                   (send me these events of an ORDERed range you hold;
+ *                                   1 <= count <= CHAN_EVENTS_PER_MSG_MAX, first seq >= 1)
+ *   FETCHED  replica -> replica   : tag | publisher key | u32 count | event* (a whole range,
+ *                                   checked by the receiver against the agreed digest)
  *   event = u64 epoch | u64 seq | u64 publisher time (µs) | u16-length auth | u32-length payload
  *
  * (epoch, seq) orders a publisher's events on a channel: epoch is fixed per publisher process
@@ -33,6 +42,9 @@ enum chan_msg_type {
     CHAN_MSG_DETACH = 44,
     CHAN_MSG_DELIVER = 45,
     CHAN_MSG_GAP = 46,
+    CHAN_MSG_DELIVER_TOTAL = 47,
+    CHAN_MSG_FETCH = 48,
+    CHAN_MSG_FETCHED = 49,
 };
 
 /* Largest event payload and authenticator. */
@@ -55,13 +67,15 @@ struct chan_event {
 struct chan_msg {
     enum chan_msg_type type;
     char tag[TRONE_TAG_MAX + 1];
-    uint8_t publisher[TRONE_KEY_LEN]; /* DELIVER, GAP */
-    uint64_t epoch;                   /* ACK */
-    uint64_t seq;                     /* ACK */
+    uint8_t publisher[TRONE_KEY_LEN]; /* DELIVER, GAP, DELIVER_TOTAL, FETCH, FETCHED */
+    uint64_t epoch;                   /* ACK, FETCH */
+    uint64_t seq;                     /* ACK; FETCH: first seq */
     int32_t status;                   /* ACK, ATTACHED */
-    uint64_t replica_time_us;         /* DELIVER */
+    uint64_t replica_time_us;         /* DELIVER, DELIVER_TOTAL */
+    uint64_t position;                /* DELIVER_TOTAL: position of the first event */
     uint64_t dropped;                 /* GAP */
-    uint32_t event_count;             /* PUBLISH, DELIVER */
+    uint32_t event_count;             /* PUBLISH, DELIVER, DELIVER_TOTAL, FETCHED */
+    uint32_t range_count;             /* FETCH: events asked for */
 };
 
 /* Encoders. A PUBLISH or DELIVER is written as a header (event_count filled in by
@@ -82,7 +96,7 @@ void chan_msg_read_event(struct buf_reader *r, struct chan_event *e);
 /* Validates a whole message (header and every event) without keeping anything. */
 TRONE_MUST_CHECK int chan_msg_check(const uint8_t *data, size_t size);
 
-/* Is this message type one of the event path's? */
+/* Is this message type one of the event path's (FETCH and FETCHED included)? */
 int chan_msg_is_event_type(const uint8_t *data, size_t size);
 
 #endif

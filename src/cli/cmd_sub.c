@@ -29,13 +29,15 @@ static void cmd_sub_usage(FILE *out)
             "\n"
             "Subscribes to channel TAG on every replica and prints one line per event, in each\n"
             "publisher's order and exactly once, while up to f replicas are down or lying.\n"
+            "On a total-order channel every subscriber prints the same sequence.\n"
             "Reports of lost events (gaps) go to stderr.\n"
             "\n"
             "options:\n"
             "  --count N          exit 0 after N events\n"
             "  --timeout SECONDS  give up after this long (exit 1 if --count was not reached)\n"
             "  --json             one JSON object per line: channel, publisher, epoch, seq,\n"
-            "                     time_us, received_us, payload\n"
+            "                     time_us, received_us, payload (and position on a\n"
+            "                     total-order channel)\n"
             "  --cluster FILE     cluster file (default $TRONE_CLUSTER)\n"
             "  --key FILE         your identity (default $TRONE_KEY, then the admin key)\n"
             "\n"
@@ -176,6 +178,9 @@ static void cmd_sub_print(const struct cmd_sub_args *a, const struct trone_event
            ",\"time_us\":%" PRIu64 ",\"received_us\":%" PRIu64 ",\"payload\":",
            publisher, ev->epoch, ev->seq, ev->time_us, ev->received_us);
     cmd_sub_json_string(ev->payload, ev->payload_size);
+    if (ev->position != 0) {
+        printf(",\"position\":%" PRIu64, ev->position);
+    }
     printf("}\n");
 }
 

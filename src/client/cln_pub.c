@@ -47,13 +47,15 @@ int cln_pub_init(struct cln_pub *p, const struct cln_pub_config *cfg)
     int err = cln_pub_config_fill(&p->cfg);
     if (err == 0) {
         p->channels = calloc(p->cfg.channels_max, sizeof(*p->channels));
-        err = p->channels == NULL ? TRONE_ENOMEM : 0;
+        p->order_op = calloc(1, sizeof(*p->order_op));
+        err = p->channels == NULL || p->order_op == NULL ? TRONE_ENOMEM : 0;
     }
     if (err != 0) {
         cln_pub_close(p);
         return err;
     }
     buf_init(&p->out, TRONE_MESSAGE_MAX);
+    buf_init(&p->order_out, TRONE_OP_MAX);
     return 0;
 }
 
@@ -63,10 +65,13 @@ void cln_pub_close(struct cln_pub *p)
         for (uint32_t i = 0; i < p->channel_count; i++) {
             free(p->channels[i].slots);
             free(p->channels[i].ring);
+            free(p->channels[i].hashes);
         }
         free(p->channels);
     }
+    free(p->order_op);
     buf_close(&p->out);
+    buf_close(&p->order_out);
     sodium_memzero(p, sizeof(*p));
 }
 
@@ -118,9 +123,14 @@ int cln_pub_channel_open(struct cln_pub *p, const char *tag, const struct brk_cl
     /* Twice the byte limit: events are contiguous, and with at most unacked_bytes_max
      * pending, the padding at the ring's end never makes a publish fail. */
     ch->ring = malloc((size_t)(2 * p->cfg.unacked_bytes_max));
-    if (ch->slots == NULL || ch->ring == NULL) {
+    if (cls->order == BRK_ORDER_TOTAL) {
+        ch->hashes = calloc(p->cfg.unacked_events_max, TRONE_HASH_LEN);
+    }
+    if (ch->slots == NULL || ch->ring == NULL ||
+        (cls->order == BRK_ORDER_TOTAL && ch->hashes == NULL)) {
         free(ch->slots);
         free(ch->ring);
+        free(ch->hashes);
         memset(ch, 0, sizeof(*ch));
         return TRONE_ENOMEM;
     }
@@ -134,6 +144,16 @@ int cln_pub_channel_open(struct cln_pub *p, const char *tag, const struct brk_cl
 }
 
 /* ---- The queue: slots indexed by seq, bytes in a ring ---- */
+
+/* Highest seq that counts as acknowledged: acked by the quorum and, on a total-order channel,
+ * ORDERed too. Events up to it may leave the queue. */
+static uint64_t cln_pub_done_seq(const struct cln_pub_channel *ch)
+{
+    if (ch->hashes == NULL) {
+        return ch->quorum_seq;
+    }
+    return ch->quorum_seq < ch->ordered_seq ? ch->quorum_seq : ch->ordered_seq;
+}
 
 static struct cln_pub_slot *cln_pub_slot(const struct cln_pub *p, struct cln_pub_channel *ch,
                                          uint64_t seq)
@@ -169,7 +189,7 @@ static bool cln_pub_make_room(struct cln_pub *p, struct cln_pub_channel *ch, uin
         if (cln_pub_room(p, ch, need)) {
             return true;
         }
-        if (ch->base_seq > ch->quorum_seq) {
+        if (ch->base_seq > cln_pub_done_seq(ch)) {
             return false;
         }
         struct cln_pub_slot *slot = cln_pub_slot(p, ch, ch->base_seq);
@@ -177,6 +197,30 @@ static bool cln_pub_make_room(struct cln_pub *p, struct cln_pub_channel *ch, uin
         ch->base_seq++;
     }
     return cln_pub_room(p, ch, need);
+}
+
+/* brk_order_event_hash of the event's wire encoding, hashed piece by piece (no copy). */
+static void cln_pub_event_hash(uint8_t out[TRONE_HASH_LEN], uint64_t epoch, uint64_t seq,
+                               uint64_t time_us, const uint8_t *auth, uint16_t auth_size,
+                               const uint8_t *payload, uint32_t payload_size)
+{
+    uint8_t head[3 * 8 + 2];
+    uint8_t size[4];
+    buf_store_u64(head, epoch);
+    buf_store_u64(head + 8, seq);
+    buf_store_u64(head + 16, time_us);
+    head[24] = (uint8_t)(auth_size & 0xffu);
+    head[25] = (uint8_t)(auth_size >> 8);
+    buf_store_u32(size, payload_size);
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, TRONE_HASH_LEN);
+    crypto_generichash_update(&st, (const uint8_t *)BRK_ORDER_EVENT_LABEL,
+                              sizeof(BRK_ORDER_EVENT_LABEL) - 1);
+    crypto_generichash_update(&st, head, sizeof(head));
+    crypto_generichash_update(&st, auth, auth_size);
+    crypto_generichash_update(&st, size, sizeof(size));
+    crypto_generichash_update(&st, payload, payload_size);
+    crypto_generichash_final(&st, out, TRONE_HASH_LEN);
 }
 
 int64_t cln_pub_publish(struct cln_pub *p, uint32_t channel_idx, const uint8_t *payload,
@@ -194,7 +238,7 @@ int64_t cln_pub_publish(struct cln_pub *p, uint32_t channel_idx, const uint8_t *
         need + CLN_PUB_EVENT_OVERHEAD + 256u + TRONE_TAG_MAX > TRONE_MESSAGE_MAX) {
         return TRONE_ETOOBIG;
     }
-    if (ch->next_seq - 1 - ch->quorum_seq >= p->cfg.unacked_events_max ||
+    if (ch->next_seq - 1 - cln_pub_done_seq(ch) >= p->cfg.unacked_events_max ||
         ch->bytes_pending + need > p->cfg.unacked_bytes_max || !cln_pub_make_room(p, ch, need)) {
         return TRONE_EBUSY;
     }
@@ -216,6 +260,10 @@ int64_t cln_pub_publish(struct cln_pub *p, uint32_t channel_idx, const uint8_t *
         struct chan_event e = {.epoch = p->cfg.epoch, .seq = seq, .time_us = time_us,
                                .payload = bytes + auth_size, .payload_size = payload_size};
         chan_auth_sign(bytes, p->cfg.secret_key, ch->tag, &e);
+    }
+    if (ch->hashes != NULL) {
+        cln_pub_event_hash(ch->hashes[seq % p->cfg.unacked_events_max], p->cfg.epoch, seq, time_us,
+                           bytes, auth_size, bytes + auth_size, payload_size);
     }
     (void)now_us;
     TRONE_ASSERT(ch->ring_head - ch->ring_tail <= 2 * p->cfg.unacked_bytes_max);
@@ -448,6 +496,94 @@ int cln_pub_next_message(struct cln_pub *p, uint32_t replica, uint64_t now_us,
     return 1;
 }
 
+/* ---- Total order: ORDER ops ---- */
+
+/* Builds the ORDER of ch's events ordered_seq+1 .. end into p->order_out. */
+static int cln_pub_order_build(struct cln_pub *p, struct cln_pub_channel *ch, uint64_t end)
+{
+    uint64_t first = ch->ordered_seq + 1;
+    TRONE_ASSERT(end >= first && end - first < BRK_ORDER_COUNT_MAX);
+    TRONE_ASSERT(first >= ch->base_seq && end < ch->next_seq); /* still queued */
+    uint32_t count = (uint32_t)(end - first + 1);
+    uint8_t(*hashes)[TRONE_HASH_LEN] = ch->hashes;
+    /* The hashes of the range are contiguous unless the ring of slots wraps inside it. */
+    uint8_t(*range)[TRONE_HASH_LEN] = calloc(count, TRONE_HASH_LEN);
+    if (range == NULL) {
+        return TRONE_ENOMEM;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        memcpy(range[i], hashes[(first + i) % p->cfg.unacked_events_max], TRONE_HASH_LEN);
+    }
+    uint8_t digest[TRONE_HASH_LEN];
+    brk_order_digest(digest, (const uint8_t(*)[TRONE_HASH_LEN])range, count);
+    free(range);
+    brk_op_init(p->order_op, BRK_OP_ORDER);
+    int rc = brk_op_set_order(p->order_op, ch->tag, p->cfg.epoch, first, count, digest);
+    if (rc == 0) {
+        buf_reset(&p->order_out);
+        rc = brk_op_encode(p->order_op, &p->order_out);
+    }
+    return rc;
+}
+
+int cln_pub_order_next(struct cln_pub *p, const uint8_t **op, size_t *size)
+{
+    *op = NULL;
+    *size = 0;
+    if (p->order_inflight) {
+        return 0;
+    }
+    for (uint32_t k = 0; k < p->channel_count; k++) {
+        uint32_t idx = (p->order_cursor + k) % p->channel_count;
+        struct cln_pub_channel *ch = &p->channels[idx];
+        if (ch->hashes == NULL || ch->error != 0 || ch->ordered_seq + 1 >= ch->next_seq) {
+            continue;
+        }
+        /* A retry rebuilds exactly the range sent before (it may have been applied). */
+        uint64_t end = ch->order_sent_seq > ch->ordered_seq ? ch->order_sent_seq
+                                                            : ch->next_seq - 1;
+        if (end - ch->ordered_seq > BRK_ORDER_COUNT_MAX) {
+            end = ch->ordered_seq + BRK_ORDER_COUNT_MAX;
+        }
+        int rc = cln_pub_order_build(p, ch, end);
+        if (rc != 0) {
+            return 0; /* out of memory: tried again at the next call */
+        }
+        ch->order_sent_seq = end;
+        p->order_inflight = true;
+        p->order_channel = idx;
+        p->order_cursor = (idx + 1) % p->channel_count;
+        *op = p->order_out.data;
+        *size = p->order_out.used;
+        return 1;
+    }
+    return 0;
+}
+
+void cln_pub_order_done(struct cln_pub *p, int status, const uint8_t *result, size_t size)
+{
+    if (!p->order_inflight) {
+        return;
+    }
+    p->order_inflight = false;
+    struct cln_pub_channel *ch = &p->channels[p->order_channel];
+    if (status != 0) {
+        return; /* not agreed (stale request id): the same range goes again */
+    }
+    struct brk_result res;
+    if (brk_result_decode(result, size, &res) != 0) {
+        ch->error = ch->error != 0 ? ch->error : TRONE_EPROTO;
+        return;
+    }
+    if (res.status == 0 || res.status == TRONE_EEXIST) {
+        ch->ordered_seq = ch->order_sent_seq;
+        return;
+    }
+    ch->error = ch->error != 0 ? ch->error : res.status;
+}
+
+bool cln_pub_order_inflight(const struct cln_pub *p) { return p->order_inflight; }
+
 /* ---- Counts ---- */
 
 void cln_pub_channel_counts(const struct cln_pub *p, uint32_t channel_idx,
@@ -456,7 +592,7 @@ void cln_pub_channel_counts(const struct cln_pub *p, uint32_t channel_idx,
     TRONE_ASSERT(channel_idx < p->channel_count);
     const struct cln_pub_channel *ch = &p->channels[channel_idx];
     c->published = ch->next_seq - 1;
-    c->acknowledged = ch->quorum_seq;
+    c->acknowledged = cln_pub_done_seq(ch);
     c->pending = c->published - c->acknowledged;
     c->error = ch->error;
 }

@@ -13,6 +13,14 @@
  *   after any of these, for every replica r that can take more bytes:
  *       while (cln_pub_next_message(p, r, now, &data, &size) > 0) send data to r;
  *   keep one timer at cln_pub_deadline(p); when it fires call cln_pub_tick(now).
+ * Total-order channels (docs/PROTOCOL.md section 10): besides the PUBLISH path, each event's
+ * range must be ORDERed through the replication protocol. Whenever no ORDER is in flight:
+ *       if (cln_pub_order_next(p, &op, &size) > 0) submit op (smr client, non-blocking);
+ *   and when the agreed result comes back -> cln_pub_order_done(p, status, result, size).
+ * One ORDER is in flight per publisher (the protocol's one-request-per-client rule); it covers
+ * every event published since the last one (up to BRK_ORDER_COUNT_MAX), so ORDERs batch
+ * naturally while one is being agreed. An event of a total-order channel counts as
+ * acknowledged once the ack quorum has it AND its ORDER completed with status 0.
  * Done (for `trone pub`) when cln_pub_counts(p).pending == 0; a channel error (a refusal
  * agreed by f+1 replicas, e.g. TRONE_EPERM) is sticky and returned by later publishes.
  *
@@ -27,6 +35,7 @@
 #include <stdint.h>
 
 #include "broker/brk_class.h"
+#include "broker/brk_op.h"
 #include "core/buf.h"
 #include "core/limits.h"
 #include "trone/error.h"
@@ -79,6 +88,9 @@ struct cln_pub_peer {
 /* Private: one channel opened for publishing. */
 struct cln_pub_channel {
     char tag[TRONE_TAG_MAX + 1];
+    uint8_t (*hashes)[TRONE_HASH_LEN]; /* total order: per-event hashes, indexed like slots */
+    uint64_t ordered_seq;    /* total order: highest seq whose ORDER completed */
+    uint64_t order_sent_seq; /* total order: end of the ORDER in flight (or last sent) */
     struct brk_class cls;
     uint32_t quorum;         /* acks needed: f+1 CFT, 2f+1 BFT */
     int error;               /* sticky */
@@ -101,6 +113,11 @@ struct cln_pub {
     bool up[TRONE_REPLICAS_MAX];
     uint32_t cursor[BRK_URGENCY_MAX + 1]; /* round robin among channels of equal urgency */
     struct buf out;                       /* the message returned by cln_pub_next_message */
+    struct brk_op *order_op;              /* scratch for building an ORDER */
+    struct buf order_out;                 /* the op returned by cln_pub_order_next */
+    bool order_inflight;
+    uint32_t order_channel;               /* the channel of the ORDER in flight */
+    uint32_t order_cursor;                /* round robin among total-order channels */
 };
 
 /* Checks the config (n, f, epoch > 0; zero limits take the defaults) and allocates the
@@ -152,6 +169,19 @@ uint64_t cln_pub_deadline(const struct cln_pub *p);
  * to send (or replica is down), or TRONE_ENOMEM. */
 TRONE_MUST_CHECK int cln_pub_next_message(struct cln_pub *p, uint32_t replica, uint64_t now_us,
                                           const uint8_t **data, size_t *size);
+
+/* The next ORDER op to submit, if none is in flight and a total-order channel has events not
+ * ordered yet: returns 1 with *op, *size (core-owned, valid until the next call into p) and
+ * marks it in flight; 0 otherwise. After a failed submit (TRONE_ESTALE, a new client core)
+ * the same range is built again, so a range applied once is answered TRONE_EEXIST, which
+ * counts as ordered. */
+TRONE_MUST_CHECK int cln_pub_order_next(struct cln_pub *p, const uint8_t **op, size_t *size);
+/* The ORDER in flight completed: status is the protocol client's (0, or TRONE_ESTALE: retried),
+ * result the agreed result bytes. A refusal (any status but 0 and TRONE_EEXIST) becomes the
+ * channel's sticky error. Ignored if no ORDER is in flight. Cannot fail. */
+void cln_pub_order_done(struct cln_pub *p, int status, const uint8_t *result, size_t size);
+/* True if an ORDER is in flight. */
+bool cln_pub_order_inflight(const struct cln_pub *p);
 
 /* Counts of one channel, or summed over every channel. Cannot fail. */
 void cln_pub_channel_counts(const struct cln_pub *p, uint32_t channel_idx,

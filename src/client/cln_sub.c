@@ -6,8 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/brk_op.h"
+#include "client/cln_pub.h"
 #include "client/cln_sub_internal.h"
 #include "core/assert.h"
+
+_Static_assert(CLN_SUB_WINDOW_DEFAULT >= 2u * CLN_PUB_UNACKED_EVENTS_DEFAULT,
+               "the window covers two publisher windows");
+_Static_assert(CLN_SUB_WINDOW_DEFAULT >= 2u * BRK_ORDER_COUNT_MAX,
+               "the window covers two ORDER ranges");
+_Static_assert(CLN_SUB_WINDOW_DEFAULT <= CLN_SUB_WINDOW_MAX, "the default window fits");
 
 /* Output items and payload bytes of one call are bounded by what the streams can hold. */
 #define CLN_SUB_ITEMS_BYTES_MAX ((size_t)1 << 31)
@@ -188,6 +196,23 @@ void cln_sub__emit_event(struct cln_sub *s, const struct cln_sub_stream *st, uin
     item->payload_size = payload_size;
 }
 
+void cln_sub__emit_total(struct cln_sub *s, const struct cln_sub_stream *st, uint64_t position,
+                         uint64_t time_us, const uint8_t *header, uint32_t header_size,
+                         const uint8_t *payload, uint32_t payload_size)
+{
+    TRONE_ASSERT(header_size >= CLN_SUB_TOTAL_HEADER);
+    cln_sub__emit_event(s, st, position, time_us, payload, payload_size);
+    if (s->items.error != 0 || s->arena.error != 0) {
+        return;
+    }
+    struct cln_sub_item *item =
+        (struct cln_sub_item *)(s->items.data + s->items.used - sizeof(*item));
+    memcpy(item->publisher, header, TRONE_KEY_LEN);
+    item->epoch = buf_load_u64(header + TRONE_KEY_LEN);
+    item->seq = buf_load_u64(header + TRONE_KEY_LEN + 8);
+    item->position = position;
+}
+
 void cln_sub__emit_gap(struct cln_sub *s, const struct cln_sub_stream *st, uint64_t seq,
                        uint64_t count, enum cln_sub_gap_reason reason)
 {
@@ -271,7 +296,8 @@ static void cln_sub_deliver(struct cln_sub *s, uint32_t replica, struct buf_read
                             const struct chan_msg *m, uint64_t now_us)
 {
     int idx = cln_sub_channel_find(s, m->tag);
-    if (idx < 0 || !cln_sub_publisher_allowed(&s->channels[idx], m->publisher)) {
+    if (idx < 0 || s->channels[idx].cls.order != BRK_ORDER_FIFO ||
+        !cln_sub_publisher_allowed(&s->channels[idx], m->publisher)) {
         s->dropped += m->event_count;
         return;
     }
@@ -288,6 +314,46 @@ static void cln_sub_deliver(struct cln_sub *s, uint32_t replica, struct buf_read
             continue;
         }
         cln_sub__stream_copy(s, st, replica, &e, now_us);
+    }
+}
+
+/* DELIVER_TOTAL: every event becomes a copy of its position in the channel's one stream
+ * (publisher zero, epoch 0). The copy's authenticator is prefixed with the event's publisher,
+ * epoch and seq, so that copies match (and vote together) only if all of them agree. */
+static void cln_sub_deliver_total(struct cln_sub *s, uint32_t replica, struct buf_reader *r,
+                                  const struct chan_msg *m, uint64_t now_us)
+{
+    static const uint8_t zero[TRONE_KEY_LEN];
+    int idx = cln_sub_channel_find(s, m->tag);
+    if (idx < 0 || s->channels[idx].cls.order != BRK_ORDER_TOTAL ||
+        !cln_sub_publisher_allowed(&s->channels[idx], m->publisher)) {
+        s->dropped += m->event_count;
+        return;
+    }
+    struct cln_sub_stream *st = cln_sub_stream_for(s, (uint32_t)idx, zero, 0);
+    if (st == NULL) {
+        s->dropped += m->event_count;
+        return;
+    }
+    uint8_t header[CLN_SUB_TOTAL_HEADER + CHAN_AUTH_MAX];
+    memcpy(header, m->publisher, TRONE_KEY_LEN);
+    for (uint32_t i = 0; i < m->event_count; i++) {
+        struct chan_event e;
+        chan_msg_read_event(r, &e);
+        TRONE_ASSERT(r->error == 0); /* the whole message was checked first */
+        buf_store_u64(header + TRONE_KEY_LEN, e.epoch);
+        buf_store_u64(header + TRONE_KEY_LEN + 8, e.seq);
+        if (e.auth_size > 0) {
+            memcpy(header + CLN_SUB_TOTAL_HEADER, e.auth, e.auth_size);
+        }
+        struct chan_event copy = {.epoch = 0,
+                                  .seq = m->position + i, /* no wrap: checked by the decoder */
+                                  .time_us = e.time_us,
+                                  .auth = header,
+                                  .auth_size = (uint16_t)(CLN_SUB_TOTAL_HEADER + e.auth_size),
+                                  .payload = e.payload,
+                                  .payload_size = e.payload_size};
+        cln_sub__stream_copy(s, st, replica, &copy, now_us);
     }
 }
 
@@ -321,12 +387,15 @@ int cln_sub_receive(struct cln_sub *s, uint32_t replica, const uint8_t *data, si
     struct buf_reader r;
     struct chan_msg m;
     if (chan_msg_check(data, size) != 0 || chan_msg_read_header(&r, data, size, &m) != 0 ||
-        (m.type != CHAN_MSG_DELIVER && m.type != CHAN_MSG_GAP)) {
+        (m.type != CHAN_MSG_DELIVER && m.type != CHAN_MSG_GAP &&
+         m.type != CHAN_MSG_DELIVER_TOTAL)) {
         (void)cln_sub_output_end(s, out);
         return TRONE_EBADMSG;
     }
     if (m.type == CHAN_MSG_DELIVER) {
         cln_sub_deliver(s, replica, &r, &m, now_us);
+    } else if (m.type == CHAN_MSG_DELIVER_TOTAL) {
+        cln_sub_deliver_total(s, replica, &r, &m, now_us);
     } else {
         cln_sub_notice(s, replica, &m);
     }

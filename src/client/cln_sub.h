@@ -12,6 +12,14 @@
  * stream; the old one delivers what it holds and closes. Copies below a stream's next seq or
  * of an epoch older than the publisher's newest decided one are dropped (replays).
  *
+ * Total-order channels (order total, DELIVER_TOTAL messages) have ONE stream per channel,
+ * ordered by position instead of seq: the window, the gap wait and the window slide work on
+ * positions. A position is decided by its first copy (CFT) or by f+1 replicas that sent the
+ * same (position, publisher, epoch, seq, time, auth, payload) (BFT); a single PKS copy does not
+ * decide it, because the signature covers the event but not the position, which a Byzantine
+ * replica could move. Delivered items carry the event's publisher, epoch, seq and position;
+ * gap items carry the first missing position in seq and a zero publisher.
+ *
  * How the runtime drives it: cln_sub_init; cln_sub_channel_add per attached channel (class
  * from an agreed `channel show`); every message from replica r -> cln_sub_receive; the timer
  * at out.deadline_us -> cln_sub_tick. Each call fills a cln_sub_output whose items (events
@@ -31,6 +39,7 @@
 
 #include "broker/brk_class.h"
 #include "core/buf.h"
+#include "chan/chan_msg.h"
 #include "core/limits.h"
 #include "trone/error.h"
 
@@ -38,7 +47,11 @@
 #define CLN_SUB_CHANNELS_DEFAULT 64u
 #define CLN_SUB_STREAMS_DEFAULT 256u
 #define CLN_SUB_PUBLISHERS_DEFAULT 4096u
-#define CLN_SUB_WINDOW_DEFAULT 256u
+/* Seqs (positions) held per stream by default: a replica may run ahead of the f+1st one by a
+ * publisher's unacked events (CLN_PUB_UNACKED_EVENTS_DEFAULT) or one ORDER's range, each at
+ * most one DELIVER's worth of events (CHAN_EVENTS_PER_MSG_MAX); twice that keeps every copy a
+ * vote may need (checked in cln_sub.c against cln_pub.h and brk_op.h). */
+#define CLN_SUB_WINDOW_DEFAULT (2u * CHAN_EVENTS_PER_MSG_MAX)
 #define CLN_SUB_WINDOW_MAX 65536u
 #define CLN_SUB_HELD_BYTES_DEFAULT (64u * 1024 * 1024)
 #define CLN_SUB_GAP_WAIT_US_DEFAULT 2000000u
@@ -72,7 +85,8 @@ struct cln_sub_item {
     const char *tag; /* the channel's tag, valid while the channel is added */
     uint8_t publisher[TRONE_KEY_LEN];
     uint64_t epoch;             /* EVENT, GAP */
-    uint64_t seq;               /* EVENT: its seq; GAP: first missing seq */
+    uint64_t seq;               /* EVENT: its seq; GAP: first missing seq (total: position) */
+    uint64_t position;          /* EVENT on a total-order channel: its position; else 0 */
     uint64_t count;             /* GAP: events missing; NOTICE: events the replica dropped */
     uint64_t time_us;           /* EVENT: publisher time; NOTICE: 0 */
     const uint8_t *payload;     /* EVENT: valid until the next call into the core */
@@ -128,7 +142,7 @@ TRONE_MUST_CHECK int cln_sub_channel_add(struct cln_sub *s, const char *tag,
 /* Finds a channel by tag: its index or TRONE_ENOENT. */
 int cln_sub_channel_find(const struct cln_sub *s, const char *tag);
 
-/* One message from replica (0..n-1), borrowed for the call: DELIVER or GAP. Fills out with
+/* One message from replica (0..n-1), borrowed for the call: DELIVER, DELIVER_TOTAL or GAP. Fills out with
  * what became deliverable. Returns 0; TRONE_EBADMSG for a malformed message or a type a
  * subscriber does not take (out is then empty and the core unchanged: the caller may drop
  * the connection); a message for a channel not added is ignored (0, counted in dropped).

@@ -65,9 +65,18 @@ struct cln_sub_floor {
     uint64_t last_use;
 };
 
+/* A total-order copy's authenticator starts with publisher key | u64 epoch | u64 seq. */
+#define CLN_SUB_TOTAL_HEADER (TRONE_KEY_LEN + 16u)
+_Static_assert(CLN_SUB_TOTAL_HEADER + CHAN_AUTH_MAX <= UINT16_MAX, "header and auth fit u16");
+
 /* Output (cln_sub.c). Errors are sticky in s->items / s->arena and reported at the end. */
 void cln_sub__emit_event(struct cln_sub *s, const struct cln_sub_stream *st, uint64_t seq,
                          uint64_t time_us, const uint8_t *payload, uint32_t payload_size);
+/* An event of a total-order stream at position; header is the copy's authenticator
+ * (CLN_SUB_TOTAL_HEADER bytes naming the event's publisher, epoch and seq, then its auth). */
+void cln_sub__emit_total(struct cln_sub *s, const struct cln_sub_stream *st, uint64_t position,
+                         uint64_t time_us, const uint8_t *header, uint32_t header_size,
+                         const uint8_t *payload, uint32_t payload_size);
 void cln_sub__emit_gap(struct cln_sub *s, const struct cln_sub_stream *st, uint64_t seq,
                        uint64_t count, enum cln_sub_gap_reason reason);
 

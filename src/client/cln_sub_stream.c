@@ -131,8 +131,13 @@ static void cln_sub_emit_slot(struct cln_sub *s, struct cln_sub_stream *st,
 {
     TRONE_ASSERT(slot->decided >= 0);
     const struct cln_sub_copy *c = &slot->copies[slot->decided];
-    cln_sub__emit_event(s, st, slot->seq, c->time_us, c->bytes + c->auth_size,
-                        c->payload_size);
+    if (s->channels[st->channel_idx].cls.order == BRK_ORDER_TOTAL) {
+        cln_sub__emit_total(s, st, slot->seq, c->time_us, c->bytes, c->auth_size,
+                            c->bytes + c->auth_size, c->payload_size);
+    } else {
+        cln_sub__emit_event(s, st, slot->seq, c->time_us, c->bytes + c->auth_size,
+                            c->payload_size);
+    }
     cln_sub_slot_free(s, st, slot);
 }
 
@@ -251,7 +256,9 @@ struct cln_sub_stream *cln_sub__stream_open(struct cln_sub *s, uint32_t channel_
                                             uint64_t epoch)
 {
     const struct cln_sub_channel *ch = &s->channels[channel_idx];
-    uint32_t copies_max = ch->cls.fault == BRK_FAULT_CFT && ch->cls.method != BRK_METHOD_PKS
+    uint32_t copies_max = ch->cls.fault == BRK_FAULT_CFT &&
+                                  (ch->cls.method != BRK_METHOD_PKS ||
+                                   ch->cls.order == BRK_ORDER_TOTAL)
                               ? 1u
                               : s->cfg.n;
     struct cln_sub_slot *slots = calloc(s->cfg.window, sizeof(*slots));
@@ -355,6 +362,10 @@ static bool cln_sub_decides(const struct cln_sub *s, const struct cln_sub_stream
 {
     const struct cln_sub_channel *ch = &s->channels[st->channel_idx];
     bool bft = ch->cls.fault == BRK_FAULT_BFT;
+    if (ch->cls.order == BRK_ORDER_TOTAL) {
+        /* Positions need f+1 votes under BFT: a signature does not cover the position. */
+        return !bft || cln_sub_popcount(c->voters) >= s->cfg.f + 1u;
+    }
     if (!bft && ch->cls.method != BRK_METHOD_PKS) {
         return true;
     }
@@ -441,7 +452,8 @@ static bool cln_sub_fast_path(struct cln_sub *s, struct cln_sub_stream *st,
                               const struct chan_event *e, uint64_t now_us)
 {
     const struct cln_sub_channel *ch = &s->channels[st->channel_idx];
-    if (st->copies_max != 1 || ch->cls.method == BRK_METHOD_PKS || st->next_seq == 0 ||
+    if (st->copies_max != 1 || ch->cls.method == BRK_METHOD_PKS ||
+        ch->cls.order == BRK_ORDER_TOTAL || st->next_seq == 0 ||
         e->seq != st->next_seq || cln_sub_slot_of(s, st, e->seq)->seq != 0) {
         return false;
     }

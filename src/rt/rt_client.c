@@ -26,7 +26,12 @@
 /* Request messages of the current call kept for sessions that open later. */
 #define RT_CLIENT_PENDING_MAX 4u
 
-enum rt_client_mode { RT_CLIENT_IDLE = 0, RT_CLIENT_CALL = 1, RT_CLIENT_STATUS = 2 };
+enum rt_client_mode {
+    RT_CLIENT_IDLE = 0,
+    RT_CLIENT_CALL = 1,
+    RT_CLIENT_STATUS = 2,
+    RT_CLIENT_ASYNC = 3, /* rt_client_submit in flight */
+};
 
 struct rt_client {
     uv_loop_t loop;
@@ -54,6 +59,11 @@ struct rt_client {
     uint32_t failures_at_start[TRONE_REPLICAS_MAX]; /* dialer failures when the wait began */
     /* RT_CLIENT_STATUS */
     struct rt_client_status_report *report;
+    /* RT_CLIENT_ASYNC */
+    rt_client_done_cb async_done;
+    void *async_ctx;
+    struct buf async_result;
+    bool call_waiting; /* rt_client_call waits for the submission to end: no new one */
 };
 
 static uint64_t rt_client_now(struct rt_client *c) { return uv_now(&c->loop); }
@@ -78,8 +88,20 @@ static void rt_client_apply(struct rt_client *c, const struct smr_client_output 
         const struct buf *m = &out->messages[i];
         rt_client_send_all(c, m->data, m->used);
     }
+    bool async_done = false;
+    int async_status = 0;
     for (size_t i = 0; i < out->done_count; i++) {
         const struct smr_client_done *d = &out->done[i];
+        if (c->mode == RT_CLIENT_ASYNC && d->request_id == c->call_id && !async_done) {
+            async_done = true;
+            async_status = d->status;
+            buf_reset(&c->async_result);
+            if (d->status == 0) {
+                buf_put_bytes(&c->async_result, d->result, d->result_size);
+                async_status = c->async_result.error;
+            }
+            continue;
+        }
         if (c->mode != RT_CLIENT_CALL || d->request_id != c->call_id || c->call_done) {
             continue;
         }
@@ -97,6 +119,13 @@ static void rt_client_apply(struct rt_client *c, const struct smr_client_output 
     uint64_t delay = out->deadline_ms > now ? out->deadline_ms - now : 0;
     int rc = uv_timer_start(&c->tick_timer, rt_client_on_tick, delay, 0);
     TRONE_ASSERT(rc == 0);
+    if (async_done) {
+        /* Last: the callback may submit again, which reuses the core's output. */
+        c->mode = RT_CLIENT_IDLE;
+        rt_client_done_cb done = c->async_done;
+        c->async_done = NULL;
+        done(c->async_ctx, async_status, c->async_result.data, c->async_result.used);
+    }
 }
 
 static void rt_client_on_tick(uv_timer_t *timer)
@@ -138,7 +167,7 @@ static void rt_client_on_opened(void *ctx, struct rt_conn *conn)
     if (c->hooks.opened != NULL) {
         c->hooks.opened(c->hooks.ctx, j);
     }
-    if (c->mode == RT_CLIENT_CALL && !c->call_done) {
+    if ((c->mode == RT_CLIENT_CALL && !c->call_done) || c->mode == RT_CLIENT_ASYNC) {
         for (size_t i = 0; i < c->pending_count; i++) {
             (void)rt_conn_send(conn, c->pending[i].data, c->pending[i].used);
         }
@@ -316,9 +345,57 @@ static void rt_client_mark_open(struct rt_client *c)
     }
 }
 
+static bool rt_client_idle(void *ctx) { return ((struct rt_client *)ctx)->mode == RT_CLIENT_IDLE; }
+
+int rt_client_submit(struct rt_client *c, const void *op, size_t op_size, rt_client_done_cb done,
+                     void *ctx)
+{
+    TRONE_ASSERT(done != NULL);
+    if (c->mode != RT_CLIENT_IDLE || c->call_waiting) {
+        return TRONE_EBUSY;
+    }
+    uv_update_time(&c->loop);
+    const struct smr_client_output *out = NULL;
+    uint64_t id = 0;
+    int rc = rt_client_core_init(c);
+    if (rc == 0) {
+        rc = smr_client_submit(c->core, rt_client_now(c), op, op_size, &id, &out);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    c->last_request_id = id;
+    c->mode = RT_CLIENT_ASYNC;
+    c->call_id = id;
+    c->async_done = done;
+    c->async_ctx = ctx;
+    rt_client_pending_keep(c, out);
+    rt_client_apply(c, out);
+    return 0;
+}
+
+bool rt_client_busy(const struct rt_client *c) { return c->mode != RT_CLIENT_IDLE; }
+
+void rt_client_submit_cancel(struct rt_client *c)
+{
+    if (c->mode == RT_CLIENT_ASYNC) {
+        c->mode = RT_CLIENT_IDLE; /* the core's request is dropped at the next renewal */
+        c->async_done = NULL;
+    }
+}
+
 int rt_client_call(struct rt_client *c, const void *op, size_t op_size, uint64_t timeout_ms,
                    struct buf *result, char *errmsg, size_t errmsg_size)
 {
+    if (c->mode == RT_CLIENT_ASYNC) {
+        c->call_waiting = true;
+        bool idle = rt_client_wait(c, timeout_ms, rt_client_idle, c);
+        c->call_waiting = false;
+        if (!idle) {
+            rt_client_timeout_message(c, timeout_ms, errmsg, errmsg_size);
+            return TRONE_ETIMEDOUT;
+        }
+    }
     TRONE_ASSERT(c->mode == RT_CLIENT_IDLE);
     uv_update_time(&c->loop);
     const struct smr_client_output *out = NULL;
@@ -500,6 +577,7 @@ struct rt_client *rt_client_create(const struct cfg_cluster *cluster,
     for (size_t i = 0; i < RT_CLIENT_PENDING_MAX; i++) {
         buf_init(&c->pending[i], 0);
     }
+    buf_init(&c->async_result, TRONE_RESULT_MAX);
     int rc = uv_timer_init(&c->loop, &c->tick_timer);
     TRONE_ASSERT(rc == 0); /* a timer init only links the handle into the loop */
     rc = uv_timer_init(&c->loop, &c->wait_timer);
@@ -540,6 +618,7 @@ void rt_client_destroy(struct rt_client *c)
     for (size_t i = 0; i < RT_CLIENT_PENDING_MAX; i++) {
         buf_close(&c->pending[i]);
     }
+    buf_close(&c->async_result);
     sodium_memzero(c, sizeof(*c));
     free(c);
 }
@@ -601,7 +680,7 @@ void rt_client_flush(struct rt_client *c) { rt_net_flush(&c->net); }
 
 bool rt_client_run(struct rt_client *c, uint64_t timeout_ms, rt_client_until_cb until, void *ctx)
 {
-    TRONE_ASSERT(c->mode == RT_CLIENT_IDLE);
+    TRONE_ASSERT(c->mode == RT_CLIENT_IDLE || c->mode == RT_CLIENT_ASYNC);
     return rt_client_wait(c, timeout_ms, until, ctx);
 }
 

@@ -88,6 +88,23 @@ void rt_client_replica_drop(struct rt_client *c, uint32_t replica, int err);
 /* Writes everything queued. */
 void rt_client_flush(struct rt_client *c);
 
+/* ---- Non-blocking requests (rt_events' ORDERs) ------------------------------------------ */
+
+/* Told once the request of rt_client_submit completed: status 0 with the agreed result bytes
+ * (borrowed for the call), or TRONE_ESTALE. It may submit the next request. */
+typedef void (*rt_client_done_cb)(void *ctx, int status, const uint8_t *result, size_t size);
+
+/* Submits op (copied) without waiting; done(ctx, ...) is called from the loop when it
+ * completes. Returns 0, TRONE_EBUSY while a call or another submission is in flight (the
+ * protocol allows one request per client), or the submit error. rt_client_call made while a
+ * submission is in flight first waits for it. */
+TRONE_MUST_CHECK int rt_client_submit(struct rt_client *c, const void *op, size_t op_size,
+                                      rt_client_done_cb done, void *ctx);
+/* Forgets the submission in flight: its callback is never called. Cannot fail. */
+void rt_client_submit_cancel(struct rt_client *c);
+/* True while a call or submission is in flight. */
+bool rt_client_busy(const struct rt_client *c);
+
 typedef bool (*rt_client_until_cb)(void *ctx);
 /* Runs the loop until until(ctx) is true or timeout_ms passed (0: one non-blocking turn).
  * until may be NULL (run for the whole timeout). Returns true if until became true. */

@@ -18,7 +18,6 @@
 #include "core/log.h"
 #include "rt/rt_conn.h"
 
-_Static_assert(2u * CLN_PUB_UNACKED_EVENTS_DEFAULT <= CLN_SUB_WINDOW_MAX, "window fits the core");
 
 #define RT_EVENTS_COMP "events"
 /* Unwritten bytes per connection above which no more PUBLISH messages are built for it. */
@@ -29,8 +28,6 @@ _Static_assert(2u * CLN_PUB_UNACKED_EVENTS_DEFAULT <= CLN_SUB_WINDOW_MAX, "windo
 #define RT_EVENTS_ATTACH_RETRY_MS 1000u
 /* A subscription fails once f+1 replicas refused it this many times in a row. */
 #define RT_EVENTS_REFUSALS_MAX 3u
-/* Seqs the subscriber core holds per stream (see rt_events_cores_init). */
-#define RT_EVENTS_SUB_WINDOW (2u * CLN_PUB_UNACKED_EVENTS_DEFAULT)
 #define RT_EVENTS_WARN_BURST 10u
 #define RT_EVENTS_WARN_WINDOW_MS 10000u
 
@@ -56,6 +53,7 @@ struct rt_events {
     uint64_t sub_deadline_us;
     bool backlogged;
     bool attach_retry;
+    bool order_wait; /* an ORDER waits for the protocol client to be free */
     uint64_t arrival;
     struct buf scratch;
     struct rt_ratelimit warn_limit;
@@ -108,6 +106,44 @@ static void rt_events_pump_one(struct rt_events *e, uint32_t j, uint64_t now_us)
 }
 
 static void rt_events_arm(struct rt_events *e);
+static void rt_events_order_pump(struct rt_events *e);
+
+/* The ORDER in flight completed (called from the rt_client's loop). */
+static void rt_events_on_order_done(void *ctx, int status, const uint8_t *result, size_t size)
+{
+    struct rt_events *e = ctx;
+    cln_pub_order_done(&e->pub, status, result, size);
+    if (status != 0) {
+        log_debug(RT_EVENTS_COMP, "msg=\"order not agreed, retrying\" err=%s",
+                  trone_err_name(status));
+    }
+    rt_events_order_pump(e);
+    rt_events_arm(e);
+}
+
+/* Submits the next ORDER of the total-order channels when the protocol client is free
+ * (cln_pub.h: one in flight; it covers everything published meanwhile). */
+static void rt_events_order_pump(struct rt_events *e)
+{
+    e->order_wait = false;
+    if (cln_pub_order_inflight(&e->pub)) {
+        return;
+    }
+    if (rt_client_busy(e->rtc)) {
+        e->order_wait = true; /* a blocking call of the application: look again soon */
+        return;
+    }
+    const uint8_t *op = NULL;
+    size_t size = 0;
+    if (cln_pub_order_next(&e->pub, &op, &size) <= 0) {
+        return;
+    }
+    int rc = rt_client_submit(e->rtc, op, size, rt_events_on_order_done, e);
+    if (rc != 0) {
+        cln_pub_order_done(&e->pub, rc, NULL, 0); /* the same range is built again later */
+        e->order_wait = true;
+    }
+}
 
 void rt_events_pump(struct rt_events *e)
 {
@@ -116,6 +152,7 @@ void rt_events_pump(struct rt_events *e)
     for (uint32_t j = 0; j < e->n; j++) {
         rt_events_pump_one(e, j, now_us);
     }
+    rt_events_order_pump(e);
     rt_events_arm(e);
 }
 
@@ -164,6 +201,7 @@ static void rt_events_deliver(struct rt_events *e, const struct cln_sub_item *it
     memcpy(entry.publisher, item->publisher, TRONE_KEY_LEN);
     entry.epoch = item->epoch;
     entry.seq = item->seq;
+    entry.position = item->position;
     entry.time_us = item->time_us;
     entry.received_us = rt_events_wall_us();
     entry.lost = item->kind == CLN_SUB_GAP ? item->count : 0;
@@ -277,6 +315,7 @@ static void rt_events_on_message(void *ctx, uint32_t replica, const uint8_t *msg
         rc = rt_events_on_attached(e, replica, msg, size);
         break;
     case CHAN_MSG_DELIVER:
+    case CHAN_MSG_DELIVER_TOTAL:
     case CHAN_MSG_GAP:
         rc = cln_sub_receive(&e->sub, replica, msg, size, now_us, &out);
         if (rc == 0) {
@@ -338,7 +377,7 @@ static void rt_events_arm(struct rt_events *e)
     uint64_t now_us = rt_events_now_us();
     uint64_t deadline = cln_pub_deadline(&e->pub);
     deadline = e->sub_deadline_us < deadline ? e->sub_deadline_us : deadline;
-    if (e->backlogged) {
+    if (e->backlogged || e->order_wait) {
         uint64_t retry = now_us + 1000u * RT_EVENTS_BACKLOG_RETRY_MS;
         deadline = retry < deadline ? retry : deadline;
     }
@@ -493,10 +532,8 @@ static int rt_events_cores_init(struct rt_events *e, const struct key_identity *
     memset(&sc, 0, sizeof(sc));
     sc.n = e->n;
     sc.f = e->f;
-    /* A replica's DELIVER batch may run ahead of the f+1st replica by up to a publisher's
-     * unacked window; copies beyond the subscriber's window are dropped and, on BFT channels,
-     * then lack votes. So the window covers two publisher windows (about 2.5 MB per stream). */
-    sc.window = RT_EVENTS_SUB_WINDOW;
+    /* sc.window = 0: the core's default, which covers two publisher windows and two ORDER
+     * ranges by construction (cln_sub.h). */
     return cln_sub_init(&e->sub, &sc);
 }
 
@@ -545,6 +582,7 @@ void rt_events_destroy(struct rt_events *e)
         return;
     }
     rt_client_hooks_set(e->rtc, NULL);
+    rt_client_submit_cancel(e->rtc);
     uv_close((uv_handle_t *)&e->timer, NULL);
     (void)rt_client_run(e->rtc, 0, NULL, NULL); /* one turn runs the close */
     for (uint32_t i = 0; i < RT_EVENTS_SUBS_MAX; i++) {

@@ -394,6 +394,7 @@ static void trone_event_fill(struct trone_client *c, uint32_t idx,
     ev->publisher_name = admin ? BRK_NAME_ADMIN : "";
     ev->epoch = entry->epoch;
     ev->seq = entry->seq;
+    ev->position = entry->position;
     ev->time_us = entry->time_us;
     ev->received_us = entry->received_us;
     ev->payload = entry->payload_size > 0 ? payload : (const uint8_t *)"";

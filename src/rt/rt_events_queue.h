@@ -19,6 +19,7 @@ struct rt_events_entry {
     uint8_t publisher[TRONE_KEY_LEN];
     uint64_t epoch;
     uint64_t seq;
+    uint64_t position; /* total-order channels; 0 otherwise */
     uint64_t time_us;
     uint64_t received_us;
     uint64_t lost;    /* GAP */

@@ -47,6 +47,7 @@ struct rt_replica {
     struct brk_events events;
     uv_check_t events_check; /* flushes brk_events once per loop turn, after the reads */
     uv_idle_t events_idle;   /* active while unpaused connections still hold events */
+    uv_timer_t events_timer; /* brk_events_deadline: ORDERs waiting for missing events */
     bool stopping;
     bool net_ready;   /* net initialised: rt_net_close needed */
     bool timer_ready; /* each handle below initialised: uv_close needed */
@@ -54,6 +55,7 @@ struct rt_replica {
     bool sigterm_ready;
     bool check_ready;
     bool idle_ready;
+    bool events_timer_ready;
     struct rt_ratelimit reject_limit;
     struct rt_ratelimit event_reject_limit;
     struct buf scratch;
@@ -381,6 +383,69 @@ static void rt_replica_events_pause(struct rt_replica *r)
 
 static void rt_replica_on_idle(uv_idle_t *idle) { (void)idle; }
 
+/* An executed ORDER (the table's order hook, called inside smr_step): brk_events releases its
+ * range once the events are here; the next check flushes what it queued. */
+static void rt_replica_on_order(void *ctx, const struct brk_order_exec *order)
+{
+    struct rt_replica *r = ctx;
+    brk_events_order(&r->events, &r->table, rt_replica_now_us(), order);
+}
+
+/* Sends the core's FETCH / FETCHED messages to peer replicas. */
+static void rt_replica_events_peers(struct rt_replica *r, const struct brk_events_out *out)
+{
+    for (size_t i = 0; i < out->peer_send_count; i++) {
+        const struct brk_events_peer_send *s = &out->peer_sends[i];
+        for (uint32_t j = 0; j < r->replica_count; j++) {
+            if (s->replica == BRK_EVENTS_ALL_PEERS || s->replica == j) {
+                rt_replica_send_replica(r, j, s->data, s->size);
+            }
+        }
+    }
+}
+
+static void rt_replica_on_events_timer(uv_timer_t *timer)
+{
+    struct rt_replica *r = timer->data;
+    const struct brk_events_out *out = NULL;
+    brk_events_tick(&r->events, &r->table, rt_replica_now_us(), &out); /* the check flushes */
+    rt_replica_events_peers(r, out);
+    rt_net_flush(&r->net);
+}
+
+/* A FETCH or FETCHED from peer replica j (total order: a range it or we lack). */
+static void rt_replica_peer_event(struct rt_replica *r, uint32_t j, const uint8_t *msg,
+                                  size_t size)
+{
+    const struct brk_events_out *out = NULL;
+    int rc = brk_events_peer_message(&r->events, &r->table, rt_replica_now_us(), j, msg, size,
+                                     &out);
+    if (rc != 0) {
+        uint32_t suppressed = 0;
+        if (rt_ratelimit_allow(&r->reject_limit, uv_now(&r->loop), RT_REJECT_BURST,
+                               RT_REJECT_WINDOW_MS, &suppressed)) {
+            log_warn(RT_REPLICA_COMP, "msg=\"bad event message from peer\" peer=%u err=%s "
+                     "suppressed=%u", j, trone_err_name(rc), suppressed);
+        }
+        return;
+    }
+    rt_replica_events_peers(r, out);
+}
+
+/* Keeps the events timer at the core's deadline (ORDERs whose events are missing). */
+static void rt_replica_events_timer_arm(struct rt_replica *r)
+{
+    uint64_t deadline = brk_events_deadline(&r->events);
+    if (deadline == UINT64_MAX) {
+        (void)uv_timer_stop(&r->events_timer);
+        return;
+    }
+    uint64_t now = rt_replica_now_us();
+    uint64_t delay_ms = deadline > now ? (deadline - now) / 1000u + 1u : 0;
+    int rc = uv_timer_start(&r->events_timer, rt_replica_on_events_timer, delay_ms, 0);
+    TRONE_ASSERT(rc == 0);
+}
+
 /* Once per loop turn, after the reads: flush queued events, write, and keep the loop turning
  * (idle handle) while writable connections still hold events. A backed-up connection resumes
  * when its write completes, which is a loop event. */
@@ -399,6 +464,7 @@ static void rt_replica_on_check(uv_check_t *check)
         rt_replica_events_apply(r, out);
         rt_net_flush(&r->net);
     }
+    rt_replica_events_timer_arm(r);
     if (more && !uv_is_active((uv_handle_t *)&r->events_idle)) {
         int rc = uv_idle_start(&r->events_idle, rt_replica_on_idle);
         TRONE_ASSERT(rc == 0);
@@ -441,6 +507,10 @@ static void rt_replica_on_message(void *ctx, struct rt_conn *c, const uint8_t *m
         /* Replica j talks to us over the connection it dialled, never over ours. */
         log_debug(RT_REPLICA_COMP, "msg=\"unexpected message on outgoing connection\" peer=%u",
                   c->dialer->peer_id);
+        return;
+    }
+    if (c->sess.role == SESS_ROLE_REPLICA && chan_msg_is_event_type(msg, size)) {
+        rt_replica_peer_event(r, c->sess.peer_replica, msg, size);
         return;
     }
     if (c->sess.role == SESS_ROLE_REPLICA) {
@@ -516,6 +586,17 @@ static void rt_replica_stop(struct rt_replica *r)
         return;
     }
     r->stopping = true;
+    const struct brk_events_stats *st = brk_events_stats(&r->events);
+    if (st->orders > 0) {
+        log_info(RT_REPLICA_COMP,
+                 "msg=\"total order\" orders=%llu pooled=%llu released=%llu skipped=%llu "
+                 "mismatched=%llu pool_evicted=%llu fetches=%llu fetched=%llu fetch_served=%llu",
+                 (unsigned long long)st->orders, (unsigned long long)st->pooled,
+                 (unsigned long long)st->released, (unsigned long long)st->skipped,
+                 (unsigned long long)st->mismatched, (unsigned long long)st->pool_evicted,
+                 (unsigned long long)st->fetches, (unsigned long long)st->fetched,
+                 (unsigned long long)st->fetch_served);
+    }
     for (uint32_t j = 0; j < r->replica_count; j++) {
         rt_dialer_stop(&r->dialers[j]);
     }
@@ -536,6 +617,9 @@ static void rt_replica_stop(struct rt_replica *r)
     }
     if (r->idle_ready) {
         uv_close((uv_handle_t *)&r->events_idle, NULL);
+    }
+    if (r->events_timer_ready) {
+        uv_close((uv_handle_t *)&r->events_timer, NULL);
     }
 }
 
@@ -590,6 +674,7 @@ static int rt_replica_core_init(struct rt_replica *r, char *errmsg, size_t errms
         snprintf(errmsg, errmsg_size, "cannot create the event queues: %s", trone_strerror(rc));
     } else {
         brk_table_app(&r->table, &r->app);
+        brk_table_order_hook(&r->table, rt_replica_on_order, r);
         r->smr = smr_create(&sc, &r->app);
         if (r->smr == NULL) {
             rc = TRONE_ENOMEM;
@@ -646,10 +731,12 @@ static int rt_replica_handles_init(struct rt_replica *r)
     r->sigterm_ready = uv_signal_init(&r->loop, &r->sigterm) == 0;
     r->check_ready = uv_check_init(&r->loop, &r->events_check) == 0;
     r->idle_ready = uv_idle_init(&r->loop, &r->events_idle) == 0;
+    r->events_timer_ready = uv_timer_init(&r->loop, &r->events_timer) == 0;
     if (!r->timer_ready || !r->sigint_ready || !r->sigterm_ready || !r->check_ready ||
-        !r->idle_ready) {
+        !r->idle_ready || !r->events_timer_ready) {
         return TRONE_EIO;
     }
+    r->events_timer.data = r;
     r->events_check.data = r;
     r->events_idle.data = r;
     if (uv_check_start(&r->events_check, rt_replica_on_check) != 0) {

@@ -350,6 +350,74 @@ static void test_channel_body(void **state)
     free(info);
 }
 
+/* ORDER: round trip; the builder and the encoder refuse empty, oversized, zero-based or
+ * wrapping ranges; the decoder refuses them too, and every truncation. */
+static void test_order(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t digest[TRONE_HASH_LEN];
+    memset(digest, 0x3c, sizeof(digest));
+    brk_op_init(f->op, BRK_OP_ORDER);
+    assert_int_equal(brk_op_set_order(f->op, "alerts", 17, 5, BRK_ORDER_COUNT_MAX, digest), 0);
+    round_trip(f);
+    assert_true(f->decoded->epoch == 17 && f->decoded->first_seq == 5);
+    assert_int_equal(f->decoded->count, BRK_ORDER_COUNT_MAX);
+    size_t good = f->out.used;
+    for (size_t size = 0; size < good; size++) {
+        assert_int_equal(brk_op_decode(f->out.data, size, f->decoded), TRONE_EBADMSG);
+    }
+    /* Field by field: count sits after the tag (2 + 6), epoch and first seq. */
+    size_t count_at = 2 + 2 + 6 + 8 + 8;
+    uint32_t bad_counts[] = {0, BRK_ORDER_COUNT_MAX + 1};
+    for (unsigned i = 0; i < 2; i++) {
+        buf_store_u32(f->out.data + count_at, bad_counts[i]);
+        assert_int_equal(brk_op_decode(f->out.data, good, f->decoded), TRONE_EBADMSG);
+    }
+    buf_store_u32(f->out.data + count_at, 2);
+    buf_store_u64(f->out.data + count_at - 8, UINT64_MAX); /* seq UINT64_MAX + 1 wraps */
+    assert_int_equal(brk_op_decode(f->out.data, good, f->decoded), TRONE_EBADMSG);
+    buf_store_u64(f->out.data + count_at - 8, 0);
+    assert_int_equal(brk_op_decode(f->out.data, good, f->decoded), TRONE_EBADMSG);
+    buf_store_u64(f->out.data + count_at - 8, 1);
+    buf_store_u64(f->out.data + count_at - 16, 0); /* epoch 0 */
+    assert_int_equal(brk_op_decode(f->out.data, good, f->decoded), TRONE_EBADMSG);
+    /* The builder refuses the same; encoding a hand-made bad op too. */
+    assert_int_equal(brk_op_set_order(f->op, "alerts", 0, 1, 1, digest), TRONE_EINVAL);
+    assert_int_equal(brk_op_set_order(f->op, "alerts", 1, 0, 1, digest), TRONE_EINVAL);
+    assert_int_equal(brk_op_set_order(f->op, "alerts", 1, 1, 0, digest), TRONE_EINVAL);
+    assert_int_equal(brk_op_set_order(f->op, "alerts", 1, UINT64_MAX, 1, digest), TRONE_EINVAL);
+    assert_int_equal(brk_op_set_order(f->op, "bad tag", 1, 1, 1, digest), TRONE_EINVAL);
+    f->op->count = 0;
+    buf_reset(&f->out);
+    assert_int_equal(brk_op_encode(f->op, &f->out), TRONE_EINVAL);
+    assert_string_equal(brk_op_kind_name(BRK_OP_ORDER), "order");
+}
+
+/* The range digest depends on every hash and on their order. */
+static void test_order_digest(void **state)
+{
+    (void)state;
+    uint8_t hashes[3][TRONE_HASH_LEN];
+    const uint8_t events[3][4] = {{1, 2, 3, 4}, {5, 6, 7, 8}, {1, 2, 3, 5}};
+    for (unsigned i = 0; i < 3; i++) {
+        brk_order_event_hash(hashes[i], events[i], sizeof(events[i]));
+    }
+    assert_memory_not_equal(hashes[0], hashes[2], TRONE_HASH_LEN);
+    uint8_t a[TRONE_HASH_LEN];
+    uint8_t b[TRONE_HASH_LEN];
+    uint8_t c[TRONE_HASH_LEN];
+    brk_order_digest(a, (const uint8_t(*)[TRONE_HASH_LEN])hashes, 2);
+    brk_order_digest(b, (const uint8_t(*)[TRONE_HASH_LEN])hashes, 2);
+    assert_memory_equal(a, b, TRONE_HASH_LEN);
+    uint8_t swapped[2][TRONE_HASH_LEN];
+    memcpy(swapped[0], hashes[1], TRONE_HASH_LEN);
+    memcpy(swapped[1], hashes[0], TRONE_HASH_LEN);
+    brk_order_digest(c, (const uint8_t(*)[TRONE_HASH_LEN])swapped, 2);
+    assert_memory_not_equal(a, c, TRONE_HASH_LEN);
+    brk_order_digest(c, (const uint8_t(*)[TRONE_HASH_LEN])hashes, 3);
+    assert_memory_not_equal(a, c, TRONE_HASH_LEN);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -361,6 +429,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_name_list_parse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_results, setup, teardown),
         cmocka_unit_test_setup_teardown(test_channel_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_order_digest, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

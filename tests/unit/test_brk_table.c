@@ -581,6 +581,157 @@ static void test_app(void **state)
     buf_close(&snap);
 }
 
+/* ---- Total order ---- */
+
+struct order_seen {
+    uint32_t calls;
+    struct brk_order_exec last;
+    uint8_t publisher[TRONE_KEY_LEN];
+};
+
+static void order_hook(void *ctx, const struct brk_order_exec *o)
+{
+    struct order_seen *seen = ctx;
+    seen->calls++;
+    seen->last = *o;
+    memcpy(seen->publisher, o->publisher, TRONE_KEY_LEN);
+}
+
+/* Executes ORDER(tag, epoch, first, count) as who; returns the status and, on 0, the first
+ * position in *position. */
+static int do_order(struct fixture *f, struct brk_table *t, uint32_t who, const char *tag,
+                    uint64_t epoch, uint64_t first, uint32_t count, uint64_t *position)
+{
+    uint8_t digest[TRONE_HASH_LEN];
+    memset(digest, (int)(first & 0xff), sizeof(digest));
+    brk_op_init(f->op, BRK_OP_ORDER);
+    assert_int_equal(brk_op_set_order(f->op, tag, epoch, first, count, digest), 0);
+    int status = run(f, t, who);
+    if (status == 0) {
+        assert_int_equal(f->res.body_size, 8);
+        *position = buf_load_u64(f->res.body);
+    } else {
+        assert_int_equal(f->res.body_size, 0);
+    }
+    return status;
+}
+
+/* ORDER assigns consecutive positions per channel across publishers, keeps each publisher's
+ * ranges contiguous, refuses what it must, and tells the hook about every executed one. */
+static void test_order_exec(void **state)
+{
+    struct fixture *f = *state;
+    populate(f, &f->a);
+    assert_int_equal(do_register(f, &f->a, 0, "probe4", 5), 0);
+    brk_op_init(f->op, BRK_OP_CHANNEL_ALTER);
+    assert_int_equal(brk_op_set_tag(f->op, "diag.alerts"), 0);
+    assert_int_equal(brk_name_list_parse(&f->op->publishers, "probe4", NULL, 0), 0);
+    assert_int_equal(run(f, &f->a, 0), 0);
+    struct order_seen seen;
+    memset(&seen, 0, sizeof(seen));
+    brk_table_order_hook(&f->a, order_hook, &seen);
+    uint64_t pos = 0;
+    assert_int_equal(do_order(f, &f->a, 3, "diag.alerts", 7, 1, 3, &pos), 0);
+    assert_true(pos == 1);
+    assert_int_equal(do_order(f, &f->a, 5, "diag.alerts", 9, 40, 2, &pos), 0); /* any start */
+    assert_true(pos == 4);
+    assert_int_equal(do_order(f, &f->a, 3, "diag.alerts", 7, 4, 2, &pos), 0);
+    assert_true(pos == 6);
+    assert_int_equal(seen.calls, 3);
+    assert_true(seen.last.first_position == 6 && seen.last.first_seq == 4);
+    assert_true(seen.last.count == 2 && seen.last.epoch == 7);
+    assert_string_equal(seen.last.tag, "diag.alerts");
+    assert_memory_equal(seen.publisher, f->keys[3], TRONE_KEY_LEN);
+    /* Refusals change nothing and are not told to the hook. */
+    assert_int_equal(do_order(f, &f->a, 3, "diag.alerts", 7, 5, 2, &pos), TRONE_EINVAL);
+    assert_int_equal(do_order(f, &f->a, 3, "diag.alerts", 7, 7, 1, &pos), TRONE_EINVAL);
+    assert_int_equal(do_order(f, &f->a, 3, "diag.alerts", 7, 4, 2, &pos), TRONE_EEXIST);
+    assert_int_equal(do_order(f, &f->a, 3, "diag.alerts", 6, 1, 1, &pos), TRONE_EINVAL);
+    assert_int_equal(do_order(f, &f->a, 1, "diag.alerts", 1, 1, 1, &pos), TRONE_EPERM);
+    assert_int_equal(do_order(f, &f->a, 1, "os.metrics", 1, 1, 1, &pos), TRONE_EINVAL);
+    assert_int_equal(do_order(f, &f->a, 3, "no.such", 1, 1, 1, &pos), TRONE_ENOENT);
+    assert_int_equal(do_order(f, &f->a, 200, "diag.alerts", 1, 1, 1, &pos), TRONE_EPERM);
+    assert_int_equal(seen.calls, 3);
+    /* A new epoch starts anywhere and continues the channel's positions. */
+    assert_int_equal(do_order(f, &f->a, 3, "diag.alerts", 8, 1, 1, &pos), 0);
+    assert_true(pos == 8);
+    assert_int_equal(seen.calls, 4);
+}
+
+/* The order state is in the snapshot and the digest: a restored table continues the positions
+ * and the contiguity checks exactly as the original, and the hook survives restores. */
+static void test_order_snapshot(void **state)
+{
+    struct fixture *f = *state;
+    populate(f, &f->a);
+    uint64_t pos = 0;
+    uint8_t before[TRONE_HASH_LEN];
+    uint8_t da[TRONE_HASH_LEN];
+    uint8_t db[TRONE_HASH_LEN];
+    digest(&f->a, before);
+    assert_int_equal(do_order(f, &f->a, 3, "diag.alerts", 7, 1, 3, &pos), 0);
+    digest(&f->a, da);
+    assert_memory_not_equal(before, da, TRONE_HASH_LEN);
+    struct order_seen seen;
+    memset(&seen, 0, sizeof(seen));
+    brk_table_order_hook(&f->b, order_hook, &seen);
+    struct buf snap;
+    buf_init(&snap, 0);
+    assert_int_equal(brk_table_snapshot(&f->a, &snap), 0);
+    assert_int_equal(brk_table_restore(&f->b, snap.data, snap.used), 0);
+    digest(&f->b, db);
+    assert_memory_equal(da, db, TRONE_HASH_LEN);
+    assert_int_equal(do_order(f, &f->b, 3, "diag.alerts", 7, 1, 3, &pos), TRONE_EEXIST);
+    assert_int_equal(do_order(f, &f->b, 3, "diag.alerts", 7, 4, 1, &pos), 0);
+    assert_true(pos == 4);
+    assert_int_equal(seen.calls, 1);
+    assert_int_equal(do_order(f, &f->a, 3, "diag.alerts", 7, 4, 1, &pos), 0);
+    digest(&f->a, da);
+    digest(&f->b, db);
+    assert_memory_equal(da, db, TRONE_HASH_LEN);
+    /* Any byte of the order state changed is refused or gives another digest; truncations
+     * are refused. */
+    for (size_t size = 1; size < snap.used; size++) {
+        assert_int_equal(brk_table_restore(&f->b, snap.data, size), TRONE_ECORRUPT);
+    }
+    buf_close(&snap);
+}
+
+/* A channel remembers BRK_ORDER_FLOORS_MAX publishers; the one that ordered least recently
+ * is forgotten first, the same way on every replica. */
+static void test_order_floors_bound(void **state)
+{
+    struct fixture *f = *state;
+    char name[16];
+    for (uint32_t i = 1; i <= BRK_ORDER_FLOORS_MAX + 1; i++) {
+        snprintf(name, sizeof(name), "pub%u", i);
+        assert_int_equal(do_register(f, &f->a, 0, name, i), 0);
+        assert_int_equal(do_register(f, &f->b, 0, name, i), 0);
+    }
+    assert_int_equal(do_create(f, &f->a, 0, "t", "cft,total", "*", "*"), 0);
+    uint64_t pos = 0;
+    for (uint32_t i = 1; i <= BRK_ORDER_FLOORS_MAX + 1; i++) {
+        assert_int_equal(do_order(f, &f->a, i, "t", 1, 1, 1, &pos), 0);
+        assert_true(pos == i);
+    }
+    /* pub1 was forgotten: its next range counts as a new start (and forgets pub2, now the
+     * least recent); pub3 is still known. */
+    assert_int_equal(do_order(f, &f->a, 1, "t", 1, 5, 1, &pos), 0);
+    assert_int_equal(do_order(f, &f->a, 3, "t", 1, 5, 1, &pos), TRONE_EINVAL);
+    const struct brk_channel *ch = brk_table_find_channel(&f->a, "t");
+    assert_int_equal(ch->floor_count, BRK_ORDER_FLOORS_MAX);
+    struct buf snap;
+    buf_init(&snap, 0);
+    assert_int_equal(brk_table_snapshot(&f->a, &snap), 0);
+    assert_int_equal(brk_table_restore(&f->b, snap.data, snap.used), 0);
+    uint64_t pos_b = 0;
+    assert_int_equal(do_order(f, &f->b, 3, "t", 1, 5, 1, &pos_b), TRONE_EINVAL);
+    assert_int_equal(do_order(f, &f->b, 2, "t", 1, 9, 1, &pos_b), 0); /* forgotten */
+    assert_int_equal(do_order(f, &f->a, 2, "t", 1, 9, 1, &pos), 0);
+    assert_true(pos == pos_b && pos == BRK_ORDER_FLOORS_MAX + 3);
+    buf_close(&snap);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -597,6 +748,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clients_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_app, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_order_exec, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_order_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_order_floors_bound, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,8 @@
 #include "chan/chan_msg.h"
 #include "client/cln_pub.h"
 
+#include <stdlib.h>
+
 #define EPOCH 1000000u
 
 /* ---- Fixture ---- */
@@ -330,6 +332,110 @@ static void test_bad_input(void **state)
     cln_pub_close(&p);
 }
 
+/* ---- Total order ---- */
+
+/* Takes the next ORDER; checks its fields and that its digest is brk_order_digest over the
+ * brk_order_event_hash of the events exactly as the PUBLISHes to replica 0 carried them. */
+static void expect_order(struct cln_pub *p, const char *tag, uint64_t first, uint32_t count,
+                         const uint8_t (*hashes)[TRONE_HASH_LEN])
+{
+    const uint8_t *op;
+    size_t size;
+    assert_int_equal(cln_pub_order_next(p, &op, &size), 1);
+    assert_true(cln_pub_order_inflight(p));
+    struct brk_op *decoded = calloc(1, sizeof(*decoded));
+    assert_non_null(decoded);
+    assert_int_equal(brk_op_decode(op, size, decoded), 0);
+    assert_int_equal(decoded->kind, BRK_OP_ORDER);
+    assert_string_equal(decoded->tag, tag);
+    assert_true(decoded->epoch == EPOCH && decoded->first_seq == first);
+    assert_int_equal(decoded->count, count);
+    uint8_t digest[TRONE_HASH_LEN];
+    brk_order_digest(digest, hashes + (first - 1), count);
+    assert_memory_equal(decoded->digest, digest, TRONE_HASH_LEN);
+    free(decoded);
+    assert_int_equal(cln_pub_order_next(p, &op, &size), 0); /* one in flight */
+}
+
+/* Hashes (by seq - 1) of the events in the next PUBLISH for replica 0. */
+static void publish_hashes(struct cln_pub *p, uint8_t (*hashes)[TRONE_HASH_LEN])
+{
+    const uint8_t *data;
+    size_t size;
+    assert_int_equal(cln_pub_next_message(p, 0, 0, &data, &size), 1);
+    struct buf_reader r;
+    struct chan_msg m;
+    assert_int_equal(chan_msg_read_header(&r, data, size, &m), 0);
+    for (uint32_t i = 0; i < m.event_count; i++) {
+        size_t at = r.used;
+        struct chan_event e;
+        chan_msg_read_event(&r, &e);
+        brk_order_event_hash(hashes[e.seq - 1], data + at, r.used - at);
+    }
+}
+
+static void order_result(struct cln_pub *p, int smr_status, int32_t status)
+{
+    struct buf b = {0};
+    brk_result_put(&b, status, status == 0 ? "" : "refused");
+    if (status == 0) {
+        buf_put_u64(&b, 1);
+    }
+    cln_pub_order_done(p, smr_status, b.data, b.used);
+    buf_close(&b);
+    assert_false(cln_pub_order_inflight(p));
+}
+
+/* A total-order event counts as acknowledged only once both the ack quorum and a completed
+ * ORDER cover it; ORDERs batch what was published meanwhile, a retry after a stale request
+ * rebuilds the same range, EEXIST counts as ordered and a refusal is sticky. */
+static void test_total_order(void **state)
+{
+    (void)state;
+    struct cln_pub_config cfg;
+    struct cln_pub p;
+    config_make(&cfg, 4, 1);
+    assert_int_equal(cln_pub_init(&p, &cfg), 0);
+    for (uint32_t r = 0; r < 4; r++) {
+        cln_pub_replica_up(&p, r, 0);
+    }
+    uint32_t fifo = (uint32_t)open_channel(&p, "f", "bft");
+    uint32_t ch = (uint32_t)open_channel(&p, "t", "bft,total,pks");
+    uint8_t hashes[16][TRONE_HASH_LEN];
+    const uint8_t *op;
+    size_t size;
+    publish_n(&p, fifo, 2);
+    assert_int_equal(cln_pub_order_next(&p, &op, &size), 0); /* FIFO channels need none */
+    uint64_t first, last;
+    assert_int_equal(next_publish(&p, 0, "f", &first, &last), 2);
+    publish_n(&p, ch, 3);
+    publish_hashes(&p, hashes);
+    expect_order(&p, "t", 1, 3, (const uint8_t(*)[TRONE_HASH_LEN])hashes);
+    publish_n(&p, ch, 2);
+    publish_hashes(&p, hashes);
+    for (uint32_t r = 0; r < 3; r++) {
+        ack(&p, r, "t", 5, 0, 0);
+    }
+    counts(&p, ch, 5, 0, 0); /* acked by the quorum, not ordered */
+    order_result(&p, 0, 0);
+    counts(&p, ch, 5, 3, 0);
+    expect_order(&p, "t", 4, 2, (const uint8_t(*)[TRONE_HASH_LEN])hashes);
+    publish_n(&p, ch, 1);
+    publish_hashes(&p, hashes);
+    order_result(&p, TRONE_ESTALE, 0); /* not agreed: the same range again, not 4..6 */
+    counts(&p, ch, 6, 3, 0);
+    expect_order(&p, "t", 4, 2, (const uint8_t(*)[TRONE_HASH_LEN])hashes);
+    order_result(&p, 0, TRONE_EEXIST); /* applied before: counts as ordered */
+    counts(&p, ch, 6, 5, 0);
+    expect_order(&p, "t", 6, 1, (const uint8_t(*)[TRONE_HASH_LEN])hashes);
+    order_result(&p, 0, TRONE_EPERM);
+    counts(&p, ch, 6, 5, TRONE_EPERM);
+    uint8_t payload[4] = {0};
+    assert_int_equal(cln_pub_publish(&p, ch, payload, sizeof(payload), 1, 0), TRONE_EPERM);
+    assert_int_equal(cln_pub_order_next(&p, &op, &size), 0);
+    cln_pub_close(&p);
+}
+
 int main(void)
 {
     if (sodium_init() < 0) {
@@ -344,6 +450,7 @@ int main(void)
         cmocka_unit_test(test_refusal),
         cmocka_unit_test(test_urgency_and_batching),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_total_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

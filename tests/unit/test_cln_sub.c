@@ -355,6 +355,199 @@ static void test_bad_input_and_notice(void **state)
     fx_close(&x);
 }
 
+/* ---- Total order ---- */
+
+/* What a subscriber delivered on a total-order channel, in order. */
+struct tot {
+    struct cln_sub sub;
+    uint8_t pub[2][TRONE_KEY_LEN];
+    uint64_t positions[64];
+    uint32_t publishers[64];
+    uint64_t seqs[64];
+    uint32_t count;
+    uint32_t gaps;
+    uint64_t gap_position;
+    uint64_t gap_count;
+};
+
+static void tot_make(struct tot *t, const char *cls_text)
+{
+    memset(t, 0, sizeof(*t));
+    for (uint32_t i = 0; i < 2; i++) {
+        uint8_t seed[32];
+        uint8_t sk[TRONE_SECRET_KEY_LEN];
+        memset(seed, (int)(10 + i), sizeof(seed));
+        assert_int_equal(crypto_sign_seed_keypair(t->pub[i], sk, seed), 0);
+    }
+    struct cln_sub_config cfg = {.n = 4, .f = 1, .gap_wait_us = GAP_US, .window = 16};
+    assert_int_equal(cln_sub_init(&t->sub, &cfg), 0);
+    struct brk_class cls;
+    assert_int_equal(brk_class_parse(&cls, cls_text, NULL, 0), 0);
+    assert_int_equal(cln_sub_channel_add(&t->sub, TAG, &cls, NULL, 0), 0);
+}
+
+static void tot_output(struct tot *t, const struct cln_sub_output *out)
+{
+    for (uint32_t i = 0; i < out->item_count; i++) {
+        const struct cln_sub_item *it = &out->items[i];
+        if (it->kind == CLN_SUB_GAP) {
+            t->gaps++;
+            t->gap_position = it->seq;
+            t->gap_count = it->count;
+            continue;
+        }
+        assert_int_equal(it->kind, CLN_SUB_EVENT);
+        uint32_t who = memcmp(it->publisher, t->pub[0], TRONE_KEY_LEN) == 0 ? 0u : 1u;
+        assert_memory_equal(it->publisher, t->pub[who], TRONE_KEY_LEN);
+        uint8_t want[16];
+        payload_of(want, it->epoch, it->seq, (uint8_t)who);
+        assert_int_equal(it->payload_size, 16);
+        assert_memory_equal(it->payload, want, 16); /* unmodified */
+        assert_true(it->epoch == EPOCH);
+        assert_true(t->count < 64);
+        t->positions[t->count] = it->position;
+        t->publishers[t->count] = who;
+        t->seqs[t->count++] = it->seq;
+    }
+}
+
+/* Replica sends a DELIVER_TOTAL with one event of publisher who (seq) at position; tweak
+ * alters the payload (an honest payload has tweak == who). */
+static void send_total_ex(struct tot *t, uint32_t replica, uint64_t position, uint32_t who,
+                          uint64_t seq, uint8_t tweak, uint64_t now)
+{
+    uint8_t payload[16];
+    payload_of(payload, EPOCH, seq, tweak);
+    struct chan_event e = {.epoch = EPOCH, .seq = seq, .time_us = seq * 10, .payload = payload,
+                           .payload_size = sizeof(payload)};
+    struct buf b = {0};
+    struct chan_msg m = {.type = CHAN_MSG_DELIVER_TOTAL, .event_count = 1, .position = position};
+    strcpy(m.tag, TAG);
+    memcpy(m.publisher, t->pub[who], TRONE_KEY_LEN);
+    chan_msg_put_header(&b, &m);
+    chan_msg_put_event(&b, &e);
+    assert_int_equal(b.error, 0);
+    struct cln_sub_output out;
+    assert_int_equal(cln_sub_receive(&t->sub, replica, b.data, b.used, now, &out), 0);
+    buf_close(&b);
+    tot_output(t, &out);
+}
+
+static void send_total(struct tot *t, uint32_t replica, uint64_t position, uint32_t who,
+                       uint64_t seq)
+{
+    send_total_ex(t, replica, position, who, seq, (uint8_t)who, 0);
+}
+
+/* The agreed sequence used below: position p -> (publisher, seq). */
+static const uint32_t TOT_WHO[8] = {0, 1, 0, 0, 1, 1, 0, 1};
+static const uint64_t TOT_SEQ[8] = {1, 1, 2, 3, 2, 3, 4, 4};
+
+static void expect_total(const struct tot *t, uint64_t first_position, uint32_t count)
+{
+    assert_int_equal(t->count, count);
+    for (uint32_t i = 0; i < count; i++) {
+        uint64_t p = first_position + i;
+        assert_true(t->positions[i] == p);
+        assert_int_equal(t->publishers[i], TOT_WHO[p - 1]);
+        assert_true(t->seqs[i] == TOT_SEQ[p - 1]);
+    }
+}
+
+/* CFT: the first copy of each position is delivered, in position order, across publishers;
+ * duplicates from other replicas are dropped. */
+static void test_total_cft_first_copy(void **state)
+{
+    (void)state;
+    struct tot t;
+    tot_make(&t, "cft,total");
+    send_total(&t, 0, 1, TOT_WHO[0], TOT_SEQ[0]);
+    send_total(&t, 1, 1, TOT_WHO[0], TOT_SEQ[0]);
+    send_total(&t, 1, 3, TOT_WHO[2], TOT_SEQ[2]); /* early: waits for 2 */
+    expect_total(&t, 1, 1);
+    send_total(&t, 0, 2, TOT_WHO[1], TOT_SEQ[1]);
+    expect_total(&t, 1, 3);
+    send_total(&t, 0, 3, TOT_WHO[2], TOT_SEQ[2]);
+    expect_total(&t, 1, 3);
+    cln_sub_close(&t.sub);
+}
+
+/* BFT: two subscribers hear the replicas in different orders, with a Byzantine replica (3)
+ * that alters a payload, swaps two positions and invents one; both deliver exactly the agreed
+ * sequence, and nothing of replica 3's alone. */
+static void test_total_bft_same_sequence(void **state)
+{
+    (void)state;
+    struct tot a;
+    struct tot b;
+    tot_make(&a, "bft,total,pks");
+    tot_make(&b, "bft,total,pks");
+    /* Subscriber a: the Byzantine copies arrive first. */
+    send_total_ex(&a, 3, 1, TOT_WHO[0], TOT_SEQ[0], 9, 0); /* altered payload */
+    send_total(&a, 3, 2, TOT_WHO[2], TOT_SEQ[2]);         /* swapped with 3 */
+    send_total(&a, 3, 3, TOT_WHO[1], TOT_SEQ[1]);
+    for (uint32_t p = 1; p <= 8; p++) {
+        send_total(&a, 0, p, TOT_WHO[p - 1], TOT_SEQ[p - 1]);
+    }
+    assert_int_equal(a.count, 0); /* one correct copy is not enough */
+    for (uint32_t p = 1; p <= 8; p++) {
+        send_total(&a, 1, p, TOT_WHO[p - 1], TOT_SEQ[p - 1]);
+    }
+    expect_total(&a, 1, 8);
+    /* Subscriber b: the Byzantine replica names the wrong publisher; replica 2 runs ahead
+     * (its later positions wait, decided, for the earlier ones), then replica 1. */
+    for (uint32_t p = 1; p <= 8; p++) {
+        send_total(&b, 3, p, 1 - TOT_WHO[p - 1], TOT_SEQ[p - 1]);
+        send_total(&b, 2, p, TOT_WHO[p - 1], TOT_SEQ[p - 1]);
+    }
+    assert_int_equal(b.count, 0);
+    send_total(&b, 1, 1, TOT_WHO[0], TOT_SEQ[0]);
+    expect_total(&b, 1, 1);
+    send_total(&b, 1, 3, TOT_WHO[2], TOT_SEQ[2]);
+    send_total(&b, 0, 3, TOT_WHO[2], TOT_SEQ[2]);
+    expect_total(&b, 1, 1); /* 3 is decided but waits for 2 */
+    for (uint32_t p = 2; p <= 8; p++) {
+        send_total(&b, 1, p, TOT_WHO[p - 1], TOT_SEQ[p - 1]);
+    }
+    expect_total(&b, 1, 8);
+    for (uint32_t i = 0; i < 8; i++) {
+        assert_true(a.positions[i] == b.positions[i] && a.seqs[i] == b.seqs[i] &&
+                    a.publishers[i] == b.publishers[i]);
+    }
+    assert_int_equal(a.gaps + b.gaps, 0);
+    cln_sub_close(&a.sub);
+    cln_sub_close(&b.sub);
+}
+
+/* A missing position is waited for, then reported as a gap; the stream starts at the lowest
+ * decided position and ignores earlier ones afterwards. */
+static void test_total_gap_and_start(void **state)
+{
+    (void)state;
+    struct tot t;
+    tot_make(&t, "bft,total");
+    send_total(&t, 0, 4, TOT_WHO[3], TOT_SEQ[3]);
+    send_total(&t, 1, 4, TOT_WHO[3], TOT_SEQ[3]);
+    expect_total(&t, 4, 1);
+    send_total(&t, 0, 2, TOT_WHO[1], TOT_SEQ[1]);
+    send_total(&t, 1, 2, TOT_WHO[1], TOT_SEQ[1]);
+    expect_total(&t, 4, 1); /* before the start: ignored */
+    send_total(&t, 0, 6, TOT_WHO[5], TOT_SEQ[5]);
+    send_total(&t, 2, 6, TOT_WHO[5], TOT_SEQ[5]);
+    expect_total(&t, 4, 1);
+    struct cln_sub_output out;
+    assert_int_equal(cln_sub_tick(&t.sub, GAP_US - 1, &out), 0);
+    tot_output(&t, &out);
+    assert_int_equal(t.gaps, 0);
+    assert_int_equal(cln_sub_tick(&t.sub, GAP_US, &out), 0);
+    tot_output(&t, &out);
+    assert_int_equal(t.gaps, 1);
+    assert_true(t.gap_position == 5 && t.gap_count == 1);
+    assert_int_equal(t.count, 2);
+    assert_true(t.positions[1] == 6 && t.seqs[1] == TOT_SEQ[5]);
+    cln_sub_close(&t.sub);
+}
+
 int main(void)
 {
     if (sodium_init() < 0) {
@@ -371,6 +564,9 @@ int main(void)
         cmocka_unit_test(test_window_slide),
         cmocka_unit_test(test_window_byzantine),
         cmocka_unit_test(test_bad_input_and_notice),
+        cmocka_unit_test(test_total_cft_first_copy),
+        cmocka_unit_test(test_total_bft_same_sequence),
+        cmocka_unit_test(test_total_gap_and_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
