@@ -101,8 +101,9 @@ void byz__log(struct byz *b, const char *what, uint32_t to, const uint8_t *data,
 
 static enum byz_mode byz_mode_parse(const char *text)
 {
-    if (text == NULL || text[0] == '\0') {
-        return BYZ_HONEST;
+    if (text == NULL || text[0] == '\0' ||
+        strncmp(text, BYZ_EV_PREFIX, strlen(BYZ_EV_PREFIX)) == 0) {
+        return BYZ_HONEST; /* event-path modes (byz_events.c) leave agreement honest */
     }
     for (size_t i = 1; i < sizeof(byz_mode_names) / sizeof(byz_mode_names[0]); i++) {
         if (strcmp(text, byz_mode_names[i]) == 0) {
@@ -111,7 +112,8 @@ static enum byz_mode byz_mode_parse(const char *text)
     }
     log_write(LOG_FATAL, BYZ_COMP,
               "msg=\"unknown TRONE_BYZ mode\" value=%s "
-              "want=equivocate|corrupt|mute|replay",
+              "want=equivocate|corrupt|mute|replay|ev-alter|ev-forge|ev-replay|ev-reorder|"
+              "ev-drop|ev-ack-lie",
               text);
     exit(2);
 }
