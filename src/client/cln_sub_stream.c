@@ -367,8 +367,10 @@ static void cln_sub_epoch_advance(struct cln_sub *s, struct cln_sub_stream *st, 
 
 /* Starts a stream that decided something once its start point can be trusted (or force, when
  * gap_wait_us passed since its first decision): its lowest held seq is 1 (nothing comes before
- * it), or replicas that cannot all be faulty sent copies (CFT: one; BFT: f+1, so at least one
- * correct replica's first copies are held). Until then decided seqs wait, as behind a hole. */
+ * it), or replicas that cannot all be faulty sent copies (f+1 on BFT and on PKS channels, so
+ * at least one correct replica's first copies are held: a PKS copy is decided alone, and on a
+ * CFT channel it may come from a replica that lies; one on CFT/SI channels, whose first copy
+ * decides anyway). Until then decided seqs wait, as behind a hole. */
 static void cln_sub_try_start(struct cln_sub *s, struct cln_sub_stream *st, uint64_t now_us,
                               bool force)
 {
@@ -377,7 +379,8 @@ static void cln_sub_try_start(struct cln_sub *s, struct cln_sub_stream *st, uint
         return;
     }
     const struct cln_sub_channel *ch = &s->channels[st->channel_idx];
-    uint32_t need = ch->cls.fault == BRK_FAULT_BFT ? s->cfg.f + 1u : 1u;
+    bool vouched = ch->cls.fault == BRK_FAULT_BFT || ch->cls.method == BRK_METHOD_PKS;
+    uint32_t need = vouched ? s->cfg.f + 1u : 1u;
     uint64_t start = cln_sub_start_point(s, st);
     if (!force && start != 1 && cln_sub_popcount(st->senders) < need) {
         cln_sub_wait_update(st, now_us); /* the timer that forces the start */

@@ -347,8 +347,8 @@ static void test_bft_reordered_first_seq(void **state)
     fx_close(&x);
 }
 
-/* PKS with a known publisher: the Byzantine replica's real, signed seq 2 arrives first and is
- * decided on its signature; the stream waits for a second sender (it could be a mid-stream
+/* PKS (BFT with a known publisher, or CFT): the Byzantine replica's real, signed seq 2 arrives
+ * first and is decided on its signature; the stream waits for a second sender (it could be a mid-stream
  * start) and starts at seq 1 when a correct replica's copy comes. */
 static void test_pks_first_copy_out_of_order(void **state)
 {
@@ -358,6 +358,16 @@ static void test_pks_first_copy_out_of_order(void **state)
     send(&x, 3, 2, 0);
     assert_int_equal(x.delivered_count, 0);
     assert_int_equal(x.deadline, GAP_US);
+    send(&x, 0, 1, 10);
+    expect_seqs(&x, 1, 2);
+    assert_int_equal(x.gaps, 0);
+    fx_close(&x);
+
+    /* The same on a CFT channel with PKS: its one-copy rule must not let a lying replica's
+     * early copy cut off the seqs before it. */
+    fx_make(&x, "cft,pks", false, 0);
+    send(&x, 3, 2, 0);
+    assert_int_equal(x.delivered_count, 0);
     send(&x, 0, 1, 10);
     expect_seqs(&x, 1, 2);
     assert_int_equal(x.gaps, 0);
