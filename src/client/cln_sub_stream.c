@@ -233,6 +233,18 @@ static uint64_t cln_sub_start_point(const struct cln_sub *s, const struct cln_su
     return start;
 }
 
+/* Is st a PKS stream whose publisher nothing vouches for yet? Without the channel's publisher
+ * list a signature only proves that someone holds the key it names, and a replica that lies
+ * could name a key of its own. Such a publisher is taken as authorized once f+1 replicas sent
+ * its events (correct replicas forward only authorized publishers'); until then the stream
+ * delivers nothing, whatever the fault model. */
+static bool cln_sub_unvouched(const struct cln_sub *s, const struct cln_sub_stream *st)
+{
+    const struct cln_sub_channel *ch = &s->channels[st->channel_idx];
+    return ch->cls.method == BRK_METHOD_PKS && ch->publisher_count == 0 && st->next_seq == 0 &&
+           cln_sub_popcount(st->senders) < s->cfg.f + 1u;
+}
+
 /* The stream starts at seq: anything held outside the window is dropped. */
 static void cln_sub_start(struct cln_sub *s, struct cln_sub_stream *st, uint64_t seq)
 {
@@ -266,7 +278,7 @@ struct cln_sub_stream *cln_sub__stream_find(struct cln_sub *s, uint32_t channel_
 void cln_sub__stream_close(struct cln_sub *s, struct cln_sub_stream *st)
 {
     TRONE_ASSERT(st->used);
-    if (st->next_seq == 0 && st->decided_held > 0) {
+    if (st->next_seq == 0 && st->decided_held > 0 && !cln_sub_unvouched(s, st)) {
         cln_sub_start(s, st, cln_sub_start_point(s, st)); /* what it decided is delivered */
     }
     if (st->next_seq != 0 && st->held_count > 0) {
@@ -379,13 +391,21 @@ static void cln_sub_try_start(struct cln_sub *s, struct cln_sub_stream *st, uint
         return;
     }
     const struct cln_sub_channel *ch = &s->channels[st->channel_idx];
-    bool vouched = ch->cls.fault == BRK_FAULT_BFT || ch->cls.method == BRK_METHOD_PKS;
-    uint32_t need = vouched ? s->cfg.f + 1u : 1u;
+    bool pks = ch->cls.method == BRK_METHOD_PKS;
+    uint32_t need = ch->cls.fault == BRK_FAULT_BFT || pks ? s->cfg.f + 1u : 1u;
+    bool enough = cln_sub_popcount(st->senders) >= need;
+    if (cln_sub_unvouched(s, st)) {
+        /* Never on time alone; re-armed so the timer does not spin. */
+        st->wait_since_us = now_us;
+        st->wait_seq = 0;
+        return;
+    }
     uint64_t start = cln_sub_start_point(s, st);
-    if (!force && start != 1 && cln_sub_popcount(st->senders) < need) {
+    if (!force && start != 1 && !enough) {
         cln_sub_wait_update(st, now_us); /* the timer that forces the start */
         return;
     }
+    st->ever_decided = true;
     cln_sub_start(s, st, start);
     cln_sub_epoch_advance(s, st, now_us);
     cln_sub_drain(s, st);
@@ -399,11 +419,11 @@ static void cln_sub_decide(struct cln_sub *s, struct cln_sub_stream *st,
     TRONE_ASSERT(copy_idx < slot->copy_count);
     slot->decided = (int32_t)copy_idx;
     st->decided_held++;
-    st->ever_decided = true;
     if (st->next_seq == 0) {
         cln_sub_try_start(s, st, now_us, false);
         return;
     }
+    st->ever_decided = true;
     cln_sub_epoch_advance(s, st, now_us);
     cln_sub_drain(s, st);
     cln_sub_wait_update(st, now_us);
@@ -534,10 +554,16 @@ void cln_sub__stream_copy(struct cln_sub *s, struct cln_sub_stream *st, uint32_t
     }
     struct cln_sub_slot *slot = cln_sub_slot_claim(s, st, e->seq);
     uint64_t bit = (uint64_t)1 << replica;
+    if (st->next_seq == 0) {
+        st->senders |= bit;
+    }
     if (slot == NULL || (slot->voted & bit) != 0 || slot->decided >= 0) {
         s->dropped++; /* one vote per replica and seq; decided seqs wait for their turn */
         if (slot != NULL) {
             slot->voted |= bit;
+        }
+        if (st->next_seq == 0) {
+            cln_sub_try_start(s, st, now_us, false); /* one more sender may be enough */
         }
         return;
     }
@@ -552,9 +578,6 @@ void cln_sub__stream_copy(struct cln_sub *s, struct cln_sub_stream *st, uint32_t
     }
     struct cln_sub_copy *c = &slot->copies[idx];
     c->voters |= bit;
-    if (st->next_seq == 0) {
-        st->senders |= bit;
-    }
     if (cln_sub_decides(s, st, c, e)) {
         cln_sub_decide(s, st, slot, (uint32_t)idx, now_us);
     } else if (st->next_seq == 0) {

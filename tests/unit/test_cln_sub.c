@@ -406,6 +406,28 @@ static void test_start_forged_low_and_lone_sender(void **state)
     fx_close(&x);
 }
 
+/* PKS without a publisher list, on a CFT channel: events well signed by a key the lying
+ * replica made up (and names as the publisher) are never delivered, not even after gap_wait;
+ * the real publisher is delivered once f+1 replicas forwarded its events. */
+static void test_pks_unlisted_made_up_key(void **state)
+{
+    (void)state;
+    struct fx x;
+    fx_make(&x, "cft,pks", false, 0);
+    send_ex(&x, 3, x.evil_pk, x.evil_sk, EPOCH, 1, 0, 0);
+    send_ex(&x, 3, x.evil_pk, x.evil_sk, EPOCH, 2, 0, 0);
+    tick(&x, GAP_US);
+    tick(&x, 3 * GAP_US);
+    assert_int_equal(x.delivered_count, 0); /* fx_output also checks every publisher */
+    assert_true(x.deadline > 3 * GAP_US && x.deadline != UINT64_MAX);
+    send(&x, 0, 1, 4 * GAP_US);
+    assert_int_equal(x.delivered_count, 0);
+    send(&x, 1, 1, 4 * GAP_US);
+    send(&x, 0, 2, 4 * GAP_US);
+    expect_seqs(&x, 1, 2);
+    fx_close(&x);
+}
+
 /* Malformed bytes and the wrong message types are refused; GAP notices are reported with the
  * replica that sent them (a warning on BFT channels). */
 static void test_bad_input_and_notice(void **state)
@@ -454,6 +476,7 @@ int main(void)
         cmocka_unit_test(test_bft_reordered_first_seq),
         cmocka_unit_test(test_pks_first_copy_out_of_order),
         cmocka_unit_test(test_start_forged_low_and_lone_sender),
+        cmocka_unit_test(test_pks_unlisted_made_up_key),
         cmocka_unit_test(test_bad_input_and_notice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
