@@ -37,7 +37,7 @@ itest_begin byz_events "$@"
 
 N=${BYZEV_N:-2000}
 MODES=${BYZEV_MODES:-ev-alter ev-forge ev-replay ev-reorder ev-drop ev-ack-lie}
-CLASSES=${BYZEV_CLASSES:-bft bft,pks}
+CLASSES=${BYZEV_CLASSES:-bft bft,pks cft,pks}
 ROUNDS=${BYZEV_ROUNDS:-crash byz}
 BYZ=0    # the Byzantine replica: the first the publishers send to, so its copies tend to arrive
          # first; its agreement stays honest, so being the first leader costs nothing
@@ -331,7 +331,7 @@ byz_round() {
   local note=""
   if [ "$mode" = ev-alter ]; then
     cft_weakness
-    note=" ($WEAK)"
+    note+=" ($WEAK)"
   fi
   SUMMARY+=("$mode: $(echo "$CLASSES" | tr ' ' '/') intact$note")
 }

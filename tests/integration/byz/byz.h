@@ -29,10 +29,11 @@ enum byz_ev_mode {
     BYZ_EV_HONEST = 0,
     BYZ_EV_ALTER = 1,   /* ev-alter: about 1 event in 3 of a DELIVER altered: a payload bit
                            flipped (most), its seq moved by one, its time or auth changed */
-    BYZ_EV_FORGE = 2,   /* ev-forge: before half the DELIVERs, a DELIVER of 1-3 events nobody
+    BYZ_EV_FORGE = 2,   /* ev-forge: before every DELIVER, a DELIVER of 1-3 events nobody
                            published, in the real publisher's name: seqs just ahead of the real
                            stream, a real seq with other content, or a higher epoch ("restarted
-                           publisher"); random bytes where a PKS signature goes */
+                           publisher"); random bytes where a PKS signature goes; or, 1 time in 5,
+                           events well signed by a key of its own that it names as publisher */
     BYZ_EV_REPLAY = 3,  /* ev-replay: keeps 1 DELIVER in 4 and resends 1-3 stored ones later to
                            a subscriber connection, as they were or re-stamped with the current
                            replica time */

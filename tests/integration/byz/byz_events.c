@@ -64,6 +64,9 @@ struct byz_ev {
     struct byz_ev_stored replay[BYZ_EV_REPLAY_MAX];
     uint32_t replay_count;
     struct byz_ev_stored held[BYZ_EV_HOLD_MAX];
+    uint8_t own_pk[TRONE_KEY_LEN]; /* ev-forge: a key of its own, for well-signed forgeries */
+    uint8_t own_sk[TRONE_SECRET_KEY_LEN];
+    uint64_t own_seq;
 };
 
 static struct byz_ev byz_ev_state;
@@ -123,6 +126,7 @@ static void byz_ev_start(struct byz_ev *b)
     } else {
         randombytes_buf(&b->rng, sizeof(b->rng));
     }
+    crypto_sign_keypair(b->own_pk, b->own_sk);
     buf_init(&b->data, BYZ_EV_OUT_MAX);
     buf_init(&b->scratch, BYZ_EV_OUT_MAX);
     b->started = true;
@@ -284,10 +288,37 @@ static void byz_ev_alter(struct byz_ev *b, const struct brk_events_send *s)
 
 /* ---- ev-forge: events nobody published, in a real publisher's name ----------------------- */
 
+/* Events signed with a key of the replica's own, in a DELIVER that names that key as the
+ * publisher: the signature verifies, but the key is no authorized publisher's. Only a
+ * subscriber that knows the channel's publishers, or waits for f+1 replicas, refuses them. */
+static void byz_ev_forge_own_key(struct byz_ev *b, const struct brk_events_send *s,
+                                 const struct chan_msg *real)
+{
+    struct chan_msg m = *real;
+    memcpy(m.publisher, b->own_pk, TRONE_KEY_LEN);
+    char payload[48];
+    uint8_t sig[CHAN_AUTH_PKS_SIZE];
+    struct chan_event f;
+    memset(&f, 0, sizeof(f));
+    f.epoch = b->events[0].epoch;
+    f.seq = ++b->own_seq;
+    f.time_us = b->events[0].time_us;
+    snprintf(payload, sizeof(payload), "FORGED-OWNKEY-%llu", (unsigned long long)f.seq);
+    f.payload = (const uint8_t *)payload;
+    f.payload_size = (uint32_t)strlen(payload);
+    chan_auth_sign(sig, b->own_sk, m.tag, &f);
+    f.auth = sig;
+    f.auth_size = b->events[0].auth_size > 0 ? CHAN_AUTH_PKS_SIZE : 0;
+    byz_ev_log(b, "forge-own-key", m.tag, f.seq);
+    byz_ev_encode(b, &m, &f, 1);
+    byz_ev_emit_scratch(b, s->conn_id);
+    byz_ev_emit(b, s->conn_id, s->data, s->size);
+}
+
 static void byz_ev_forge(struct byz_ev *b, const struct brk_events_send *s)
 {
     struct chan_msg m;
-    if (!byz_ev_decode(b, s->data, s->size, &m) || byz_ev_below(b, 2) != 0) {
+    if (!byz_ev_decode(b, s->data, s->size, &m)) {
         byz_ev_emit(b, s->conn_id, s->data, s->size);
         return;
     }
@@ -296,7 +327,11 @@ static void byz_ev_forge(struct byz_ev *b, const struct brk_events_send *s)
     char payloads[BYZ_EV_FORGE_AHEAD_MAX + 1][48];
     struct chan_event forged[BYZ_EV_FORGE_AHEAD_MAX + 1];
     uint32_t count = 1 + byz_ev_below(b, BYZ_EV_FORGE_AHEAD_MAX);
-    uint32_t kind = byz_ev_below(b, 4);
+    uint32_t kind = byz_ev_below(b, 5);
+    if (kind == 4) {
+        byz_ev_forge_own_key(b, s, &m);
+        return;
+    }
     for (uint32_t i = 0; i < count; i++) {
         struct chan_event *f = &forged[i];
         memset(f, 0, sizeof(*f));
