@@ -239,8 +239,8 @@ kill_mid() { itest_kill "$KILLED"; }
 # ---- crash round, and clients that are not authorized ----
 crash_round() {
   cluster honest
-  channels cft bft bft,pks
-  local tags=(e.cft e.bft e.bft-pks) out rc
+  channels cft bft bft,pks cft,pks
+  local tags=(e.cft e.bft e.bft-pks e.cft-pks) out rc
   # An intruder publisher: refused (exit 1, one line), nothing of it delivered (the verdict
   # accepts only A-* and B-* events).
   for tag in "${tags[@]}"; do
@@ -266,7 +266,7 @@ crash_round() {
   round crash kill_mid "${tags[@]}"
   verdict "crash of replica $KILLED" "${tags[@]}"
   correct_alive crash 0 1 3
-  SUMMARY+=("crash: cft, bft, bft+pks ${N}x2 each, intruder refused")
+  SUMMARY+=("crash: cft, bft, bft+pks, cft+pks ${N}x2 each, intruder refused")
 }
 
 # cft_weakness: the documented weakness of CFT/SI against a Byzantine replica, shown. The
