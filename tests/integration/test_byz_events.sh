@@ -216,7 +216,17 @@ round() {
   subs_stop
 }
 
-# verdict LABEL TAG...: every subscriber of every tag got exactly the published events.
+# same_order A B: both subscribers delivered the same sequence of (publisher, epoch, seq).
+same_order() {
+  /usr/bin/python3 -c '
+import json, sys
+seqs = [[(e["publisher"], e["epoch"], e["seq"]) for e in map(json.loads, open(p))]
+        for p in sys.argv[1:]]
+sys.exit(0 if seqs[0] == seqs[1] else 1)' "$1" "$2"
+}
+
+# verdict LABEL TAG...: every subscriber of every tag got exactly the published events; on a
+# total-order channel (its tag names "total") both in the same order.
 verdict() {
   local label=$1 tag s v
   shift
@@ -225,6 +235,12 @@ verdict() {
       v=$(check "$D/sub.$tag.$s")
       [ "$v" = ok ] || itest_fail "$label: $tag $s: $v"
     done
+    case $tag in
+    *total*)
+      same_order "$D/sub.$tag.subA" "$D/sub.$tag.subB" ||
+        itest_fail "$label: $tag: the subscribers delivered different orders"
+      ;;
+    esac
   done
 }
 
