@@ -26,6 +26,8 @@
 #define BYZ_EV_REPLAY_MAX 64u
 #define BYZ_EV_HOLD_MAX 64u
 #define BYZ_EV_FORGE_AHEAD_MAX 3u /* forged seqs just beyond the real stream */
+#define BYZ_EV_KINDS_MAX 16u      /* distinct action names counted for the log */
+#define BYZ_EV_LOG_KIND 5u        /* the first actions of each kind are logged */
 
 TRONE_MUST_CHECK int brk_events_message_honest(struct brk_events *e, const struct brk_table *table,
                                                uint64_t now_us, uint64_t conn_id,
@@ -52,6 +54,8 @@ struct byz_ev {
     enum byz_ev_mode mode;
     uint64_t rng;
     uint64_t actions; /* Byzantine actions taken, for the log */
+    const char *kinds[BYZ_EV_KINDS_MAX]; /* action names seen, and how often */
+    uint64_t kind_counts[BYZ_EV_KINDS_MAX];
     uint64_t calls;
     struct buf data;  /* bytes of the rewritten output */
     struct brk_events_send *sends;
@@ -87,17 +91,29 @@ static uint32_t byz_ev_below(struct byz_ev *b, uint32_t bound)
     return (uint32_t)(byz_ev_rand(b) % bound);
 }
 
-/* Logs one action: the first BYZ_LOG_FIRST, then every 100th (the count is in every line). */
+/* Logs one action: the first BYZ_EV_LOG_KIND of each kind (what), then every 1000th action
+ * (the counts are in every line). what is a string literal. */
 static void byz_ev_log(struct byz_ev *b, const char *what, const char *tag, uint64_t seq)
 {
     b->actions++;
-    if (b->actions > BYZ_LOG_FIRST && b->actions % 100 != 0) {
+    uint64_t *kind_count = NULL;
+    for (uint32_t i = 0; i < BYZ_EV_KINDS_MAX && kind_count == NULL; i++) {
+        if (b->kinds[i] == NULL) {
+            b->kinds[i] = what;
+        }
+        if (strcmp(b->kinds[i], what) == 0) {
+            kind_count = &b->kind_counts[i];
+        }
+    }
+    uint64_t count = kind_count != NULL ? ++*kind_count : 0;
+    if (count > BYZ_EV_LOG_KIND && b->actions % 1000 != 0) {
         return;
     }
     log_info(BYZ_EV_COMP,
-             "msg=\"byzantine event action\" mode=%s action=%s tag=%s seq=%llu actions=%llu",
+             "msg=\"byzantine event action\" mode=%s action=%s tag=%s seq=%llu count=%llu "
+             "actions=%llu",
              byz_ev_mode_names[b->mode], what, tag, (unsigned long long)seq,
-             (unsigned long long)b->actions);
+             (unsigned long long)count, (unsigned long long)b->actions);
 }
 
 static enum byz_ev_mode byz_ev_mode_parse(const char *text)
