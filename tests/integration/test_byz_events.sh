@@ -225,8 +225,10 @@ seqs = [[(e["publisher"], e["epoch"], e["seq"]) for e in map(json.loads, open(p)
 sys.exit(0 if seqs[0] == seqs[1] else 1)' "$1" "$2"
 }
 
-# verdict LABEL TAG...: every subscriber of every tag got exactly the published events; on a
-# total-order channel (its tag names "total") both in the same order.
+# verdict LABEL TAG...: every subscriber of every tag got exactly the published events and
+# reported no gap (it attached before the first event, so there is none to report, and a lying
+# replica must not be able to make it report one); on a total-order channel (its tag names
+# "total") both subscribers in the same order.
 verdict() {
   local label=$1 tag s v
   shift
@@ -234,6 +236,8 @@ verdict() {
     for s in subA subB; do
       v=$(check "$D/sub.$tag.$s")
       [ "$v" = ok ] || itest_fail "$label: $tag $s: $v"
+      ! grep -q 'gap:' "$D/sub.$tag.$s.err" ||
+        itest_fail "$label: $tag $s reported a gap: $(grep -m1 'gap:' "$D/sub.$tag.$s.err")"
     done
     case $tag in
     *total*)

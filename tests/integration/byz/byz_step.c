@@ -1,7 +1,8 @@
 /* byz_step.c: smr_step of the TEST-ONLY trone-byz binary. It runs the honest core (smr.c built
  * with -Dsmr_step=smr_step_honest) and passes its output through the behaviour named by
- * TRONE_BYZ (equivocate|corrupt|mute|replay), logged once at the first step. The production
- * trone never contains this file. One core per process, so the filter state is one static. */
+ * TRONE_BYZ (equivocate|corrupt|mute|replay), logged once at the first step; with an event-path
+ * mode (ev-*, byz_events.c) it passes everything. The production trone never contains this
+ * file. One core per process, so the filter state is one static. */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
