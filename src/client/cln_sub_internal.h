@@ -46,6 +46,7 @@ struct cln_sub_stream {
     uint64_t closing_since_us; /* UINT64_MAX while open */
     uint64_t last_use;         /* logical clock of the last copy */
     bool ever_decided;
+    uint64_t senders;          /* bit r: replica r sent a copy while the stream had not started */
     uint32_t held_count;       /* used slots */
     uint32_t decided_held;     /* decided slots (all above next_seq) */
     uint32_t copies_max;       /* copies per slot: 1 (CFT without PKS) or n */
