@@ -25,7 +25,7 @@
 /* The whole run: every wait and call takes at most what is left of this. */
 #define DEMO_BUDGET_MS 150000u
 /* What the Byzantine replica of the event round does (see tests/integration/byz/byz.h). */
-#define DEMO_BYZ_MODE_DEFAULT "corrupt"
+#define DEMO_BYZ_MODE_DEFAULT "ev-alter"
 
 struct demo_channel {
     const char *tag;

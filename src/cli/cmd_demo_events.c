@@ -361,14 +361,38 @@ static int demo_ev_byzantine(struct demo *d, uint32_t id)
     snprintf(env, sizeof(env), "TRONE_BYZ=%s", d->byz_mode);
     int rc = spawn_replica_start_exe(&d->cluster, id, d->byz_exe, env, d->errmsg,
                                      sizeof(d->errmsg));
-    rc = rc != 0 ? rc : demo_wait(d, demo_mask_all(), false, 15000u);
+    /* Same state: it holds the channels (caught up), so it serves the subscribers. */
+    rc = rc != 0 ? rc : demo_wait(d, demo_mask_all(), true, 20000u);
     if (rc == 0) {
         demo_say(d,
                  "replica %u restarted as the test-only Byzantine build (%s, TRONE_BYZ=%s): "
-                 "pid %d, connected to the others",
+                 "pid %d, caught up with the others",
                  id, d->byz_exe, d->byz_mode, (int)d->cluster.pids[id]);
     }
     return rc;
+}
+
+/* The number of Byzantine actions replica id logged (the largest actions=N of its log). */
+static uint64_t demo_ev_byz_actions(const struct demo *d, uint32_t id)
+{
+    char path[SPAWN_PATH_MAX];
+    spawn_replica_log(&d->cluster, id, path, sizeof(path));
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return 0;
+    }
+    char line[1024];
+    uint64_t most = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        const char *at = strstr(line, "msg=\"byzantine event action\"");
+        at = at != NULL ? strstr(at, " actions=") : NULL;
+        if (at != NULL) {
+            uint64_t n = strtoull(at + strlen(" actions="), NULL, 10);
+            most = n > most ? n : most;
+        }
+    }
+    fclose(f);
+    return most;
 }
 
 int demo_events(struct demo *d)
@@ -403,14 +427,27 @@ int demo_events(struct demo *d)
                     "test-only trone-byz built beside trone)");
     } else if (rc == 0) {
         rc = demo_ev_byzantine(d, 1);
+        /* The publisher's sessions reconnect in the background while its loop runs; the
+         * longest reconnect backoff is RT_BACKOFF_MAX_MS (2 s). Run it past that, so the
+         * Byzantine replica gets the events too (else it has nothing to tamper with). */
+        int ran = rc == 0 ? trone_run(ev->pub, 2500u) : 0;
+        rc = ran < 0 ? ran : rc;
         const struct demo_ev_round byz = {.number = 2, .channel_mask = 2u, .kill_replica = -1};
         rc = rc != 0 ? rc : demo_ev_round(ev, &byz);
+        uint64_t actions = rc == 0 ? demo_ev_byz_actions(d, 1) : 0;
+        if (rc == 0 && actions == 0) {
+            snprintf(d->errmsg, sizeof(d->errmsg),
+                     "replica 1 logged no Byzantine action: the round proved nothing");
+            rc = TRONE_EPROTO;
+        }
         if (rc == 0) {
             demo_say(d,
-                     "trone pub and trone sub on %s while replica 1 is Byzantine: %u events, "
-                     "every one delivered once and in order to both subscribers, identical "
-                     "outputs (each event needs f+1=2 matching copies; see %s/replica1.log)",
-                     demo_ev_channels[1].tag, DEMO_EV_EVENTS, d->cluster.dir);
+                     "trone pub and trone sub on %s while replica 1 is Byzantine (at least "
+                     "%llu tampered messages, see %s/replica1.log): %u events, every one "
+                     "delivered once and in order to both subscribers, identical outputs "
+                     "(each event needs f+1=2 matching copies)",
+                     demo_ev_channels[1].tag, (unsigned long long)actions, d->cluster.dir,
+                     DEMO_EV_EVENTS);
         }
     }
     trone_close(ev->pub);
