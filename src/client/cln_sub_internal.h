@@ -67,7 +67,8 @@ struct cln_sub_floor {
 
 /* Output (cln_sub.c). Errors are sticky in s->items / s->arena and reported at the end. */
 void cln_sub__emit_event(struct cln_sub *s, const struct cln_sub_stream *st, uint64_t seq,
-                         uint64_t time_us, const uint8_t *payload, uint32_t payload_size);
+                         uint64_t time_us, const uint8_t *auth, uint16_t auth_size,
+                         const uint8_t *payload, uint32_t payload_size);
 void cln_sub__emit_gap(struct cln_sub *s, const struct cln_sub_stream *st, uint64_t seq,
                        uint64_t count, enum cln_sub_gap_reason reason);
 
