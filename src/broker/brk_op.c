@@ -56,13 +56,15 @@ const char *brk_op_kind_name(enum brk_op_kind kind)
         return "channel-list";
     case BRK_OP_CHANNEL_SHOW:
         return "channel-show";
+    case BRK_OP_CHANNEL_KEYS:
+        return "channel-keys";
     }
     return "?";
 }
 
 static bool brk_op_kind_valid(uint32_t kind)
 {
-    return kind >= BRK_OP_REGISTER && kind <= BRK_OP_CHANNEL_SHOW;
+    return kind >= BRK_OP_REGISTER && kind <= BRK_OP_CHANNEL_KEYS;
 }
 
 void brk_op_init(struct brk_op *op, enum brk_op_kind kind)
@@ -203,6 +205,7 @@ static bool brk_op_valid(const struct brk_op *op)
     case BRK_OP_SUBSCRIBE:
     case BRK_OP_UNSUBSCRIBE:
     case BRK_OP_CHANNEL_SHOW:
+    case BRK_OP_CHANNEL_KEYS:
         return brk_tag_valid(op->tag);
     }
     return false;
@@ -245,6 +248,7 @@ static void brk_op_put_fields(const struct brk_op *op, struct buf *out)
     case BRK_OP_UNSUBSCRIBE:
     case BRK_OP_CHANNEL_LIST:
     case BRK_OP_CHANNEL_SHOW:
+    case BRK_OP_CHANNEL_KEYS:
         buf_put_str(out, op->tag);
         break;
     }
@@ -353,6 +357,7 @@ static void brk_op_get_fields(struct buf_reader *r, struct brk_op *op)
     case BRK_OP_SUBSCRIBE:
     case BRK_OP_UNSUBSCRIBE:
     case BRK_OP_CHANNEL_SHOW:
+    case BRK_OP_CHANNEL_KEYS:
         brk_tag_get(r, op->tag, false);
         break;
     }
