@@ -48,9 +48,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     memset(key, 0x42, sizeof(key));
-    struct chan_event e = {.epoch = 1, .seq = 2, .time_us = 3, .auth = data,
+    struct chan_event e = {.epoch = 1,
+                           .seq = 2,
+                           .time_us = 3,
+                           .auth = data,
                            .auth_size = size < CHAN_QOP_MAC_SIZE ? (uint16_t)size : 16,
-                           .payload = data, .payload_size = (uint32_t)size};
+                           .payload = data,
+                           .payload_size = (uint32_t)size};
     (void)chan_qop_mac_verify(key, "fuzz", pk, &e);
     uint8_t *plain = malloc(env.body_size + 1);
     if (plain == NULL) {

@@ -165,9 +165,9 @@ out:
 
 /* ---- HA and PKE ---- */
 
-static void chan_qop_context(uint8_t out[CHAN_QOP_CONTEXT_SIZE], const char *label,
-                             const char *tag, const uint8_t publisher[TRONE_KEY_LEN],
-                             uint64_t epoch, uint64_t seq, uint64_t time_us)
+static void chan_qop_context(uint8_t out[CHAN_QOP_CONTEXT_SIZE], const char *label, const char *tag,
+                             const uint8_t publisher[TRONE_KEY_LEN], uint64_t epoch, uint64_t seq,
+                             uint64_t time_us)
 {
     size_t tag_size = strnlen(tag, TRONE_TAG_MAX + 1);
     TRONE_ASSERT(tag_size <= TRONE_TAG_MAX);
@@ -221,9 +221,9 @@ static void chan_qop_nonce(uint8_t nonce[crypto_aead_xchacha20poly1305_ietf_NPUB
 }
 
 /* Associated data: the context and the envelope header (flags, key id, block). */
-static void chan_qop_ad(uint8_t *ad, const char *tag,
-                        const uint8_t publisher[TRONE_KEY_LEN], uint64_t epoch, uint64_t seq,
-                        uint64_t time_us, const uint8_t *header, size_t header_size)
+static void chan_qop_ad(uint8_t *ad, const char *tag, const uint8_t publisher[TRONE_KEY_LEN],
+                        uint64_t epoch, uint64_t seq, uint64_t time_us, const uint8_t *header,
+                        size_t header_size)
 {
     chan_qop_context(ad, CHAN_QOP_PKE_LABEL, tag, publisher, epoch, seq, time_us);
     memcpy(ad + CHAN_QOP_CONTEXT_SIZE, header, header_size);
@@ -243,9 +243,9 @@ void chan_qop_seal(uint8_t *out, const uint8_t *plain, size_t plain_size,
     chan_qop_ad(ad, tag, publisher, epoch, seq, time_us, header, header_size);
     chan_qop_nonce(nonce, epoch, seq);
     unsigned long long out_size = 0;
-    int rc = crypto_aead_xchacha20poly1305_ietf_encrypt(
-        out, &out_size, plain, plain_size, ad, CHAN_QOP_CONTEXT_SIZE + header_size, NULL, nonce,
-        key);
+    int rc = crypto_aead_xchacha20poly1305_ietf_encrypt(out, &out_size, plain, plain_size, ad,
+                                                        CHAN_QOP_CONTEXT_SIZE + header_size, NULL,
+                                                        nonce, key);
     TRONE_ASSERT(rc == 0);
     TRONE_ASSERT(out_size == plain_size + CHAN_QOP_TAG_SIZE);
 }
@@ -263,9 +263,8 @@ int chan_qop_open(uint8_t *out, const struct chan_qop_envelope *env,
     chan_qop_ad(ad, tag, publisher, epoch, seq, time_us, payload, env->header_size);
     chan_qop_nonce(nonce, epoch, seq);
     unsigned long long out_size = 0;
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, &out_size, NULL, env->body,
-                                                   env->body_size, ad,
-                                                   CHAN_QOP_CONTEXT_SIZE + env->header_size,
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, &out_size, NULL, env->body, env->body_size,
+                                                   ad, CHAN_QOP_CONTEXT_SIZE + env->header_size,
                                                    nonce, key) != 0) {
         return TRONE_EAUTH;
     }

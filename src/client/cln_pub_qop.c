@@ -73,8 +73,8 @@ int cln_pub_channel_recipients(struct cln_pub *p, uint32_t channel_idx,
         return TRONE_EFULL;
     }
     uint8_t digest[TRONE_HASH_LEN];
-    crypto_generichash(digest, sizeof(digest), &sorted[0][0], (size_t)kept * TRONE_KEY_LEN,
-                       NULL, 0);
+    crypto_generichash(digest, sizeof(digest), &sorted[0][0], (size_t)kept * TRONE_KEY_LEN, NULL,
+                       0);
     struct cln_pub_qop *q = ch->qop;
     if (q->keyed && q->recipient_count == kept &&
         sodium_memcmp(digest, q->recipients_digest, sizeof(digest)) == 0) {
@@ -90,8 +90,7 @@ int cln_pub_channel_recipients(struct cln_pub *p, uint32_t channel_idx,
     for (uint32_t i = 0; i < kept && rc == 0; i++) {
         uint8_t eph_seed[32];
         cln_pub_qop_derive(eph_seed, p->cfg.seed, "trone-qop-eph", ch->tag, generation, i);
-        rc = chan_qop_wrap(block + 1 + (size_t)i * CHAN_QOP_ENTRY_SIZE, key, sorted[i],
-                           eph_seed);
+        rc = chan_qop_wrap(block + 1 + (size_t)i * CHAN_QOP_ENTRY_SIZE, key, sorted[i], eph_seed);
         sodium_memzero(eph_seed, sizeof(eph_seed));
     }
     if (rc != 0) {
@@ -126,9 +125,9 @@ int cln_pub__qop_plan(const struct cln_pub_channel *ch, uint32_t payload_size, u
         return TRONE_ETOOBIG;
     }
     bool pke = ch->cls.method == BRK_METHOD_PKE;
-    plan->with_block = q->block_size > 0 &&
-                       (q->block_due || q->since_block + 1 >= CLN_PUB_QOP_REPEAT_EVENTS ||
-                        now_us - q->block_us >= CLN_PUB_QOP_REPEAT_US);
+    plan->with_block =
+        q->block_size > 0 && (q->block_due || q->since_block + 1 >= CLN_PUB_QOP_REPEAT_EVENTS ||
+                              now_us - q->block_us >= CLN_PUB_QOP_REPEAT_US);
     plan->auth_size = (uint16_t)(pke || plan->with_block ? CHAN_AUTH_PKS_SIZE : CHAN_QOP_MAC_SIZE);
     plan->wire_size = CHAN_QOP_HEADER_SIZE + (plan->with_block ? 2u + q->block_size : 0u) +
                       payload_size + (pke ? CHAN_QOP_TAG_SIZE : 0u);
@@ -136,9 +135,8 @@ int cln_pub__qop_plan(const struct cln_pub_channel *ch, uint32_t payload_size, u
 }
 
 void cln_pub__qop_write(struct cln_pub *p, struct cln_pub_channel *ch,
-                        const struct cln_pub_qop_plan *plan, uint8_t *bytes,
-                        const uint8_t *payload, uint32_t payload_size, uint64_t seq,
-                        uint64_t time_us, uint64_t now_us)
+                        const struct cln_pub_qop_plan *plan, uint8_t *bytes, const uint8_t *payload,
+                        uint32_t payload_size, uint64_t seq, uint64_t time_us, uint64_t now_us)
 {
     struct cln_pub_qop *q = ch->qop;
     TRONE_ASSERT(q != NULL && q->keyed);
@@ -162,8 +160,11 @@ void cln_pub__qop_write(struct cln_pub *p, struct cln_pub_channel *ch,
         used += payload_size;
     }
     TRONE_ASSERT(used == plan->wire_size);
-    struct chan_event e = {.epoch = p->cfg.epoch, .seq = seq, .time_us = time_us,
-                           .payload = wire, .payload_size = plan->wire_size};
+    struct chan_event e = {.epoch = p->cfg.epoch,
+                           .seq = seq,
+                           .time_us = time_us,
+                           .payload = wire,
+                           .payload_size = plan->wire_size};
     if (plan->auth_size == CHAN_AUTH_PKS_SIZE) {
         chan_auth_sign(bytes, p->cfg.secret_key, ch->tag, &e);
     } else {

@@ -25,8 +25,7 @@ int cln_pub__qop_plan(const struct cln_pub_channel *ch, uint32_t payload_size, u
 /* Writes auth (plan->auth_size bytes) then the envelope into bytes for event (seq, time_us),
  * and notes that the block was sent if it was. Cannot fail. */
 void cln_pub__qop_write(struct cln_pub *p, struct cln_pub_channel *ch,
-                        const struct cln_pub_qop_plan *plan, uint8_t *bytes,
-                        const uint8_t *payload, uint32_t payload_size, uint64_t seq,
-                        uint64_t time_us, uint64_t now_us);
+                        const struct cln_pub_qop_plan *plan, uint8_t *bytes, const uint8_t *payload,
+                        uint32_t payload_size, uint64_t seq, uint64_t time_us, uint64_t now_us);
 
 #endif

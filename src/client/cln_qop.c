@@ -63,8 +63,8 @@ static int cln_qop_config_fill(struct cln_qop_config *c)
     c->held_max = c->held_max ? c->held_max : CLN_QOP_HELD_DEFAULT;
     c->held_bytes_max = c->held_bytes_max ? c->held_bytes_max : CLN_QOP_HELD_BYTES_DEFAULT;
     c->hold_us = c->hold_us ? c->hold_us : CLN_QOP_HOLD_US_DEFAULT;
-    if (c->channels_max > TRONE_CHANNELS_MAX || c->keys_max > 65536u ||
-        c->held_max > 1048576u || c->held_bytes_max > ((uint64_t)1 << 32)) {
+    if (c->channels_max > TRONE_CHANNELS_MAX || c->keys_max > 65536u || c->held_max > 1048576u ||
+        c->held_bytes_max > ((uint64_t)1 << 32)) {
         return TRONE_ECONFIG;
     }
     uint8_t x_secret[32];
@@ -125,8 +125,8 @@ int cln_qop_channel_set(struct cln_qop *q, uint32_t channel_idx, enum brk_method
 
 static bool cln_qop_channel_checked(const struct cln_qop *q, uint32_t channel_idx)
 {
-    return channel_idx < q->cfg.channels_max && (q->methods[channel_idx] == BRK_METHOD_HA ||
-                                                 q->methods[channel_idx] == BRK_METHOD_PKE);
+    return channel_idx < q->cfg.channels_max &&
+           (q->methods[channel_idx] == BRK_METHOD_HA || q->methods[channel_idx] == BRK_METHOD_PKE);
 }
 
 /* ---- Keys ---- */
@@ -149,8 +149,7 @@ static struct cln_qop_key *cln_qop_key_find(struct cln_qop *q, const struct cln_
 /* Stores a key (usable) or the fact that a key id is not ours (key NULL), evicting the least
  * recently used entry when the table is full. */
 static void cln_qop_key_store(struct cln_qop *q, const struct cln_qop_event *e,
-                              const uint8_t key_id[CHAN_QOP_KEY_ID_SIZE],
-                              const uint8_t *key)
+                              const uint8_t key_id[CHAN_QOP_KEY_ID_SIZE], const uint8_t *key)
 {
     struct cln_qop_key *victim = &q->keys[0];
     for (uint32_t i = 0; i < q->cfg.keys_max && victim->used; i++) {
@@ -245,9 +244,13 @@ static void cln_qop_reject(struct cln_qop *q, const struct cln_qop_event *e)
 static bool cln_qop_learn(struct cln_qop *q, const struct cln_qop_event *e,
                           const struct chan_qop_envelope *env)
 {
-    struct chan_event ce = {.epoch = e->epoch, .seq = e->seq, .time_us = e->time_us,
-                            .auth = e->auth, .auth_size = e->auth_size,
-                            .payload = e->payload, .payload_size = e->payload_size};
+    struct chan_event ce = {.epoch = e->epoch,
+                            .seq = e->seq,
+                            .time_us = e->time_us,
+                            .auth = e->auth,
+                            .auth_size = e->auth_size,
+                            .payload = e->payload,
+                            .payload_size = e->payload_size};
     if (chan_auth_verify(e->tag, e->publisher, &ce) != 0) {
         return false;
     }
@@ -318,9 +321,13 @@ static enum cln_qop_result cln_qop_check(struct cln_qop *q, const struct cln_qop
         return CLN_QOP_DONE;
     }
     /* HA: an event with a block is signed (checked by cln_qop_learn); others carry the MAC. */
-    struct chan_event ce = {.epoch = e->epoch, .seq = e->seq, .time_us = e->time_us,
-                            .auth = e->auth, .auth_size = e->auth_size,
-                            .payload = e->payload, .payload_size = e->payload_size};
+    struct chan_event ce = {.epoch = e->epoch,
+                            .seq = e->seq,
+                            .time_us = e->time_us,
+                            .auth = e->auth,
+                            .auth_size = e->auth_size,
+                            .payload = e->payload,
+                            .payload_size = e->payload_size};
     if (env.block == NULL && chan_qop_mac_verify(k->key, e->tag, e->publisher, &ce) != 0) {
         cln_qop_reject(q, e);
         return CLN_QOP_DONE;
@@ -410,9 +417,9 @@ static void cln_qop_hold(struct cln_qop *q, const struct cln_qop_event *e, uint6
         cln_qop_emit_gap(q, e);
         return;
     }
-    for (uint32_t i = 0; i <= q->cfg.held_max && q->held_count > 0 &&
-                         (q->held_span >= q->cfg.held_max ||
-                          q->held_bytes + size > q->cfg.held_bytes_max);
+    for (uint32_t i = 0;
+         i <= q->cfg.held_max && q->held_count > 0 &&
+         (q->held_span >= q->cfg.held_max || q->held_bytes + size > q->cfg.held_bytes_max);
          i++) {
         cln_qop_held_expire_oldest(q);
     }
@@ -559,18 +566,21 @@ int cln_qop_filter(struct cln_qop *q, const struct cln_sub_output *in, uint64_t 
     for (uint32_t i = 0; i < in->item_count; i++) {
         const struct cln_sub_item *item = &in->items[i];
         if (item->kind != CLN_SUB_EVENT || !cln_qop_channel_checked(q, item->channel_idx)) {
-            struct cln_sub_item *copy = (struct cln_sub_item *)buf_append(&q->items,
-                                                                          sizeof(*copy));
+            struct cln_sub_item *copy = (struct cln_sub_item *)buf_append(&q->items, sizeof(*copy));
             if (copy != NULL) {
                 *copy = *item;
                 q->item_count++;
             }
             continue;
         }
-        struct cln_qop_event e = {.channel_idx = item->channel_idx, .tag = item->tag,
-                                  .publisher = item->publisher, .epoch = item->epoch,
-                                  .seq = item->seq, .time_us = item->time_us,
-                                  .auth = item->auth, .auth_size = item->auth_size,
+        struct cln_qop_event e = {.channel_idx = item->channel_idx,
+                                  .tag = item->tag,
+                                  .publisher = item->publisher,
+                                  .epoch = item->epoch,
+                                  .seq = item->seq,
+                                  .time_us = item->time_us,
+                                  .auth = item->auth,
+                                  .auth_size = item->auth_size,
                                   .payload = item->payload,
                                   .payload_size = item->payload_size};
         cln_qop_event(q, &e, now_us);

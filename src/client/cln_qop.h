@@ -37,7 +37,7 @@
 
 struct cln_qop_config {
     uint8_t secret_key[TRONE_SECRET_KEY_LEN]; /* this subscriber's Ed25519 key; wiped at close */
-    uint32_t channels_max;                     /* channel indexes of the subscriber core */
+    uint32_t channels_max;                    /* channel indexes of the subscriber core */
     uint32_t keys_max;
     uint32_t held_max;
     uint64_t held_bytes_max;
@@ -57,14 +57,14 @@ struct cln_qop_held;
 
 struct cln_qop {
     struct cln_qop_config cfg;
-    enum brk_method *methods; /* channels_max, by subscriber-core channel index */
-    struct cln_qop_key *keys; /* keys_max */
+    enum brk_method *methods;  /* channels_max, by subscriber-core channel index */
+    struct cln_qop_key *keys;  /* keys_max */
     struct cln_qop_held *held; /* held_max, a FIFO ring in arrival order */
     uint32_t held_head;        /* index of the oldest */
     uint32_t held_span;        /* slots from the head to the newest, tombstones included */
     uint32_t held_count;       /* slots in use */
     uint64_t held_bytes;
-    uint64_t clock;            /* logical use counter for the key table */
+    uint64_t clock; /* logical use counter for the key table */
     struct cln_qop_counts counts;
     uint32_t item_count;
     struct buf items; /* struct cln_sub_item array of the current output */
@@ -90,8 +90,7 @@ TRONE_MUST_CHECK int cln_qop_channel_set(struct cln_qop *q, uint32_t channel_idx
 TRONE_MUST_CHECK int cln_qop_filter(struct cln_qop *q, const struct cln_sub_output *in,
                                     uint64_t now_us, struct cln_sub_output *out);
 /* Timer: skips (as gaps) events held longer than hold_us. Returns 0 or TRONE_ENOMEM. */
-TRONE_MUST_CHECK int cln_qop_tick(struct cln_qop *q, uint64_t now_us,
-                                  struct cln_sub_output *out);
+TRONE_MUST_CHECK int cln_qop_tick(struct cln_qop *q, uint64_t now_us, struct cln_sub_output *out);
 /* When cln_qop_tick is next wanted; UINT64_MAX for never. */
 uint64_t cln_qop_deadline(const struct cln_qop *q);
 

@@ -18,8 +18,7 @@ FILE *rt_wire_dump_open(void)
         log_warn("replica", "msg=\"cannot open the event dump\" path=%s", path);
         return NULL;
     }
-    log_warn("replica", "msg=\"dumping every PUBLISH and DELIVER (debugging aid)\" path=%s",
-             path);
+    log_warn("replica", "msg=\"dumping every PUBLISH and DELIVER (debugging aid)\" path=%s", path);
     return file;
 }
 

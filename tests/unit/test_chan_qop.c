@@ -133,8 +133,8 @@ static void test_ha_mac(void **state)
     uint8_t payload[64];
     memset(payload, 'p', sizeof(payload));
     uint8_t mac[CHAN_QOP_MAC_SIZE];
-    struct chan_event e = {.epoch = 9, .seq = 4, .time_us = 123, .payload = payload,
-                           .payload_size = sizeof(payload)};
+    struct chan_event e = {
+        .epoch = 9, .seq = 4, .time_us = 123, .payload = payload, .payload_size = sizeof(payload)};
     chan_qop_mac(mac, f.key, TAG, f.pub_pk, &e);
     e.auth = mac;
     e.auth_size = sizeof(mac);
@@ -167,8 +167,7 @@ static void test_ha_mac(void **state)
 }
 
 /* Builds a PKE envelope (header, no block) with the body encrypted; returns its size. */
-static size_t pke_make(const struct fixture *f, uint8_t *wire, const char *plain,
-                       uint64_t seq)
+static size_t pke_make(const struct fixture *f, uint8_t *wire, const char *plain, uint64_t seq)
 {
     wire[0] = 0;
     memcpy(wire + 1, f->key_id, CHAN_QOP_KEY_ID_SIZE);
@@ -197,21 +196,17 @@ static void test_pke_seal_open(void **state)
     assert_int_equal(chan_qop_open(out, &env, f.key, TAG, f.pub_pk, 9, 7, 123, wire), 0);
     assert_memory_equal(out, plain, strlen(plain));
 
-    assert_int_equal(chan_qop_open(out, &env, f.key, TAG, f.pub_pk, 9, 8, 123, wire),
-                     TRONE_EAUTH);
-    assert_int_equal(chan_qop_open(out, &env, f.key, TAG, f.out_pk, 9, 7, 123, wire),
-                     TRONE_EAUTH);
+    assert_int_equal(chan_qop_open(out, &env, f.key, TAG, f.pub_pk, 9, 8, 123, wire), TRONE_EAUTH);
+    assert_int_equal(chan_qop_open(out, &env, f.key, TAG, f.out_pk, 9, 7, 123, wire), TRONE_EAUTH);
     uint8_t wrong[CHAN_QOP_KEY_SIZE];
     memset(wrong, 1, sizeof(wrong));
-    assert_int_equal(chan_qop_open(out, &env, wrong, TAG, f.pub_pk, 9, 7, 123, wire),
-                     TRONE_EAUTH);
+    assert_int_equal(chan_qop_open(out, &env, wrong, TAG, f.pub_pk, 9, 7, 123, wire), TRONE_EAUTH);
     for (size_t i = 0; i < size; i++) {
         wire[i] ^= 0x80;
         struct chan_qop_envelope tampered;
         if (chan_qop_envelope_read(wire, size, &tampered) == 0) {
-            assert_int_equal(
-                chan_qop_open(out, &tampered, f.key, TAG, f.pub_pk, 9, 7, 123, wire),
-                TRONE_EAUTH);
+            assert_int_equal(chan_qop_open(out, &tampered, f.key, TAG, f.pub_pk, 9, 7, 123, wire),
+                             TRONE_EAUTH);
         }
         wire[i] ^= 0x80;
     }
@@ -229,8 +224,7 @@ static void test_envelope_strict(void **state)
     memset(wire, 0, sizeof(wire));
     assert_int_equal(chan_qop_envelope_read(wire, CHAN_QOP_HEADER_SIZE, &env), 0);
     assert_int_equal(env.body_size, 0);
-    assert_int_equal(chan_qop_envelope_read(wire, CHAN_QOP_HEADER_SIZE - 1, &env),
-                     TRONE_EBADMSG);
+    assert_int_equal(chan_qop_envelope_read(wire, CHAN_QOP_HEADER_SIZE - 1, &env), TRONE_EBADMSG);
     wire[0] = 0x02;
     assert_int_equal(chan_qop_envelope_read(wire, 20, &env), TRONE_EBADMSG);
     wire[0] = CHAN_QOP_FLAG_KEYS;

@@ -111,8 +111,7 @@ static void recipients(struct fixture *f, uint32_t count, int expect)
     for (uint32_t i = 0; i < count; i++) {
         memcpy(keys[i], f->subs[i].pk, TRONE_KEY_LEN);
     }
-    assert_int_equal(cln_pub_channel_recipients(&f->pub, (uint32_t)f->ch, keys, count, 0),
-                     expect);
+    assert_int_equal(cln_pub_channel_recipients(&f->pub, (uint32_t)f->ch, keys, count, 0), expect);
 }
 
 static void collect(struct subscriber *s, const struct cln_sub_output *out)
@@ -166,8 +165,8 @@ static bool relay(struct fixture *f, uint32_t r, tamper_fn tamper)
     struct buf_reader rd;
     struct chan_msg m;
     assert_int_equal(chan_msg_read_header(&rd, data, size, &m), 0);
-    struct chan_msg d = {.type = CHAN_MSG_DELIVER, .replica_time_us = 1,
-                         .event_count = m.event_count};
+    struct chan_msg d = {
+        .type = CHAN_MSG_DELIVER, .replica_time_us = 1, .event_count = m.event_count};
     memcpy(d.tag, m.tag, sizeof(d.tag));
     memcpy(d.publisher, f->pub_pk, TRONE_KEY_LEN);
     buf_reset(&f->deliver);
@@ -185,7 +184,7 @@ static bool relay(struct fixture *f, uint32_t r, tamper_fn tamper)
     assert_int_equal(buf_reader_finish(&rd), 0);
     chan_msg_events_end(&f->deliver, 0, m.event_count);
     assert_int_equal(f->deliver.error, 0);
-    buf_put_bytes(&f->wire, data, size); /* what the replica received ... */
+    buf_put_bytes(&f->wire, data, size);                       /* what the replica received ... */
     buf_put_bytes(&f->wire, f->deliver.data, f->deliver.used); /* ... and forwards */
     return true;
 }
@@ -439,8 +438,7 @@ static void test_publisher_errors(void **state)
     assert_true(other >= 0);
     uint8_t keys[1][TRONE_KEY_LEN];
     memcpy(keys[0], f.subs[0].pk, TRONE_KEY_LEN);
-    assert_int_equal(cln_pub_channel_recipients(&f.pub, (uint32_t)other, keys, 1, 0),
-                     TRONE_EINVAL);
+    assert_int_equal(cln_pub_channel_recipients(&f.pub, (uint32_t)other, keys, 1, 0), TRONE_EINVAL);
     fixture_close(&f);
 }
 
@@ -450,10 +448,10 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ha_cft),          cmocka_unit_test(test_ha_bft),
-        cmocka_unit_test(test_pke_cft),         cmocka_unit_test(test_pke_bft),
-        cmocka_unit_test(test_late_subscriber), cmocka_unit_test(test_rekey),
-        cmocka_unit_test(test_tamper_ha),       cmocka_unit_test(test_tamper_pke),
+        cmocka_unit_test(test_ha_cft),           cmocka_unit_test(test_ha_bft),
+        cmocka_unit_test(test_pke_cft),          cmocka_unit_test(test_pke_bft),
+        cmocka_unit_test(test_late_subscriber),  cmocka_unit_test(test_rekey),
+        cmocka_unit_test(test_tamper_ha),        cmocka_unit_test(test_tamper_pke),
         cmocka_unit_test(test_publisher_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
