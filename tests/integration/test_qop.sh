@@ -108,7 +108,7 @@ sleep 1
 itest_op channel alter q.pke --add-subscribers late
 sub_start late q.pke 3 "$D/late.key"
 late_pid=$SUB_PID
-for k in $(seq 1 40); do
+for k in $(seq 1 120); do
   echo "PKESECRET-after-$k" >&7
   sleep 0.25
   kill -0 "$late_pid" 2>/dev/null || break
