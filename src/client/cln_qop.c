@@ -131,19 +131,33 @@ static bool cln_qop_channel_checked(const struct cln_qop *q, uint32_t channel_id
 
 /* ---- Keys ---- */
 
+static bool cln_qop_key_is(const struct cln_qop_key *k, const struct cln_qop_event *e,
+                           const uint8_t key_id[CHAN_QOP_KEY_ID_SIZE])
+{
+    return k->used && k->epoch == e->epoch && k->channel_idx == e->channel_idx &&
+           memcmp(k->key_id, key_id, CHAN_QOP_KEY_ID_SIZE) == 0 &&
+           memcmp(k->publisher, e->publisher, TRONE_KEY_LEN) == 0;
+}
+
+/* The key of (channel, publisher, epoch, key id), or NULL. The last hit is tried first: a
+ * stream keeps one key for thousands of events, so the scan is rare. */
 static struct cln_qop_key *cln_qop_key_find(struct cln_qop *q, const struct cln_qop_event *e,
                                             const uint8_t key_id[CHAN_QOP_KEY_ID_SIZE])
 {
-    for (uint32_t i = 0; i < q->cfg.keys_max; i++) {
-        struct cln_qop_key *k = &q->keys[i];
-        if (k->used && k->epoch == e->epoch && k->channel_idx == e->channel_idx &&
-            memcmp(k->key_id, key_id, CHAN_QOP_KEY_ID_SIZE) == 0 &&
-            memcmp(k->publisher, e->publisher, TRONE_KEY_LEN) == 0) {
-            k->last_use = ++q->clock;
-            return k;
+    struct cln_qop_key *k = &q->keys[q->key_last % q->cfg.keys_max];
+    if (!cln_qop_key_is(k, e, key_id)) {
+        k = NULL;
+        for (uint32_t i = 0; i < q->cfg.keys_max && k == NULL; i++) {
+            if (cln_qop_key_is(&q->keys[i], e, key_id)) {
+                k = &q->keys[i];
+                q->key_last = i;
+            }
         }
     }
-    return NULL;
+    if (k != NULL) {
+        k->last_use = ++q->clock;
+    }
+    return k;
 }
 
 /* Stores a key (usable) or the fact that a key id is not ours (key NULL), evicting the least

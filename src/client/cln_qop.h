@@ -64,7 +64,8 @@ struct cln_qop {
     uint32_t held_span;        /* slots from the head to the newest, tombstones included */
     uint32_t held_count;       /* slots in use */
     uint64_t held_bytes;
-    uint64_t clock; /* logical use counter for the key table */
+    uint64_t clock;    /* logical use counter for the key table */
+    uint32_t key_last; /* index of the last key found */
     struct cln_qop_counts counts;
     uint32_t item_count;
     struct buf items; /* struct cln_sub_item array of the current output */
