@@ -373,7 +373,7 @@ static void tamper_mac(struct chan_event *e, uint8_t *scratch)
  * reported as a gap (HA: bad MAC, counted as rejected). Under PKE the signature check of the
  * subscriber core refuses it before it is decided, so the intact copy of another replica is
  * delivered. */
-static void run_tamper(const char *cls_text, tamper_fn tamper, bool pke)
+static void run_tamper(const char *cls_text, tamper_fn tamper, bool intact)
 {
     struct fixture f;
     fixture_init(&f, cls_text);
@@ -393,7 +393,7 @@ static void run_tamper(const char *cls_text, tamper_fn tamper, bool pke)
         }
     }
     struct subscriber *s = &f.subs[0];
-    if (pke) {
+    if (intact) {
         assert_int_equal(s->got_count, 5);
         assert_int_equal(s->qop.counts.rejected, 0);
     } else {
@@ -403,6 +403,91 @@ static void run_tamper(const char *cls_text, tamper_fn tamper, bool pke)
         assert_string_equal(s->got[2], "ev-3");
     }
     fixture_close(&f);
+}
+
+/* The recipient a forged block is wrapped for (set by the fixture users below). */
+static uint8_t forge_recipient[TRONE_KEY_LEN];
+
+/* A replica's own key K' wrapped for the subscriber, an HA event "FORGED" under it, and the
+ * event signed by the replica (it cannot sign as the publisher). */
+static void tamper_block(struct chan_event *e, uint8_t *scratch)
+{
+    if (e->seq != 3) {
+        return;
+    }
+    uint8_t key[CHAN_QOP_KEY_SIZE], eph[32], pk[TRONE_KEY_LEN], sk[TRONE_SECRET_KEY_LEN];
+    memset(key, 0x66, sizeof(key));
+    memset(eph, 0x67, sizeof(eph));
+    keypair(pk, sk, 99); /* the Byzantine replica's identity */
+    uint8_t *auth = scratch;
+    uint8_t *wire = scratch + CHAN_AUTH_PKS_SIZE;
+    size_t used = 0;
+    wire[used++] = CHAN_QOP_FLAG_KEYS;
+    chan_qop_key_id(wire + used, key);
+    used += CHAN_QOP_KEY_ID_SIZE;
+    uint16_t block_size = 1 + CHAN_QOP_ENTRY_SIZE;
+    wire[used++] = (uint8_t)block_size;
+    wire[used++] = (uint8_t)(block_size >> 8);
+    wire[used++] = 1;
+    assert_int_equal(chan_qop_wrap(wire + used, key, forge_recipient, eph), 0);
+    used += CHAN_QOP_ENTRY_SIZE;
+    memcpy(wire + used, "FORGED", 6);
+    used += 6;
+    e->payload = wire;
+    e->payload_size = (uint32_t)used;
+    chan_auth_sign(auth, sk, TAG, e);
+    e->auth = auth;
+    e->auth_size = CHAN_AUTH_PKS_SIZE;
+}
+
+/* A forged block (a replica's own key, signed by the replica) is refused: under CFT the copy
+ * was decided first, so it becomes a rejected gap; under BFT its single vote decides nothing
+ * and the publisher's event is delivered. The forged payload is never delivered. */
+static void run_forged_block(const char *cls_text, bool bft)
+{
+    struct fixture f;
+    fixture_init(&f, cls_text);
+    memcpy(forge_recipient, f.subs[0].pk, TRONE_KEY_LEN);
+    recipients(&f, 2, 1);
+    for (uint32_t i = 0; i < 5; i++) {
+        char text[16];
+        snprintf(text, sizeof(text), "ev-%u", i);
+        publish(&f, text, 0);
+    }
+    for (uint32_t k = 0; k < 16 && relay(&f, 0, tamper_block); k++) {
+        feed(&f, 0, 1u, 0);
+    }
+    for (uint32_t r = 1; r < N; r++) {
+        for (uint32_t k = 0; k < 16 && relay(&f, r, NULL); k++) {
+            feed(&f, r, 1u, 0);
+        }
+    }
+    struct subscriber *s = &f.subs[0];
+    for (uint32_t i = 0; i < s->got_count; i++) {
+        assert_string_not_equal(s->got[i], "FORGED");
+    }
+    assert_int_equal(s->got_count, bft ? 5 : 4);
+    assert_int_equal(s->qop.counts.rejected, bft ? 0 : 1);
+    assert_int_equal(s->qop.counts.keys_learned, 1);
+    fixture_close(&f);
+}
+
+static void test_forged_block(void **state)
+{
+    (void)state;
+    run_forged_block("cft,ha", false);
+    run_forged_block("bft,ha", true);
+    run_forged_block("bft,pke", true);
+}
+
+/* Under BFT a single replica that alters events changes nothing: its copies lack the f+1
+ * votes (HA) or the publisher's signature (PKE); every event is delivered intact. */
+static void test_bft_tamper(void **state)
+{
+    (void)state;
+    run_tamper("bft,ha", tamper_payload, true);
+    run_tamper("bft,ha", tamper_mac, true);
+    run_tamper("bft,pke", tamper_payload, true);
 }
 
 static void test_tamper_ha(void **state)
@@ -452,7 +537,8 @@ int main(void)
         cmocka_unit_test(test_pke_cft),          cmocka_unit_test(test_pke_bft),
         cmocka_unit_test(test_late_subscriber),  cmocka_unit_test(test_rekey),
         cmocka_unit_test(test_tamper_ha),        cmocka_unit_test(test_tamper_pke),
-        cmocka_unit_test(test_publisher_errors),
+        cmocka_unit_test(test_publisher_errors), cmocka_unit_test(test_forged_block),
+        cmocka_unit_test(test_bft_tamper),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
