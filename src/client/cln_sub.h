@@ -82,6 +82,7 @@ enum cln_sub_gap_reason {
     CLN_SUB_GAP_TIMEOUT = 1, /* waited gap_wait_us for the missing events */
     CLN_SUB_GAP_WINDOW = 2,  /* the stream moved more than window seqs ahead */
     CLN_SUB_GAP_CLOSED = 3,  /* the stream closed (newer epoch, or evicted) with holes */
+    CLN_SUB_GAP_QOP = 4,     /* HA/PKE: failed its check, or its key never came (cln_qop.h) */
 };
 
 struct cln_sub_item {
@@ -96,6 +97,8 @@ struct cln_sub_item {
     uint64_t time_us;           /* EVENT: publisher time; NOTICE: 0 */
     const uint8_t *payload;     /* EVENT: valid until the next call into the core */
     uint32_t payload_size;
+    const uint8_t *auth;        /* EVENT: its auth field (HA/PKE checks, docs/QOP.md) */
+    uint16_t auth_size;
     enum cln_sub_gap_reason reason; /* GAP */
     uint32_t replica;               /* NOTICE: the reporting replica */
     bool trusted;                   /* NOTICE: true on CFT channels; BFT: one replica's word */

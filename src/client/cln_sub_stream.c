@@ -9,6 +9,13 @@
 #include "client/cln_sub_internal.h"
 #include "core/assert.h"
 
+/* Methods whose every event carries the publisher's end-to-end signature: PKS, and PKE
+ * (PKS over the ciphertext, docs/QOP.md). */
+static bool cln_sub_signed(const struct brk_class *cls)
+{
+    return cls->method == BRK_METHOD_PKS || cls->method == BRK_METHOD_PKE;
+}
+
 /* ---- Floors ---- */
 
 struct cln_sub_floor *cln_sub__floor_find(struct cln_sub *s, uint32_t channel_idx,
@@ -135,8 +142,8 @@ static void cln_sub_emit_slot(struct cln_sub *s, struct cln_sub_stream *st,
         cln_sub__emit_total(s, st, slot->seq, c->time_us, c->bytes, c->auth_size,
                             c->bytes + c->auth_size, c->payload_size);
     } else {
-        cln_sub__emit_event(s, st, slot->seq, c->time_us, c->bytes + c->auth_size,
-                            c->payload_size);
+        cln_sub__emit_event(s, st, slot->seq, c->time_us, c->bytes, c->auth_size,
+                            c->bytes + c->auth_size, c->payload_size);
     }
     cln_sub_slot_free(s, st, slot);
 }
@@ -326,8 +333,7 @@ struct cln_sub_stream *cln_sub__stream_open(struct cln_sub *s, uint32_t channel_
 {
     const struct cln_sub_channel *ch = &s->channels[channel_idx];
     uint32_t copies_max = ch->cls.fault == BRK_FAULT_CFT &&
-                                  (ch->cls.method != BRK_METHOD_PKS ||
-                                   ch->cls.order == BRK_ORDER_TOTAL)
+                                  (!cln_sub_signed(&ch->cls) || ch->cls.order == BRK_ORDER_TOTAL)
                               ? 1u
                               : s->cfg.n;
     struct cln_sub_slot *slots = calloc(s->cfg.window, sizeof(*slots));
@@ -448,10 +454,10 @@ static bool cln_sub_decides(const struct cln_sub *s, const struct cln_sub_stream
         /* Positions need f+1 votes under BFT: a signature does not cover the position. */
         return !bft || cln_sub_popcount(c->voters) >= s->cfg.f + 1u;
     }
-    if (!bft && ch->cls.method != BRK_METHOD_PKS) {
+    if (!bft && !cln_sub_signed(&ch->cls)) {
         return true;
     }
-    if (ch->cls.method == BRK_METHOD_PKS && !c->verify_tried &&
+    if (cln_sub_signed(&ch->cls) && !c->verify_tried &&
         (ch->publisher_count > 0 || !bft)) {
         c->verify_tried = true;
         if (chan_auth_verify(ch->tag, st->publisher, e) == 0) {
@@ -534,12 +540,13 @@ static bool cln_sub_fast_path(struct cln_sub *s, struct cln_sub_stream *st,
                               const struct chan_event *e, uint64_t now_us)
 {
     const struct cln_sub_channel *ch = &s->channels[st->channel_idx];
-    if (st->copies_max != 1 || ch->cls.method == BRK_METHOD_PKS ||
-        ch->cls.order == BRK_ORDER_TOTAL || st->next_seq == 0 ||
+    if (st->copies_max != 1 || cln_sub_signed(&ch->cls) || ch->cls.order == BRK_ORDER_TOTAL ||
+        st->next_seq == 0 ||
         e->seq != st->next_seq || cln_sub_slot_of(s, st, e->seq)->seq != 0) {
         return false;
     }
-    cln_sub__emit_event(s, st, e->seq, e->time_us, e->payload, e->payload_size);
+    cln_sub__emit_event(s, st, e->seq, e->time_us, e->auth, e->auth_size, e->payload,
+                        e->payload_size);
     st->next_seq++;
     cln_sub_drain(s, st);
     cln_sub_wait_update(st, now_us);
