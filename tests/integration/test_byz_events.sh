@@ -16,7 +16,7 @@
 #     BFT, BFT+PKS and CFT+PKS channels lose nothing. (B-no-loss-replica-down in ../shared/acceptance kills it
 #     before publishing; this kills it mid-stream.) Also: `intruder`, registered but on no
 #     channel's lists, is refused as publisher and as subscriber (exit 1, one line), and none of
-#     its events reaches anyone.
+#     its events reaches anyone; `stranger`, never registered, is refused both ways too.
 #   ev-*: replica 0 is trone-byz (tests/integration/byz, TEST-ONLY) with TRONE_BYZ=ev-alter,
 #     ev-forge, ev-replay, ev-reorder, ev-drop, ev-ack-lie (byz.h says what each does) and the
 #     BFT channels (SI and PKS) and the CFT+PKS channel must pass as above. The Byzantine replica must have logged its
@@ -48,8 +48,8 @@ SUMMARY=()
 # tag_of CLASS: the channel carrying that class ("bft,pks" -> e.bft-pks).
 tag_of() { echo "e.$(echo "$1" | tr ',' '-')"; }
 
-# keys: the client identities, made once for all rounds.
-for k in pubA pubB subA subB intruder; do itest_key "$k"; done
+# keys: the client identities, made once for all rounds (stranger is never registered).
+for k in pubA pubB subA subB intruder stranger; do itest_key "$k"; done
 
 # cluster BYZ_MODE: a fresh 4-replica cluster; replica $BYZ runs trone-byz with TRONE_BYZ=MODE
 # unless MODE is "honest". Registers the clients.
@@ -287,10 +287,17 @@ crash_round() {
       itest_fail "intruder sub on $tag: no refusal in: $(cat "$D/intruder.$tag.err")"
     [ ! -s "$D/intruder.$tag.out" ] || itest_fail "intruder sub on $tag printed events"
   done
+  # A client the cluster does not know at all: refused too, as publisher and as subscriber.
+  out=$(timeout 60 "$TRONE" pub e.bft STRANGER-1 --key "$D/stranger.key" --timeout 10 2>&1)
+  rc=$?
+  [ $rc = 1 ] || itest_fail "unregistered pub: rc=$rc, want 1: $out"
+  out=$(timeout 60 "$TRONE" sub e.bft --key "$D/stranger.key" --timeout 10 --count 1 2>&1)
+  rc=$?
+  [ $rc = 1 ] || itest_fail "unregistered sub: rc=$rc, want 1: $out"
   round crash kill_mid "${tags[@]}"
   verdict "crash of replica $KILLED" "${tags[@]}"
   correct_alive crash 0 1 3
-  SUMMARY+=("crash: cft, bft, bft+pks, cft+pks ${N}x2 each, intruder refused")
+  SUMMARY+=("crash: cft, bft, bft+pks, cft+pks ${N}x2 each, intruder and stranger refused")
 }
 
 # cft_weakness: the documented weakness of CFT/SI against a Byzantine replica, shown. The
