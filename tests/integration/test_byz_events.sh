@@ -373,7 +373,10 @@ byz_round() {
     grep -q "msg=\"byzantine event action\" mode=$mode action=$act " "$D/r$BYZ.log" ||
       itest_fail "$mode: replica $BYZ never logged the Byzantine action $act"
   done
-  local note=""
+  local note="" acts
+  acts=$(grep -o 'msg="byzantine event action".* actions=[0-9]*' "$D/r$BYZ.log" | tail -n 1 |
+         sed 's/.*actions=//')
+  note=" after >= $acts Byzantine actions"
   if [ "$mode" = ev-alter ]; then
     cft_weakness
     note+=" ($WEAK)"
