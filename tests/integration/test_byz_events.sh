@@ -178,7 +178,7 @@ publish() {
   (
     seq 1 "$first" | awk -v p="$name" '{ printf "%s-%06d\n", p, $1 }'
     if [ -n "$wait" ]; then
-      for t in $(seq 1 240); do [ -e "$D/go" ] && break; sleep 0.25; done
+      for _ in $(seq 1 240); do [ -e "$D/go" ] && break; sleep 0.25; done
     fi
     seq $((first + 1)) "$N" | awk -v p="$name" '{ printf "%s-%06d\n", p, $1 }'
   ) | timeout 120 "$TRONE" pub "$tag" --key "$D/$key.key" --timeout 30 >"$D/pub.$tag.$name" 2>&1 &

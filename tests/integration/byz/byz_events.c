@@ -35,11 +35,11 @@ TRONE_MUST_CHECK int brk_events_message_honest(struct brk_events *e, const struc
                                                const uint8_t key[TRONE_KEY_LEN],
                                                const uint8_t *data, size_t size,
                                                const struct brk_events_out **out);
-void brk_events_flush_honest(struct brk_events *e, const struct brk_table *table,
-                             uint64_t now_us, const struct brk_events_out **out);
+void brk_events_flush_honest(struct brk_events *e, const struct brk_table *table, uint64_t now_us,
+                             const struct brk_events_out **out);
 
-static const char *const byz_ev_mode_names[] = {"honest",  "ev-alter", "ev-forge",  "ev-replay",
-                                                "ev-reorder", "ev-drop", "ev-ack-lie"};
+static const char *const byz_ev_mode_names[] = {"honest",     "ev-alter", "ev-forge",  "ev-replay",
+                                                "ev-reorder", "ev-drop",  "ev-ack-lie"};
 _Static_assert(sizeof(byz_ev_mode_names) / sizeof(byz_ev_mode_names[0]) == BYZ_EV_MODES,
                "one name per event-path mode");
 
@@ -54,11 +54,11 @@ struct byz_ev {
     bool started;
     enum byz_ev_mode mode;
     uint64_t rng;
-    uint64_t actions; /* Byzantine actions taken, for the log */
+    uint64_t actions;                    /* Byzantine actions taken, for the log */
     const char *kinds[BYZ_EV_KINDS_MAX]; /* action names seen, and how often */
     uint64_t kind_counts[BYZ_EV_KINDS_MAX];
     uint64_t calls;
-    struct buf data;  /* bytes of the rewritten output */
+    struct buf data; /* bytes of the rewritten output */
     struct brk_events_send *sends;
     size_t *offsets;
     size_t send_count;
@@ -72,8 +72,8 @@ struct byz_ev {
     uint8_t own_pk[TRONE_KEY_LEN]; /* ev-forge: a key of its own, for well-signed forgeries */
     uint8_t own_sk[TRONE_SECRET_KEY_LEN];
     uint64_t own_seq;
-    uint64_t now_us; /* of the flush being rewritten */
-    uint64_t turn; /* cycles through the variants of a mode, so each shows up early */
+    uint64_t now_us;   /* of the flush being rewritten */
+    uint64_t turn;     /* cycles through the variants of a mode, so each shows up early */
     struct buf chunks; /* a DELIVER cut into smaller ones (byz_ev_split) */
     size_t chunk_offsets[CHAN_EVENTS_PER_MSG_MAX + 1];
 };
@@ -373,7 +373,10 @@ static void byz_ev_forge(struct byz_ev *b, const struct brk_events_send *s)
         /* Garbage where a PKS signature goes (or none, as SI events carry). */
         f->auth_size = last->auth_size > 0 || kind == 3 ? CHAN_AUTH_PKS_SIZE : 0;
         f->auth = auth;
-        byz_ev_log(b, kind == 1 ? "forge-same-seq" : kind == 2 ? "forge-new-epoch" : "forge-ahead",
+        byz_ev_log(b,
+                   kind == 1   ? "forge-same-seq"
+                   : kind == 2 ? "forge-new-epoch"
+                               : "forge-ahead",
                    m.tag, f->seq);
     }
     randombytes_buf(auth, sizeof(auth));
@@ -392,7 +395,7 @@ static void byz_ev_replay_observe(struct byz_ev *b, const struct brk_events_send
         return;
     }
     uint32_t slot = b->replay_count < BYZ_EV_REPLAY_MAX ? b->replay_count++
-                                                       : byz_ev_below(b, BYZ_EV_REPLAY_MAX);
+                                                        : byz_ev_below(b, BYZ_EV_REPLAY_MAX);
     byz_ev_store(&b->replay[slot], s);
 }
 
