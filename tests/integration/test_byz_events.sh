@@ -86,7 +86,7 @@ SUBS=()  # "tag:name:pid" of the running subscribers
 # subs_start TAG...: subA and subB on every tag, in the background; returns once each logged
 # that it is attached (at most 30 s).
 subs_start() {
-  local tag s t out
+  local tag s out
   SUBS=()
   for tag in "$@"; do
     for s in subA subB; do
@@ -99,7 +99,7 @@ subs_start() {
   done
   for s in "${SUBS[@]}"; do
     out="$D/sub.$(echo "$s" | cut -d: -f1).$(echo "$s" | cut -d: -f2)"
-    for t in $(seq 1 60); do
+    for _ in $(seq 1 60); do
       grep -q 'msg="attached"' "$out.err" && break
       kill -0 "${s##*:}" 2>/dev/null || itest_fail "sub $s exited: $(tail -n 1 "$out.err")"
       sleep 0.5
@@ -110,9 +110,9 @@ subs_start() {
 
 # subs_wait_lines COUNT SECONDS TAG...: until every subscriber of the tags printed COUNT lines.
 subs_wait_lines() {
-  local want=$1 secs=$2 t s ok
+  local want=$1 secs=$2 s n ok
   shift 2
-  for t in $(seq 1 $((secs * 4))); do
+  for _ in $(seq 1 $((secs * 4))); do
     ok=1
     for s in "$@"; do
       for n in subA subB; do
