@@ -95,8 +95,28 @@ struct sim_replay_entry {
     size_t size;
 };
 
+/* A replica's disk: the persisted records, sorted by (kind, seq) (sim_disk.c). */
+struct sim_disk_rec {
+    uint8_t kind;
+    uint64_t seq;
+    uint8_t *data;
+    size_t size;
+};
+
+struct sim_disk {
+    struct sim_disk_rec *recs;
+    size_t count;
+    size_t capacity;
+};
+
+void sim_disk_apply(struct sim_disk *d, const struct smr_output *out);
+/* Feeds every record to a fresh core; the smr_restore error, or 0. */
+int sim_disk_restore(const struct sim_disk *d, struct smr *core);
+void sim_disk_close(struct sim_disk *d);
+
 struct sim_replica {
     struct smr *core;
+    struct sim_disk disk;   /* what survives a crash when the run persists */
     void *table; /* struct brk_table */
     struct smr_app app;
     struct smr_config config;
@@ -211,6 +231,7 @@ struct sim {
     struct sim_params p;
     struct sim_faults faults;
     bool healed; /* phase 2: no drops, no partitions, no crashes */
+    bool persist; /* replicas restart from their disk; false: with empty memory (amnesia) */
     uint64_t now_ms;
     struct sim_queue queue;
     struct sim_replica replicas[TRONE_REPLICAS_MAX];
@@ -227,6 +248,7 @@ struct sim {
     uint64_t dropped;
     uint64_t view_max;
     uint64_t state_installs;
+    uint64_t restores; /* restarts that read persisted records back */
     uint64_t stale;
     struct buf scratch;
 };
@@ -250,6 +272,7 @@ struct sim_stats {
     uint64_t seeds;
     uint64_t view_changes; /* seeds that reached a view above 0 */
     uint64_t state_installs;
+    uint64_t restores;
     uint64_t stale;
     uint64_t crashes;
     uint64_t byzantine; /* seeds with a Byzantine replica */

@@ -101,10 +101,10 @@ static void print_header(const struct sim *s)
 {
     const struct sim_params *p = &s->p;
     printf("seed=%llu model=%s n=%u f=%u clients=%u batch=%u pipeline=%u ckpt=%u window=%u "
-           "drop=%u dup=%u faulty=", (unsigned long long)s->seed,
+           "drop=%u dup=%u persist=%d faulty=", (unsigned long long)s->seed,
            p->model == SMR_BFT ? "bft" : "cft", p->n, p->f, p->client_count, p->batch_max,
            p->pipeline_max, p->checkpoint_interval, p->checkpoint_interval * p->window_factor,
-           s->faults.drop_permille, s->faults.dup_permille);
+           s->faults.drop_permille, s->faults.dup_permille, s->persist ? 1 : 0);
     for (uint32_t i = 0; i < p->n; i++) {
         const struct sim_replica *r = &s->replicas[i];
         if (r->byz != 0) {
@@ -155,6 +155,7 @@ static void stats_add(const struct sim *s, struct sim_stats *stats)
     stats->seeds++;
     stats->view_changes += s->view_max > 0 ? 1 : 0;
     stats->state_installs += s->state_installs;
+    stats->restores += s->restores;
     stats->stale += s->stale;
     stats->delivered += s->delivered;
     bool byzantine = false;
@@ -176,6 +177,9 @@ int sim_run_seed(uint64_t seed, int model, bool verbose, struct sim_stats *stats
     sim_rng_seed(&s->rng, seed);
     sim_params_pick(s, model);
     s->seed = seed;
+    /* Even seeds restart crashed replicas from their disk, odd ones with empty memory; by
+     * parity rather than the PRNG, so every seed's faults stay what they were. */
+    s->persist = (seed & 1) == 0;
     print_header(s);
     SIM_MUST(sim_world_init(s, seed, verbose));
     int rc = run_phases(s);
