@@ -288,6 +288,9 @@ bool sim_world_init(struct sim *s, uint64_t seed, bool verbose);
 void sim_world_close(struct sim *s);
 /* Runs one whole seed (both phases); returns SIM_EXIT_*. */
 int sim_run_seed(uint64_t seed, int model, bool verbose, struct sim_stats *stats);
+/* Runs one CFT seed in which EVERY replica may crash and restart (more than f over the run,
+ * at most what the seed's timing allows at once), restarting from its disk if persist. */
+int sim_run_seed_crash_all(uint64_t seed, bool persist, bool verbose, struct sim_stats *stats);
 /* Processes the next event. False if nothing is left to do or a failure was recorded. */
 bool sim_step(struct sim *s);
 /* Steps until pred holds (true) or max_ms of virtual time passed or a failure (false). */
