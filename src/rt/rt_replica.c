@@ -205,7 +205,7 @@ static void rt_replica_on_timer(uv_timer_t *timer);
 static void rt_replica_apply(struct rt_replica *r, const struct smr_output *out)
 {
     /* Write-ahead: the records join this turn's transaction, committed by the flush hook
-     * before any envelope queued below reaches a socket. */
+     * before any envelope queued below reaches a socket (when one of them is sync). */
     rt_store_records(&r->store, out);
     for (size_t i = 0; i < out->envelope_count; i++) {
         const struct smr_envelope *e = &out->envelopes[i];
@@ -608,7 +608,7 @@ static int rt_replica_core_init(struct rt_replica *r, char *errmsg, size_t errms
 static void rt_replica_before_flush(void *ctx)
 {
     struct rt_replica *r = ctx;
-    rt_store_commit(&r->store);
+    rt_store_flush(&r->store);
 }
 
 /* Opens the data directory and restores the core from it; the restore's output (records,

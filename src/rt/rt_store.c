@@ -15,6 +15,9 @@
 #define RT_STORE_COMP "store"
 /* Exit status of a replica that stopped because it could not persist its protocol state. */
 #define RT_STORE_EXIT_PERSIST 3
+/* Records without sync are committed at the latest this long after the first of them (at the
+ * next flush: the core's timer makes one every status interval). */
+#define RT_STORE_LAZY_MS 50u
 
 void rt_store_cluster_id(const struct cfg_cluster *cluster, uint8_t out[TRONE_HASH_LEN])
 {
@@ -124,6 +127,7 @@ void rt_store_records(struct rt_store *st, const struct smr_output *out)
             rt_store_fail(st, rc);
         }
         st->batch_open = true;
+        st->batch_opened_ns = uv_hrtime();
     }
     for (size_t i = 0; i < out->record_count && rc == 0; i++) {
         const struct smr_record *r = &out->records[i];
@@ -133,10 +137,22 @@ void rt_store_records(struct rt_store *st, const struct smr_output *out)
             rc = store_log_put(st->store, r->kind, r->seq, r->data, r->size);
         }
         st->batch_records++;
+        st->batch_sync = st->batch_sync || r->sync;
     }
     if (rc != 0) {
         store_batch_abort(st->store);
         rt_store_fail(st, rc);
+    }
+}
+
+void rt_store_flush(struct rt_store *st)
+{
+    if (st->store == NULL || !st->batch_open) {
+        return;
+    }
+    uint64_t age_ms = (uv_hrtime() - st->batch_opened_ns) / 1000000u;
+    if (st->batch_sync || age_ms >= RT_STORE_LAZY_MS) {
+        rt_store_commit(st);
     }
 }
 
@@ -146,6 +162,7 @@ void rt_store_commit(struct rt_store *st)
         return;
     }
     st->batch_open = false;
+    st->batch_sync = false;
     int rc = store_batch_commit(st->store);
     if (rc != 0) {
         rt_store_fail(st, rc);

@@ -1,7 +1,8 @@
 /* rt_store.h: the replica runtime's side of persistence (docs/PROTOCOL.md section 10). Opens
  * the replica's store, feeds its records back into a fresh replication core at start, and
  * gathers the records of every core output of one loop turn into ONE store transaction that
- * is committed (one fsync) before anything of that turn is written to a socket. A replica
+ * is committed (one fsync) before anything of that turn is written to a socket; records the
+ * core does not mark sync (decisions, checkpoints) may wait for a later commit. A replica
  * that cannot persist stops instead of sending votes it could forget. */
 #ifndef TRONE_RT_STORE_H
 #define TRONE_RT_STORE_H
@@ -18,6 +19,8 @@ struct rt_store {
     struct store *store;
     const char *dir;
     bool batch_open;
+    bool batch_sync;        /* the open batch holds a record that must precede the sends */
+    uint64_t batch_opened_ns;
     uint64_t batch_records; /* records in the open batch */
     uint64_t commits;
     uint64_t records;
@@ -40,7 +43,11 @@ TRONE_MUST_CHECK int rt_store_restore(struct rt_store *st, struct smr *smr, uint
 /* Adds an output's records to this turn's batch (opened on the first record). Never fails:
  * a replica that cannot persist logs why and exits before sending anything. */
 void rt_store_records(struct rt_store *st, const struct smr_output *out);
-/* Commits this turn's batch, if any: call before writing to any socket. Exits on failure. */
+/* Call before writing to any socket: commits the open batch if it holds a record marked
+ * sync, or if it has been open RT_STORE_LAZY_MS (records without sync may follow the sends).
+ * Exits on failure. */
+void rt_store_flush(struct rt_store *st);
+/* Commits the open batch, if any. Exits on failure. */
 void rt_store_commit(struct rt_store *st);
 void rt_store_close(struct rt_store *st);
 

@@ -116,6 +116,11 @@ struct smr_record {
     uint8_t kind;       /* enum smr_record_kind */
     uint64_t seq;
     bool drop;          /* delete every record of kind with a seq <= seq; no data */
+    /* Must be durable before this output's envelopes leave. A record without it (decisions,
+     * checkpoints: facts a quorum already holds) may be committed later, with the next
+     * record that has it or after a short delay, and lost in a crash without harm; records
+     * must still be made durable in output order. */
+    bool sync;
     const uint8_t *data; /* core-owned, valid until the next call into the core */
     size_t size;
 };

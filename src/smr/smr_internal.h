@@ -65,7 +65,8 @@ struct smr_slot {
     struct buf decided_batch;
     uint64_t claim_mask;
     uint8_t claim_digest[SMR_R][TRONE_HASH_LEN];
-    bool dirty; /* changed what must be persisted since the last output */
+    bool dirty;      /* changed what must be persisted since the last output */
+    bool dirty_sync; /* ... including this replica's votes: persist before sending */
 };
 
 /* A checkpoint this replica took (with its state snapshot) or is collecting votes for. */
@@ -204,6 +205,11 @@ int smr__state_install(struct smr *s, const uint8_t *snapshot, size_t size);
 void smr__persist_collect(struct smr *s);
 int smr__restore_finish(struct smr *s);
 static inline void smr__slot_dirty(struct smr_slot *slot) { slot->dirty = true; }
+static inline void smr__slot_dirty_sync(struct smr_slot *slot)
+{
+    slot->dirty = true;
+    slot->dirty_sync = true;
+}
 
 /* smr_view.c and smr_new_view.c: view changes (PBFT section 4.4). */
 void smr__view_change_start(struct smr *s, uint64_t view);

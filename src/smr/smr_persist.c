@@ -4,7 +4,9 @@
  * replica proposed or accepted, prepared (its certificate) and decided, so that it never
  * contradicts a vote it sent before the crash and its VIEW_CHANGE still reports its
  * certificates. Fast rejoin needs the stable checkpoint with its snapshot and the decided
- * batches after it. No I/O: records leave in the output and come back through smr_restore. */
+ * batches after it, which may reach the disk after the replies (records without sync: a
+ * quorum holds those facts, so losing them in a crash only slows the rejoin). No I/O: records
+ * leave in the output and come back through smr_restore. */
 #include <sodium.h>
 #include <string.h>
 
@@ -27,13 +29,15 @@ enum slot_flags {
 
 /* ---- Records out ------------------------------------------------------------------------ */
 
-static void record_add(struct smr *s, uint8_t kind, uint64_t seq, bool drop, size_t start)
+static void record_add(struct smr *s, uint8_t kind, uint64_t seq, bool drop, bool sync,
+                       size_t start)
 {
     size_t i = s->output.record_count;
     TRONE_ASSERT(i < (size_t)s->config.window + 3);
     s->records[i].kind = kind;
     s->records[i].seq = seq;
     s->records[i].drop = drop;
+    s->records[i].sync = sync;
     s->records[i].size = s->persist_data.used - start;
     s->record_offsets[i] = start;
     s->output.record_count++;
@@ -128,8 +132,8 @@ void smr__persist_collect(struct smr *s)
     if (s->stable_dirty) {
         size_t start = b->used;
         stable_encode(s, b);
-        record_add(s, SMR_RECORD_STABLE, 0, false, start);
-        record_add(s, SMR_RECORD_SLOT, s->stable.seq, true, b->used);
+        record_add(s, SMR_RECORD_STABLE, 0, false, false, start);
+        record_add(s, SMR_RECORD_SLOT, s->stable.seq, true, false, b->used);
         s->stable_dirty = false;
     }
     if (s->view_dirty) {
@@ -137,7 +141,7 @@ void smr__persist_collect(struct smr *s)
         buf_put_u8(b, PERSIST_VERSION);
         buf_put_u64(b, s->view);
         buf_put_u8(b, s->view_changing ? 1 : 0);
-        record_add(s, SMR_RECORD_VIEW, 0, false, start);
+        record_add(s, SMR_RECORD_VIEW, 0, false, true, start);
         s->view_dirty = false;
     }
     for (uint64_t seq = s->stable.seq + 1; smr__in_window(s, seq); seq++) {
@@ -147,8 +151,9 @@ void smr__persist_collect(struct smr *s)
         }
         size_t start = b->used;
         slot_encode(s, slot, b);
-        record_add(s, SMR_RECORD_SLOT, seq, false, start);
+        record_add(s, SMR_RECORD_SLOT, seq, false, slot->dirty_sync, start);
         slot->dirty = false;
+        slot->dirty_sync = false;
     }
     TRONE_ASSERT(b->error == 0);
     for (size_t i = 0; i < s->output.record_count; i++) {
@@ -366,6 +371,7 @@ int smr__restore_finish(struct smr *s)
     }
     for (uint32_t i = 0; i < s->config.window; i++) {
         s->slots[i].dirty = false; /* restored from disk: nothing new to write */
+        s->slots[i].dirty_sync = false;
     }
     s->view_dirty = false;
     s->stable_dirty = false;

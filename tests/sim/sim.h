@@ -103,13 +103,30 @@ struct sim_disk_rec {
     size_t size;
 };
 
-struct sim_disk {
-    struct sim_disk_rec *recs;
-    size_t count;
-    size_t capacity;
+struct sim_disk_pending {
+    uint8_t kind;
+    uint64_t seq;
+    bool drop;
+    uint8_t *data;
+    size_t size;
 };
 
-void sim_disk_apply(struct sim_disk *d, const struct smr_output *out);
+/* Records without sync wait at most this long before they are committed (as in rt_store). */
+#define SIM_DISK_LAZY_MS 50u
+
+struct sim_disk {
+    struct sim_disk_rec *recs; /* committed */
+    size_t count;
+    size_t capacity;
+    struct sim_disk_pending *pending; /* not yet committed: lost in a crash */
+    size_t pending_count;
+    size_t pending_capacity;
+    uint64_t pending_since_ms;
+};
+
+void sim_disk_apply(struct sim_disk *d, const struct smr_output *out, uint64_t now_ms);
+/* A crash: records not yet committed are lost. */
+void sim_disk_crash(struct sim_disk *d);
 /* Feeds every record to a fresh core; the smr_restore error, or 0. */
 int sim_disk_restore(const struct sim_disk *d, struct smr *core);
 void sim_disk_close(struct sim_disk *d);

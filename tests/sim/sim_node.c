@@ -92,6 +92,7 @@ void sim_replica_crash(struct sim *s, uint32_t idx)
     r->up = false;
     r->restarts++;
     r->tick_ms = SIM_NEVER;
+    sim_disk_crash(&r->disk);
     if (!s->persist) {
         sim_disk_close(&r->disk); /* amnesia: the disk is lost with the memory */
     }
@@ -130,7 +131,7 @@ static void replica_after(struct sim *s, uint32_t idx, int rc, const struct smr_
     }
     TRONE_ASSERT(out != NULL);
     replica_traces(s, idx, out);
-    sim_disk_apply(&r->disk, out); /* write-ahead: durable before anything is sent */
+    sim_disk_apply(&r->disk, out, s->now_ms); /* write-ahead: before anything is sent */
     if (sim_replica_correct(s, idx)) {
         sim_check_executed(s, idx, out);
         sim_check_table(s, idx);
