@@ -59,8 +59,7 @@ struct restore_ctx {
     uint64_t records;
 };
 
-static int restore_record(void *ctx, uint8_t kind, uint64_t seq, const uint8_t *data,
-                          size_t size)
+static int restore_record(void *ctx, uint8_t kind, uint64_t seq, const uint8_t *data, size_t size)
 {
     struct restore_ctx *r = ctx;
     r->records++;

@@ -19,7 +19,7 @@ struct rt_store {
     struct store *store;
     const char *dir;
     bool batch_open;
-    bool batch_sync;        /* the open batch holds a record that must precede the sends */
+    bool batch_sync; /* the open batch holds a record that must precede the sends */
     uint64_t batch_opened_ns;
     uint64_t batch_records; /* records in the open batch */
     uint64_t commits;

@@ -239,8 +239,7 @@ static int restore_view(struct smr *s, const uint8_t *data, size_t size)
     return 0;
 }
 
-static void slot_read_cert(struct buf_reader *r, struct smr_slot *slot, unsigned flags,
-                           uint32_t n)
+static void slot_read_cert(struct buf_reader *r, struct smr_slot *slot, unsigned flags, uint32_t n)
 {
     struct smr_cert *c = &slot->cert;
     c->valid = true;
@@ -286,7 +285,8 @@ static int restore_slot(struct smr *s, uint64_t seq, const uint8_t *data, size_t
     uint32_t self = s->config.self;
     if (version != PERSIST_VERSION || (flags & ~(unsigned)SLOT_FLAGS_ALL) != 0 ||
         ((flags & (SLOT_OWN_PREPARE | SLOT_SENT_COMMIT | SLOT_CERT_BATCH_SAME |
-                   SLOT_DECIDED_BATCH_SAME)) != 0 && !(flags & SLOT_HAS_PP))) {
+                   SLOT_DECIDED_BATCH_SAME)) != 0 &&
+         !(flags & SLOT_HAS_PP))) {
         return TRONE_ECORRUPT;
     }
     if (flags & SLOT_HAS_PP) {
@@ -322,17 +322,21 @@ int smr_restore(struct smr *s, uint8_t kind, uint64_t seq, const uint8_t *data, 
     if (s->stepped || !s->restoring) {
         return TRONE_EINVAL;
     }
-    if (kind < s->restore_kind || (kind == s->restore_kind && seq <= s->restore_seq &&
-                                   s->restore_seq != 0)) {
+    if (kind < s->restore_kind ||
+        (kind == s->restore_kind && seq <= s->restore_seq && s->restore_seq != 0)) {
         return TRONE_EINVAL;
     }
     s->restore_kind = kind;
     s->restore_seq = seq;
     switch (kind) {
-    case SMR_RECORD_STABLE: return seq == 0 ? restore_stable(s, data, size) : TRONE_ECORRUPT;
-    case SMR_RECORD_VIEW: return seq == 0 ? restore_view(s, data, size) : TRONE_ECORRUPT;
-    case SMR_RECORD_SLOT: return restore_slot(s, seq, data, size);
-    default: return TRONE_ECORRUPT;
+    case SMR_RECORD_STABLE:
+        return seq == 0 ? restore_stable(s, data, size) : TRONE_ECORRUPT;
+    case SMR_RECORD_VIEW:
+        return seq == 0 ? restore_view(s, data, size) : TRONE_ECORRUPT;
+    case SMR_RECORD_SLOT:
+        return restore_slot(s, seq, data, size);
+    default:
+        return TRONE_ECORRUPT;
     }
 }
 

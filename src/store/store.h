@@ -23,22 +23,22 @@
 #define STORE_VALUE_MAX TRONE_MESSAGE_MAX
 
 struct store_config {
-    const char *dir;                     /* an existing directory */
-    uint32_t replica;                    /* who owns this directory */
-    uint8_t cluster_id[TRONE_HASH_LEN];  /* which cluster (a hash of its replica keys) */
-    uint64_t map_size_bytes;             /* 0: STORE_MAP_SIZE_DEFAULT */
-    bool no_sync;                        /* skip fsync at commit: tests and benchmarks only */
+    const char *dir;                    /* an existing directory */
+    uint32_t replica;                   /* who owns this directory */
+    uint8_t cluster_id[TRONE_HASH_LEN]; /* which cluster (a hash of its replica keys) */
+    uint64_t map_size_bytes;            /* 0: STORE_MAP_SIZE_DEFAULT */
+    bool no_sync;                       /* skip fsync at commit: tests and benchmarks only */
 };
 
 struct store;
 
 /* What the store holds, for logs and tests. */
 struct store_stats {
-    bool created;           /* the directory held no store before this open */
-    bool full;              /* a write hit the map size or ENOSPC: durable events refused */
-    uint64_t log_records;   /* replication log records */
-    uint64_t events;        /* durable events, all channels */
-    uint64_t commits;       /* batches committed since open */
+    bool created;         /* the directory held no store before this open */
+    bool full;            /* a write hit the map size or ENOSPC: durable events refused */
+    uint64_t log_records; /* replication log records */
+    uint64_t events;      /* durable events, all channels */
+    uint64_t commits;     /* batches committed since open */
 };
 
 /* Opens (creating when the directory holds none) the store of replica config->replica in
@@ -46,8 +46,8 @@ struct store_stats {
  * replication log record. Errors, with a one-line reason in errmsg:
  * TRONE_ECONFIG (another replica's or cluster's directory, a newer format), TRONE_ECORRUPT
  * (truncated or corrupt), TRONE_EIO (cannot open), TRONE_ENOMEM. On error *out is NULL. */
-TRONE_MUST_CHECK int store_open(const struct store_config *config, struct store **out,
-                                char *errmsg, size_t errmsg_size);
+TRONE_MUST_CHECK int store_open(const struct store_config *config, struct store **out, char *errmsg,
+                                size_t errmsg_size);
 /* Closes the store (aborting a batch left open). NULL is allowed. */
 void store_close(struct store *s);
 /* Removes the store files of dir (to rebuild from peers). 0, or TRONE_EIO with a reason. */
@@ -87,8 +87,8 @@ int store_event_put(struct store *s, uint64_t channel, uint64_t position, uint64
                     const uint8_t *data, size_t size);
 /* Calls cb for up to count_max events of channel from position on, in position order, after
  * checking each checksum; cb returns non-zero to stop (returned). TRONE_ECORRUPT. */
-typedef int (*store_event_cb)(void *ctx, uint64_t position, uint64_t time_ms,
-                              const uint8_t *data, size_t size);
+typedef int (*store_event_cb)(void *ctx, uint64_t position, uint64_t time_ms, const uint8_t *data,
+                              size_t size);
 TRONE_MUST_CHECK int store_event_read(struct store *s, uint64_t channel, uint64_t position,
                                       uint32_t count_max, store_event_cb cb, void *ctx);
 

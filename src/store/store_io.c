@@ -29,7 +29,12 @@
 #define STORE_CHAN_LEN 48u
 #define STORE_EVENT_HEAD_LEN 8u
 /* Domain bytes of the checksums: a value of one database never verifies in another. */
-enum store_domain { STORE_DOM_META = 1, STORE_DOM_LOG = 2, STORE_DOM_EVENT = 3, STORE_DOM_CHAN = 4 };
+enum store_domain {
+    STORE_DOM_META = 1,
+    STORE_DOM_LOG = 2,
+    STORE_DOM_EVENT = 3,
+    STORE_DOM_CHAN = 4
+};
 
 struct store {
     MDB_env *env;
@@ -52,17 +57,23 @@ struct store {
 static int store_err(int mdb_rc)
 {
     switch (mdb_rc) {
-    case MDB_SUCCESS: return 0;
+    case MDB_SUCCESS:
+        return 0;
     case MDB_MAP_FULL:
     case ENOSPC:
-    case EDQUOT: return TRONE_EFULL;
-    case MDB_NOTFOUND: return TRONE_ENOENT;
+    case EDQUOT:
+        return TRONE_EFULL;
+    case MDB_NOTFOUND:
+        return TRONE_ENOENT;
     case MDB_CORRUPTED:
     case MDB_PAGE_NOTFOUND:
     case MDB_INVALID:
-    case MDB_VERSION_MISMATCH: return TRONE_ECORRUPT;
-    case ENOMEM: return TRONE_ENOMEM;
-    default: return TRONE_EIO;
+    case MDB_VERSION_MISMATCH:
+        return TRONE_ECORRUPT;
+    case ENOMEM:
+        return TRONE_ENOMEM;
+    default:
+        return TRONE_EIO;
     }
 }
 
@@ -97,9 +108,8 @@ static void sum_compute(uint8_t domain, const MDB_val *key, const uint8_t *paylo
 }
 
 /* Writes sum | head | body under key in one reserved value. */
-static int value_put(MDB_txn *txn, MDB_dbi dbi, uint8_t domain, MDB_val *key,
-                     const uint8_t *head, size_t head_size, const uint8_t *body,
-                     size_t body_size)
+static int value_put(MDB_txn *txn, MDB_dbi dbi, uint8_t domain, MDB_val *key, const uint8_t *head,
+                     size_t head_size, const uint8_t *body, size_t body_size)
 {
     if (body_size > STORE_VALUE_MAX) {
         return TRONE_ETOOBIG;
@@ -272,8 +282,8 @@ static int open_lock(struct store *s, const char *dir, char *errmsg, size_t errm
     return 0;
 }
 
-static int meta_check(const struct store_config *c, const uint8_t *p, size_t size,
-                      char *errmsg, size_t errmsg_size)
+static int meta_check(const struct store_config *c, const uint8_t *p, size_t size, char *errmsg,
+                      size_t errmsg_size)
 {
     if (size != STORE_META_LEN) {
         snprintf(errmsg, errmsg_size, "data directory %s has a malformed meta record", c->dir);
@@ -294,8 +304,7 @@ static int meta_check(const struct store_config *c, const uint8_t *p, size_t siz
     }
     if (sodium_memcmp(p + 8, c->cluster_id, TRONE_HASH_LEN) != 0) {
         snprintf(errmsg, errmsg_size,
-                 "data directory %s belongs to another cluster (its replica keys differ)",
-                 c->dir);
+                 "data directory %s belongs to another cluster (its replica keys differ)", c->dir);
         return TRONE_ECONFIG;
     }
     return 0;
@@ -354,8 +363,8 @@ static int open_meta(struct store *s, const struct store_config *c, bool existed
         }
         return rc;
     }
-    if (rc != MDB_NOTFOUND || (existed && (dbi_entries(txn, s->log) != 0 ||
-                                           dbi_entries(txn, s->events) != 0))) {
+    if (rc != MDB_NOTFOUND ||
+        (existed && (dbi_entries(txn, s->log) != 0 || dbi_entries(txn, s->events) != 0))) {
         mdb_txn_abort(txn);
         snprintf(errmsg, errmsg_size, "data directory %s has data but no meta record", c->dir);
         return TRONE_ECORRUPT;
@@ -775,8 +784,7 @@ int store_channel_info(struct store *s, uint64_t channel, struct store_channel_i
     return rc;
 }
 
-int store_retention_set(struct store *s, uint64_t channel, uint64_t age_ms_max,
-                        uint64_t bytes_max)
+int store_retention_set(struct store *s, uint64_t channel, uint64_t age_ms_max, uint64_t bytes_max)
 {
     if (s->txn != NULL) {
         return TRONE_EBUSY;
@@ -842,8 +850,7 @@ static int retention_channel(struct store *s, MDB_txn *txn, uint64_t channel,
     return rc;
 }
 
-int store_retention_step(struct store *s, uint64_t now_ms, uint32_t delete_max,
-                         uint32_t *deleted)
+int store_retention_step(struct store *s, uint64_t now_ms, uint32_t delete_max, uint32_t *deleted)
 {
     *deleted = 0;
     if (s->txn != NULL) {
