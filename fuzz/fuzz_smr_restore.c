@@ -11,6 +11,10 @@
 #include "core/buf.h"
 #include "smr/smr.h"
 
+/* The decoders under test, compiled here so the fuzzer sees their coverage. */
+#include "../src/smr/smr_checkpoint.c"
+#include "../src/smr/smr_persist.c"
+
 static void config_make(struct smr_config *c, uint8_t admin[TRONE_KEY_LEN])
 {
     smr_config_defaults(c);
