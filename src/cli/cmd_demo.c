@@ -397,6 +397,29 @@ static int demo_degraded(struct demo *d)
     return rc;
 }
 
+/* What replica id logged about restoring its data directory (rt_store.c), or a note. */
+static void demo_restored_line(const struct demo *d, uint32_t id, char *out, size_t out_size)
+{
+    snprintf(out, out_size, "(no restore line in its log)");
+    char path[SPAWN_PATH_MAX];
+    spawn_replica_log(&d->cluster, id, path, sizeof(path));
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return;
+    }
+    char line[1024];
+    while (fgets(line, sizeof(line), f) != NULL) {
+        const char *at = strstr(line, "msg=\"restored ");
+        if (at == NULL) {
+            continue;
+        }
+        at += strlen("msg=\"");
+        size_t len = strcspn(at, "\"");
+        snprintf(out, out_size, "%.*s", (int)len, at);
+    }
+    fclose(f);
+}
+
 static int demo_restart(struct demo *d)
 {
     d->doing = "restart replica 0";
@@ -405,13 +428,15 @@ static int demo_restart(struct demo *d)
     if (rc != 0) {
         return rc;
     }
-    demo_say(d, "trone replica --id 0: restarted as pid %d with an empty table",
-             (int)d->cluster.pids[0]);
     d->doing = "wait for replica 0 to catch up";
     rc = demo_wait(d, demo_mask_all(), true, 20000u);
     if (rc != 0) {
         return rc;
     }
+    char restored[256];
+    demo_restored_line(d, 0, restored, sizeof(restored));
+    demo_say(d, "trone replica --id 0 --data %s/data0: restarted as pid %d; its log: %s",
+             d->cluster.dir, (int)d->cluster.pids[0], restored);
     const struct rt_status *s = demo_status_of(d, demo_mask_all());
     char digest[17];
     key_hex_encode(digest, s->digest, 8);
