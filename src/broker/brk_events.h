@@ -50,6 +50,9 @@ struct brk_events_config {
     uint64_t total_wait_us;         /* an ORDER whose events stay missing this long is skipped */
     uint64_t fetch_delay_us;        /* a blocked ORDER asks the peers (FETCH) after this long */
     uint64_t fetch_retry_us;        /* and again this often */
+    uint32_t replicas;              /* n, to ask one peer at a time (self + 1, self + 2, ...,
+                                       a mute one costs one retry); 0: ask every peer at once */
+    uint32_t self;                  /* this replica's id (< replicas) */
     uint8_t hash_key[16];           /* SipHash key of the internal tables */
 };
 

@@ -444,11 +444,20 @@ static void brk_events_peer_add(struct brk_events *e, uint32_t replica, size_t s
     e->peer_send_count++;
 }
 
-/* Asks every peer for the range of t's blocked head ORDER. */
+/* Asks a peer for the range of t's blocked head ORDER: the next one in turn after self (a
+ * peer that lacks the range, is down or is Byzantine costs one retry), or every peer when the
+ * config does not name the replicas. */
 static void brk_events_fetch(struct brk_events *e, struct brk_events_total *t, uint64_t now_us)
 {
     struct brk_events_order *o = brk_events_total_head(e, t);
     o->fetch_at_us = now_us + e->config.fetch_retry_us;
+    uint32_t n = e->config.replicas;
+    uint32_t peer = BRK_EVENTS_ALL_PEERS;
+    if (n > 1) {
+        peer = (e->config.self + 1u + o->fetches % (n - 1u)) % n;
+        TRONE_ASSERT(peer != e->config.self);
+    }
+    o->fetches++;
     struct chan_msg m;
     memset(&m, 0, sizeof(m));
     m.type = CHAN_MSG_FETCH;
@@ -459,7 +468,7 @@ static void brk_events_fetch(struct brk_events *e, struct brk_events_total *t, u
     m.range_count = o->count;
     size_t start = e->peer_out.used;
     chan_msg_put_header(&e->peer_out, &m);
-    brk_events_peer_add(e, BRK_EVENTS_ALL_PEERS, start);
+    brk_events_peer_add(e, peer, start);
     e->stats.fetches++;
 }
 

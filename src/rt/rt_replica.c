@@ -636,6 +636,8 @@ static int rt_replica_events_init(struct rt_replica *r)
     brk_events_config_defaults(&ec);
     ec.conn_max = RT_CONNS_MAX;
     ec.attach_max = RT_CONNS_MAX;
+    ec.replicas = r->replica_count; /* FETCH asks one peer at a time */
+    ec.self = r->self;
     randombytes_buf(ec.hash_key, sizeof(ec.hash_key));
     int rc = brk_events_init(&r->events, &ec);
     sodium_memzero(ec.hash_key, sizeof(ec.hash_key));
