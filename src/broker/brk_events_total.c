@@ -174,14 +174,20 @@ static uint64_t brk_events_pool_pad(const struct brk_events *e, uint64_t need)
     return left < need ? left : 0;
 }
 
-/* Room for one more entry of need bytes: the entry bound, the byte bound (pool_bytes_max,
- * padding included) and the ring itself (twice the bound, so an empty pool always fits). */
-static bool brk_events_pool_room(const struct brk_events *e, uint64_t need)
+/* Room for one more entry of need bytes: the entry bound and the byte bound (pool_bytes_max,
+ * padding included; the ring is twice as large, so the bound is what limits). An empty pool
+ * restarts at the ring's start, so one record always fits it. */
+static bool brk_events_pool_room(struct brk_events *e, uint64_t need)
 {
+    if (e->pool_head == e->pool_tail) {
+        TRONE_ASSERT(e->pool_ring_head == e->pool_ring_tail);
+        uint64_t size = brk_events_pool_size(e);
+        e->pool_ring_head = (e->pool_ring_head + size - 1u) / size * size;
+        e->pool_ring_tail = e->pool_ring_head;
+    }
     uint64_t used = e->pool_ring_head - e->pool_ring_tail;
     return e->pool_tail - e->pool_head < e->config.pool_events_max &&
-           used + need <= e->config.pool_bytes_max &&
-           used + brk_events_pool_pad(e, need) + need <= brk_events_pool_size(e);
+           used + brk_events_pool_pad(e, need) + need <= e->config.pool_bytes_max;
 }
 
 /* The newest entry of (tag, publisher, epoch, seq) in the hash, or BRK_EVENTS_NONE. */
