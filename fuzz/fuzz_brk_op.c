@@ -1,6 +1,7 @@
 /* fuzz_brk_op.c: libFuzzer target for the control op and result decoders (brk_op.c,
  * brk_result.c). Properties: decoding never crashes; a decoded op re-encodes to exactly the
- * input bytes (the encoding is canonical); a result body walk stops at the bytes it was given. */
+ * input bytes (the encoding is canonical); a result body walk stops at the bytes it was given;
+ * a CHANNEL_KEYS body that decodes re-encodes to the same bytes. */
 #include "../src/broker/brk_class.c"
 #include "../src/broker/brk_op.c"
 #include "../src/broker/brk_result.c"
@@ -52,11 +53,29 @@ static void fuzz_check_result(const uint8_t *data, size_t size)
     buf_close(&text);
 }
 
+static struct brk_channel_keys fuzz_keys;
+
+/* A CHANNEL_KEYS body that decodes re-encodes to the same bytes (the decoder is strict). */
+static void fuzz_check_keys(const uint8_t *data, size_t size)
+{
+    if (brk_channel_keys_decode(data, size, &fuzz_keys) != 0) {
+        return;
+    }
+    struct buf out;
+    buf_init(&out, 0);
+    brk_channel_keys_put(&out, &fuzz_keys);
+    if (out.error != 0 || out.used != size || memcmp(out.data, data, size) != 0) {
+        abort();
+    }
+    buf_close(&out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_check_op(data, size);
     fuzz_check_result(data, size);
+    fuzz_check_keys(data, size);
     return 0;
 }

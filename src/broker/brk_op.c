@@ -60,13 +60,15 @@ const char *brk_op_kind_name(enum brk_op_kind kind)
         return "channel-show";
     case BRK_OP_ORDER:
         return "order";
+    case BRK_OP_CHANNEL_KEYS:
+        return "channel-keys";
     }
     return "?";
 }
 
 static bool brk_op_kind_valid(uint32_t kind)
 {
-    return kind >= BRK_OP_REGISTER && kind <= BRK_OP_ORDER;
+    return kind >= BRK_OP_REGISTER && kind <= BRK_OP_CHANNEL_KEYS;
 }
 
 void brk_op_init(struct brk_op *op, enum brk_op_kind kind)
@@ -253,6 +255,7 @@ static bool brk_op_valid(const struct brk_op *op)
     case BRK_OP_SUBSCRIBE:
     case BRK_OP_UNSUBSCRIBE:
     case BRK_OP_CHANNEL_SHOW:
+    case BRK_OP_CHANNEL_KEYS:
         return brk_tag_valid(op->tag);
     case BRK_OP_ORDER:
         return brk_tag_valid(op->tag) &&
@@ -298,6 +301,7 @@ static void brk_op_put_fields(const struct brk_op *op, struct buf *out)
     case BRK_OP_UNSUBSCRIBE:
     case BRK_OP_CHANNEL_LIST:
     case BRK_OP_CHANNEL_SHOW:
+    case BRK_OP_CHANNEL_KEYS:
         buf_put_str(out, op->tag);
         break;
     case BRK_OP_ORDER:
@@ -413,6 +417,7 @@ static void brk_op_get_fields(struct buf_reader *r, struct brk_op *op)
     case BRK_OP_SUBSCRIBE:
     case BRK_OP_UNSUBSCRIBE:
     case BRK_OP_CHANNEL_SHOW:
+    case BRK_OP_CHANNEL_KEYS:
         brk_tag_get(r, op->tag, false);
         break;
     case BRK_OP_ORDER:

@@ -9,7 +9,7 @@
  *   CHANNEL_ALTER   str tag | u8 has_class | [class[5]] | list publishers to add |
  *                   list publishers to remove | list subscribers to add |
  *                   list subscribers to remove
- *   CHANNEL_DELETE, SUBSCRIBE, UNSUBSCRIBE, CHANNEL_SHOW   str tag
+ *   CHANNEL_DELETE, SUBSCRIBE, UNSUBSCRIBE, CHANNEL_SHOW, CHANNEL_KEYS   str tag
  *   CHANNEL_LIST    str after (may be empty: list the channels whose tag sorts after it)
  *   ORDER           str tag | u64 epoch | u64 first_seq | u32 count | digest[32]
  *                   (a publisher asks for positions in a total-order channel for its events
@@ -23,6 +23,10 @@
  *   u32 count | channel* | u8 more (1 if CHANNEL_LIST stopped early: ask again after the last)
  *   channel = str tag | class[5] | list publishers | list subscribers | list subscribed
  *   body of ORDER (status 0): u64 first position (positions of a channel count from 1)
+ *   body of CHANNEL_KEYS (status 0; the keys HA/PKE publishers need, docs/QOP.md):
+ *   u8 publishers_any | u16 count | key[32]* (authorized publishers, the admin included) |
+ *   u16 count | key[32]* (recipients: listed subscribers and current subscriptions)
+ *   each key list strictly increasing (so without duplicates)
  *   Other ops and refused ops have an empty body. */
 #ifndef TRONE_BRK_OP_H
 #define TRONE_BRK_OP_H
@@ -54,6 +58,7 @@ enum brk_op_kind {
     BRK_OP_CHANNEL_LIST = 7,
     BRK_OP_CHANNEL_SHOW = 8,
     BRK_OP_ORDER = 9,
+    BRK_OP_CHANNEL_KEYS = 10,
 };
 
 /* Events one ORDER covers at most (one DELIVER's worth). */
@@ -184,6 +189,24 @@ TRONE_MUST_CHECK int brk_channel_iter_init(struct brk_channel_iter *it, const ui
  * that no bytes remain); TRONE_EBADMSG on malformed input (info zeroed). */
 TRONE_MUST_CHECK int brk_channel_iter_next(struct brk_channel_iter *it,
                                            struct brk_channel_info *info);
+
+/* The body of a CHANNEL_KEYS result (about 25 KiB: allocate it on the heap). */
+#define BRK_KEYS_PUBLISHERS_MAX (TRONE_CHANNEL_MEMBERS_MAX + 1u)
+#define BRK_KEYS_RECIPIENTS_MAX (2u * TRONE_CHANNEL_MEMBERS_MAX)
+struct brk_channel_keys {
+    bool publishers_any; /* "*" is among the publishers: every registered client may publish */
+    uint32_t publisher_count;
+    uint8_t publishers[BRK_KEYS_PUBLISHERS_MAX][TRONE_KEY_LEN];
+    uint32_t recipient_count;
+    uint8_t recipients[BRK_KEYS_RECIPIENTS_MAX][TRONE_KEY_LEN];
+};
+
+/* Appends a CHANNEL_KEYS body (lists must be strictly increasing: asserted). */
+void brk_channel_keys_put(struct buf *out, const struct brk_channel_keys *keys);
+/* Decodes a CHANNEL_KEYS body. Returns 0 or TRONE_EBADMSG (counts over the bounds, keys not
+ * strictly increasing, short input, trailing bytes); keys is zeroed on error. */
+TRONE_MUST_CHECK int brk_channel_keys_decode(const uint8_t *body, size_t body_size,
+                                             struct brk_channel_keys *keys);
 
 /* Appends a human-readable description (several lines, each ending in '\n', no NUL):
  *   channel <tag>

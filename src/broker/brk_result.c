@@ -216,3 +216,67 @@ void brk_channel_info_json(const struct brk_channel_info *info, struct buf *out)
     brk_json_list(out, "subscribed", &info->subscribed);
     brk_put_text(out, "}");
 }
+
+/* ---- CHANNEL_KEYS bodies ---- */
+
+static void brk_keys_list_put(struct buf *out, const uint8_t (*keys)[TRONE_KEY_LEN],
+                              uint32_t count)
+{
+    buf_put_u16(out, (uint16_t)count);
+    for (uint32_t i = 0; i < count; i++) {
+        if (i > 0) {
+            TRONE_ASSERT(memcmp(keys[i - 1], keys[i], TRONE_KEY_LEN) < 0);
+        }
+        buf_put_bytes(out, keys[i], TRONE_KEY_LEN);
+    }
+}
+
+void brk_channel_keys_put(struct buf *out, const struct brk_channel_keys *keys)
+{
+    TRONE_ASSERT(keys->publisher_count <= BRK_KEYS_PUBLISHERS_MAX);
+    TRONE_ASSERT(keys->recipient_count <= BRK_KEYS_RECIPIENTS_MAX);
+    buf_put_u8(out, keys->publishers_any ? 1 : 0);
+    brk_keys_list_put(out, keys->publishers, keys->publisher_count);
+    brk_keys_list_put(out, keys->recipients, keys->recipient_count);
+}
+
+/* Reads a strictly increasing key list of at most max keys into keys; returns the count. */
+static uint32_t brk_keys_list_get(struct buf_reader *r, uint8_t (*keys)[TRONE_KEY_LEN],
+                                  uint32_t max)
+{
+    uint16_t count = buf_get_u16(r);
+    if (r->error != 0 || count > max) {
+        r->error = TRONE_EBADMSG;
+        return 0;
+    }
+    for (uint32_t i = 0; i < count && r->error == 0; i++) {
+        buf_get_bytes(r, keys[i], TRONE_KEY_LEN);
+        if (r->error == 0 && i > 0 && memcmp(keys[i - 1], keys[i], TRONE_KEY_LEN) >= 0) {
+            r->error = TRONE_EBADMSG;
+        }
+    }
+    return count;
+}
+
+int brk_channel_keys_decode(const uint8_t *body, size_t body_size, struct brk_channel_keys *keys)
+{
+    memset(keys, 0, sizeof(*keys));
+    struct buf_reader r;
+    buf_reader_init(&r, body, body_size);
+    uint8_t any = buf_get_u8(&r);
+    if (r.error == 0 && any > 1) {
+        r.error = TRONE_EBADMSG;
+    }
+    uint32_t publishers = brk_keys_list_get(&r, keys->publishers, BRK_KEYS_PUBLISHERS_MAX);
+    uint32_t recipients = r.error == 0
+                              ? brk_keys_list_get(&r, keys->recipients, BRK_KEYS_RECIPIENTS_MAX)
+                              : 0;
+    if (r.error != 0 || buf_reader_finish(&r) != 0) {
+        memset(keys, 0, sizeof(*keys));
+        return TRONE_EBADMSG;
+    }
+    keys->publishers_any = any == 1;
+    keys->publisher_count = publishers;
+    keys->recipient_count = recipients;
+    return 0;
+}

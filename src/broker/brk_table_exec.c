@@ -328,6 +328,68 @@ static int brk_exec_show(struct brk_exec *x)
     return 0;
 }
 
+/* Writes the keys of two member lists (each ordered by key, BRK_CLIENT_ANY last and skipped)
+ * merged in key order without duplicates, as a u16-counted list. */
+static void brk_exec_keys_merge(const struct brk_table *t, const struct brk_member_list *a,
+                                const struct brk_member_list *b, struct buf *out)
+{
+    size_t count_at = out->used;
+    buf_put_u16(out, 0);
+    uint32_t i = 0;
+    uint32_t j = 0;
+    uint32_t count = 0;
+    const uint8_t *last = NULL;
+    for (uint32_t n = 0; n < a->count + b->count; n++) {
+        bool a_ok = i < a->count && a->ids[i] != BRK_CLIENT_ANY;
+        bool b_ok = j < b->count && b->ids[j] != BRK_CLIENT_ANY;
+        if (!a_ok && !b_ok) {
+            break;
+        }
+        const uint8_t *ka = a_ok ? t->clients[a->ids[i]].key : NULL;
+        const uint8_t *kb = b_ok ? t->clients[b->ids[j]].key : NULL;
+        bool take_a = a_ok && (!b_ok || memcmp(ka, kb, TRONE_KEY_LEN) <= 0);
+        const uint8_t *key = take_a ? ka : kb;
+        i += take_a ? 1u : 0u;
+        j += take_a ? 0u : 1u;
+        if (last != NULL) {
+            int order = memcmp(last, key, TRONE_KEY_LEN);
+            TRONE_ASSERT(order <= 0); /* member lists are ordered by key */
+            if (order == 0) {
+                continue;
+            }
+        }
+        buf_put_bytes(out, key, TRONE_KEY_LEN);
+        last = key;
+        count++;
+    }
+    TRONE_ASSERT(count <= BRK_KEYS_RECIPIENTS_MAX);
+    if (out->error == 0) {
+        out->data[count_at] = (uint8_t)count;
+        out->data[count_at + 1] = (uint8_t)(count >> 8);
+    }
+}
+
+/* CHANNEL_KEYS (docs/QOP.md): the keys of the authorized publishers (the admin always may
+ * publish) and of the recipients an HA/PKE channel key is wrapped for: the listed subscribers
+ * and the clients subscribed now (under "*", or the admin). Body layout in brk_op.h. */
+static int brk_exec_keys(struct brk_exec *x)
+{
+    int err;
+    struct brk_channel *ch = brk_exec_channel(x, &err);
+    if (ch == NULL) {
+        return err;
+    }
+    const struct brk_table *t = x->t;
+    struct brk_member_list admin = {.count = 1, .ids = {brk__admin_id(t)}};
+    bool any = brk__members_contain(t, &ch->publishers, BRK_CLIENT_ANY);
+    brk_result_put(x->result, 0, "");
+    buf_put_u8(x->result, any ? 1 : 0);
+    brk_exec_keys_merge(t, &ch->publishers, &admin, x->result);
+    brk_exec_keys_merge(t, &ch->subscribers, &ch->subscribed, x->result);
+    x->written = true;
+    return 0;
+}
+
 /* Encoded size of one channel description in a body. */
 static size_t brk_exec_info_size(const struct brk_channel_info *info)
 {
@@ -499,6 +561,8 @@ static int brk_exec_dispatch(struct brk_exec *x)
         return brk_exec_show(x);
     case BRK_OP_ORDER:
         return brk_exec_order(x);
+    case BRK_OP_CHANNEL_KEYS:
+        return brk_exec_keys(x);
     }
     TRONE_ASSERT(0 && "decoded op has a known kind");
     return TRONE_EBADMSG;

@@ -48,7 +48,8 @@ enum chan_msg_type {
 };
 
 /* Largest event payload and authenticator. */
-#define CHAN_PAYLOAD_MAX (64u * 1024)
+/* Wire payload: the API's 64 KiB plus room for an HA/PKE envelope (chan_qop.h). */
+#define CHAN_PAYLOAD_MAX (64u * 1024 + 8u * 1024)
 #define CHAN_AUTH_MAX 128u
 /* Events per PUBLISH or DELIVER message. */
 #define CHAN_EVENTS_PER_MSG_MAX 4096u

@@ -10,20 +10,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <limits.h>
+#include <unistd.h>
 
 #include "broker/brk_op.h"
 #include "cli/cmd.h"
+#include "cli/cmd_demo.h"
 #include "cli/cmd_spawn.h"
 #include "core/assert.h"
 #include "core/key.h"
 #include "rt/rt_client.h"
 #include "rt/rt_ctl.h"
 
-#define DEMO_REPLICAS 4u
 /* The whole run: every wait and call takes at most what is left of this. */
-#define DEMO_BUDGET_MS 50000u
-#define DEMO_CALL_MS 15000u
-#define DEMO_CLIENT "probe1"
+#define DEMO_BUDGET_MS 150000u
+/* What the Byzantine replica of the event round does (see tests/integration/byz/byz.h). */
+#define DEMO_BYZ_MODE_DEFAULT "ev-alter"
 
 struct demo_channel {
     const char *tag;
@@ -45,51 +47,41 @@ static const struct demo_channel demo_later[] = {
 #define DEMO_FIRST_COUNT (sizeof(demo_first) / sizeof(demo_first[0]))
 #define DEMO_LATER_COUNT (sizeof(demo_later) / sizeof(demo_later[0]))
 
-struct demo {
-    struct spawn_set set;
-    struct spawn_cluster cluster;
-    struct rt_client *admin;
-    struct rt_client_status_report report;
-    struct brk_op op;
-    struct brk_channel_info info;
-    struct buf bytes;
-    uint64_t deadline_ms;
-    uint32_t step;
-    const char *doing;
-    char errmsg[2048];
-};
-
 static void demo_usage(FILE *out)
 {
     fprintf(out,
-            "usage: trone demo [--keep]\n"
+            "usage: trone demo [--byz PATH [--byz-mode MODE]] [--keep]\n"
             "\n"
             "A narrated tour: makes a 4-replica BFT cluster (f=1) in a temporary directory,\n"
             "starts the replicas (this binary's `trone replica`), shows their status, registers a\n"
             "client, creates channels with classes, kills the leader with SIGKILL, shows the\n"
             "view change, creates channels while that replica is down, restarts it, waits until\n"
-            "it holds the same control table as the others and prints the agreed table. Each\n"
-            "step prints what it did and what it observed. Takes a few seconds (at most %u s);\n"
-            "every replica is stopped at the end, also on Ctrl-C.\n"
+            "it holds the same control table as the others and prints the agreed table.\n"
+            "Then events: one publisher and two subscribers (`trone sub`) on a CFT and a BFT\n"
+            "channel while a replica is killed half way, and, with it back, on the BFT channel\n"
+            "while another replica runs the Byzantine build given by --byz; the subscribers'\n"
+            "outputs are checked to be complete, in order and identical. Each step prints what\n"
+            "it did and what it observed. Takes under a minute (at most %u s); every process is\n"
+            "stopped at the end, also on Ctrl-C.\n"
             "\n"
-            "  --keep   keep the directory (cluster file, keys, replica logs) and print its path\n"
+            "  --byz PATH       the test-only Byzantine replica binary (trone-byz, built with\n"
+            "                   the tests beside trone); without it the Byzantine round is skipped\n"
+            "  --byz-mode MODE  its behaviour, the TRONE_BYZ value (default %s)\n"
+            "  --keep           keep the directory (cluster file, keys, logs) and print its path\n"
             "\n"
             "exit status: 0 every step held, 1 a step failed (named on stderr), 2 usage error\n",
-            DEMO_BUDGET_MS / 1000u);
+            DEMO_BUDGET_MS / 1000u, DEMO_BYZ_MODE_DEFAULT);
 }
 
 /* What is left of the run's budget, at most cap. */
-static uint64_t demo_left_ms(const struct demo *d, uint64_t cap)
+uint64_t demo_left_ms(const struct demo *d, uint64_t cap)
 {
     uint64_t now = spawn_now_ms();
     uint64_t left = d->deadline_ms > now ? d->deadline_ms - now : 1;
     return left < cap ? left : cap;
 }
 
-static void demo_say(struct demo *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* Prints one numbered step line. */
-static void demo_say(struct demo *d, const char *fmt, ...)
+void demo_say(struct demo *d, const char *fmt, ...)
 {
     va_list args;
     va_start(args, fmt);
@@ -109,7 +101,7 @@ static int demo_fail(struct demo *d)
 }
 
 /* Runs d->op through the replicas as the admin; 0 only if agreed and accepted. */
-static int demo_call(struct demo *d)
+int demo_call(struct demo *d)
 {
     struct brk_result res;
     int rc = rt_ctl_call(d->admin, &d->op, demo_left_ms(d, DEMO_CALL_MS), &d->bytes, &res,
@@ -134,16 +126,16 @@ static int demo_create(struct demo *d, const struct demo_channel *ch)
     return demo_call(d);
 }
 
-static uint64_t demo_mask_all(void) { return (UINT64_C(1) << DEMO_REPLICAS) - 1u; }
+uint64_t demo_mask_all(void) { return (UINT64_C(1) << DEMO_REPLICAS) - 1u; }
 
 /* Waits until the replicas in mask settle (spawn_cluster_wait) within the budget. */
-static int demo_wait(struct demo *d, uint64_t mask, bool same_state, uint64_t cap_ms)
+int demo_wait(struct demo *d, uint64_t mask, bool same_state, uint64_t cap_ms)
 {
     return spawn_cluster_wait(&d->cluster, d->admin, mask, same_state, demo_left_ms(d, cap_ms),
                               &d->report, d->errmsg, sizeof(d->errmsg));
 }
 
-static void demo_print_status(const struct demo *d)
+void demo_print_status(const struct demo *d)
 {
     printf("       %-3s %-6s %-6s %-9s %-16s %s\n", "ID", "VIEW", "LEADER", "EXECUTED", "DIGEST",
            "PEERS");
@@ -167,7 +159,7 @@ static void demo_print_status(const struct demo *d)
 }
 
 /* The first answering replica in mask (all of them agree after demo_wait). */
-static const struct rt_status *demo_status_of(const struct demo *d, uint64_t mask)
+const struct rt_status *demo_status_of(const struct demo *d, uint64_t mask)
 {
     for (uint32_t j = 0; j < d->report.replica_count; j++) {
         if (((mask >> j) & 1u) != 0 && d->report.replicas[j].answered) {
@@ -459,7 +451,8 @@ static int demo_body(void *ctx)
     buf_init(&d->bytes, TRONE_RESULT_MAX);
     int (*const steps[])(struct demo *) = {demo_start,    demo_status,      demo_register,
                                            demo_channels, demo_kill_leader, demo_view_change,
-                                           demo_degraded, demo_restart,     demo_final};
+                                           demo_degraded, demo_restart,     demo_final,
+                                           demo_events};
     int rc = 0;
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]) && rc == 0; i++) {
         rc = steps[i](d);
@@ -485,16 +478,34 @@ static int demo_body(void *ctx)
 int cmd_demo(int argc, char **argv)
 {
     bool keep = false;
+    const char *byz = "";
+    const char *byz_mode = DEMO_BYZ_MODE_DEFAULT;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             demo_usage(stdout);
             return CMD_OK;
         }
-        if (strcmp(argv[i], "--keep") != 0) {
-            return cmd_error(CMD_USAGE, "demo", "unknown argument '%s' (see trone demo --help)",
-                             argv[i]);
+        if (strcmp(argv[i], "--keep") == 0) {
+            keep = true;
+        } else if ((strcmp(argv[i], "--byz") == 0 || strcmp(argv[i], "--byz-mode") == 0) &&
+                   i + 1 < argc) {
+            const char *value = argv[++i];
+            if (strcmp(argv[i - 1], "--byz") == 0) {
+                byz = value;
+            } else {
+                byz_mode = value;
+            }
+        } else {
+            return cmd_error(CMD_USAGE, "demo", "unknown or incomplete argument '%s' (see trone "
+                             "demo --help)", argv[i]);
         }
-        keep = true;
+    }
+    if (strlen(byz) >= SPAWN_PATH_MAX || strlen(byz_mode) >= 32u) {
+        return cmd_error(CMD_USAGE, "demo", "--byz or --byz-mode is too long");
+    }
+    if (byz[0] != '\0' && access(byz, X_OK) != 0) {
+        return cmd_error(CMD_USAGE, "demo", "--byz %s: not an executable file (build the tests: "
+                         "scripts/demo.sh does)", byz);
     }
     if (sodium_init() < 0) {
         return cmd_error(CMD_FAIL, "demo", "libsodium failed to initialise");
@@ -503,6 +514,11 @@ int cmd_demo(int argc, char **argv)
     if (d == NULL) {
         return cmd_error(CMD_FAIL, "demo", "out of memory");
     }
+    if (byz[0] != '\0' && realpath(byz, d->byz_exe) == NULL) {
+        free(d);
+        return cmd_error(CMD_USAGE, "demo", "--byz %s: cannot resolve the path", byz);
+    }
+    snprintf(d->byz_mode, sizeof(d->byz_mode), "%s", byz_mode);
     int rc = spawn_set_init(&d->set, "trone-demo", d->errmsg, sizeof(d->errmsg));
     if (rc != 0) {
         rc = cmd_error(CMD_FAIL, "demo", "%s", d->errmsg);

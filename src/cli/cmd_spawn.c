@@ -22,6 +22,10 @@
 #include "core/key.h"
 
 #define SPAWN_ARGV_MAX 32u
+/* Environment entries passed on to a child (the rest are dropped). */
+#define SPAWN_ENV_MAX 255u
+
+extern char **environ;
 #define SPAWN_POLL_MS 5u
 #define SPAWN_TERM_WAIT_MS 3000u
 #define SPAWN_KILL_WAIT_MS 5000u
@@ -145,8 +149,8 @@ void spawn_set_close(struct spawn_set *s)
 /* ---- Children ----------------------------------------------------------------------------- */
 
 /* In the child, between fork and exec: only async-signal-safe calls. */
-static void spawn_child_exec(const char *exe, char *const argv[], int null_fd, int log_fd,
-                             pid_t parent)
+static void spawn_child_exec(const char *exe, char *const argv[], char *const envp[], int null_fd,
+                             int log_fd, pid_t parent)
 {
     sigset_t none;
     sigemptyset(&none);
@@ -164,8 +168,8 @@ static void spawn_child_exec(const char *exe, char *const argv[], int null_fd, i
     if (dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0) {
         _exit(127);
     }
-    execv(exe, argv);
-    static const char message[] = "trone: exec of this binary failed\n";
+    execve(exe, argv, envp);
+    static const char message[] = "trone: exec of a child failed\n";
     (void)write(2, message, sizeof(message) - 1);
     _exit(127);
 }
@@ -173,8 +177,25 @@ static void spawn_child_exec(const char *exe, char *const argv[], int null_fd, i
 int spawn_start(struct spawn_set *s, char *const argv[], const char *log_path, pid_t *pid,
                 char *errmsg, size_t errmsg_size)
 {
+    return spawn_start_exe(s, NULL, NULL, argv, log_path, pid, errmsg, errmsg_size);
+}
+
+int spawn_start_exe(struct spawn_set *s, const char *exe, const char *env, char *const argv[],
+                    const char *log_path, pid_t *pid, char *errmsg, size_t errmsg_size)
+{
+    exe = exe != NULL ? exe : s->exe;
+    /* The environment is built before fork: the child may only make async-signal-safe calls. */
+    char *envp[SPAWN_ENV_MAX + 2];
+    uint32_t env_count = 0;
+    for (char **e = environ; *e != NULL && env_count < SPAWN_ENV_MAX; e++) {
+        envp[env_count++] = *e;
+    }
+    if (env != NULL) {
+        envp[env_count++] = (char *)env;
+    }
+    envp[env_count] = NULL;
     char *full[SPAWN_ARGV_MAX + 2];
-    full[0] = s->exe;
+    full[0] = (char *)exe;
     uint32_t count = 0;
     while (count < SPAWN_ARGV_MAX && argv[count] != NULL) {
         full[count + 1] = argv[count];
@@ -208,7 +229,7 @@ int spawn_start(struct spawn_set *s, char *const argv[], const char *log_path, p
         pid_t parent = getpid();
         pid_t child = fork();
         if (child == 0) {
-            spawn_child_exec(s->exe, full, null_fd, log_fd, parent);
+            spawn_child_exec(exe, full, envp, null_fd, log_fd, parent);
         }
         if (child < 0) {
             rc = TRONE_EIO;
@@ -434,6 +455,12 @@ void spawn_replica_log(const struct spawn_cluster *c, uint32_t id, char *out, si
 
 int spawn_replica_start(struct spawn_cluster *c, uint32_t id, char *errmsg, size_t errmsg_size)
 {
+    return spawn_replica_start_exe(c, id, NULL, NULL, errmsg, errmsg_size);
+}
+
+int spawn_replica_start_exe(struct spawn_cluster *c, uint32_t id, const char *exe,
+                            const char *env, char *errmsg, size_t errmsg_size)
+{
     TRONE_ASSERT(id < c->replica_count);
     TRONE_ASSERT(c->pids[id] == 0);
     char id_text[16];
@@ -450,7 +477,7 @@ int spawn_replica_start(struct spawn_cluster *c, uint32_t id, char *errmsg, size
         argv[7] = "--batch-max";
         argv[8] = batch_text;
     }
-    return spawn_start(c->set, argv, log_path, &c->pids[id], errmsg, errmsg_size);
+    return spawn_start_exe(c->set, exe, env, argv, log_path, &c->pids[id], errmsg, errmsg_size);
 }
 
 int spawn_replica_stop(struct spawn_cluster *c, uint32_t id, int sig, uint64_t wait_ms,

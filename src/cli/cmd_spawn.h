@@ -46,6 +46,11 @@ void spawn_set_close(struct spawn_set *s);
  * with SPAWN_CHILDREN_MAX children, or TRONE_EIO (reason in errmsg). */
 TRONE_MUST_CHECK int spawn_start(struct spawn_set *s, char *const argv[], const char *log_path,
                                  pid_t *pid, char *errmsg, size_t errmsg_size);
+/* As spawn_start, but runs exe (NULL: this binary) with env ("NAME=value", NULL: none) added
+ * to this process's environment. */
+TRONE_MUST_CHECK int spawn_start_exe(struct spawn_set *s, const char *exe, const char *env,
+                                     char *const argv[], const char *log_path, pid_t *pid,
+                                     char *errmsg, size_t errmsg_size);
 /* Reaps pid if it has exited: returns true and its wait status in *wstatus (if not NULL); false
  * while it runs. A pid that is not registered counts as exited with status 0. */
 bool spawn_exited(struct spawn_set *s, pid_t pid, int *wstatus);
@@ -87,6 +92,11 @@ TRONE_MUST_CHECK int spawn_cluster_init(struct spawn_cluster *c, struct spawn_se
  * appended to <dir>/replica<id>.log. Returns 0 or the code of spawn_start. */
 TRONE_MUST_CHECK int spawn_replica_start(struct spawn_cluster *c, uint32_t id, char *errmsg,
                                          size_t errmsg_size);
+/* As spawn_replica_start, with another replica binary (the test-only trone-byz, for the demo)
+ * and one environment entry (see spawn_start_exe). */
+TRONE_MUST_CHECK int spawn_replica_start_exe(struct spawn_cluster *c, uint32_t id,
+                                             const char *exe, const char *env, char *errmsg,
+                                             size_t errmsg_size);
 /* The log file of replica id. */
 void spawn_replica_log(const struct spawn_cluster *c, uint32_t id, char *out, size_t out_size);
 /* Stops replica id with sig (see spawn_stop); a replica not running gives 0 and status 0. */

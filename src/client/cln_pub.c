@@ -1,6 +1,7 @@
 /* cln_pub.c: the publisher core of the event path (cln_pub.h). Sans-I/O: no I/O, no clock,
  * no randomness; every allocation happens at init or channel open. */
 #include "client/cln_pub.h"
+#include "client/cln_pub_qop.h"
 
 #include <sodium.h>
 #include <stdlib.h>
@@ -66,6 +67,10 @@ void cln_pub_close(struct cln_pub *p)
             free(p->channels[i].slots);
             free(p->channels[i].ring);
             free(p->channels[i].hashes);
+            if (p->channels[i].qop != NULL) {
+                sodium_memzero(p->channels[i].qop, sizeof(*p->channels[i].qop));
+                free(p->channels[i].qop);
+            }
         }
         free(p->channels);
     }
@@ -126,11 +131,14 @@ int cln_pub_channel_open(struct cln_pub *p, const char *tag, const struct brk_cl
     if (cls->order == BRK_ORDER_TOTAL) {
         ch->hashes = calloc(p->cfg.unacked_events_max, TRONE_HASH_LEN);
     }
+    bool qop = cls->method == BRK_METHOD_HA || cls->method == BRK_METHOD_PKE;
+    ch->qop = qop ? calloc(1, sizeof(*ch->qop)) : NULL;
     if (ch->slots == NULL || ch->ring == NULL ||
-        (cls->order == BRK_ORDER_TOTAL && ch->hashes == NULL)) {
+        (cls->order == BRK_ORDER_TOTAL && ch->hashes == NULL) || (qop && ch->qop == NULL)) {
         free(ch->slots);
         free(ch->ring);
         free(ch->hashes);
+        free(ch->qop);
         memset(ch, 0, sizeof(*ch));
         return TRONE_ENOMEM;
     }
@@ -233,8 +241,21 @@ int64_t cln_pub_publish(struct cln_pub *p, uint32_t channel_idx, const uint8_t *
         return ch->error;
     }
     uint16_t auth_size = ch->cls.method == BRK_METHOD_PKS ? CHAN_AUTH_PKS_SIZE : 0;
-    uint64_t need = (uint64_t)auth_size + payload_size;
-    if (payload_size > CHAN_PAYLOAD_MAX || need > p->cfg.unacked_bytes_max ||
+    uint32_t wire_size = payload_size;
+    struct cln_pub_qop_plan plan = {0};
+    if (payload_size > CHAN_QOP_BODY_MAX) {
+        return TRONE_ETOOBIG; /* the API's limit for every method (trone.h) */
+    }
+    if (ch->qop != NULL) {
+        int rc = cln_pub__qop_plan(ch, payload_size, now_us, &plan);
+        if (rc != 0) {
+            return rc;
+        }
+        auth_size = plan.auth_size;
+        wire_size = plan.wire_size;
+    }
+    uint64_t need = (uint64_t)auth_size + wire_size;
+    if (wire_size > CHAN_PAYLOAD_MAX || need > p->cfg.unacked_bytes_max ||
         need + CLN_PUB_EVENT_OVERHEAD + 256u + TRONE_TAG_MAX > TRONE_MESSAGE_MAX) {
         return TRONE_ETOOBIG;
     }
@@ -247,16 +268,19 @@ int64_t cln_pub_publish(struct cln_pub *p, uint32_t channel_idx, const uint8_t *
     struct cln_pub_slot *slot = cln_pub_slot(p, ch, seq);
     slot->time_us = time_us;
     slot->offset = ch->ring_head + pad;
-    slot->payload_size = payload_size;
+    slot->payload_size = wire_size;
     slot->auth_size = auth_size;
     slot->stored_size = (uint32_t)(pad + need);
     ch->ring_head += pad + need;
     ch->bytes_pending += need;
     uint8_t *bytes = ch->ring + slot->offset % (2 * p->cfg.unacked_bytes_max);
-    if (payload_size > 0) {
+    if (ch->qop != NULL) {
+        cln_pub__qop_write(p, ch, &plan, bytes, payload, payload_size, (uint64_t)seq, time_us,
+                           now_us);
+    } else if (payload_size > 0) {
         memcpy(bytes + auth_size, payload, payload_size);
     }
-    if (auth_size > 0) {
+    if (ch->qop == NULL && auth_size > 0) {
         struct chan_event e = {.epoch = p->cfg.epoch, .seq = seq, .time_us = time_us,
                                .payload = bytes + auth_size, .payload_size = payload_size};
         chan_auth_sign(bytes, p->cfg.secret_key, ch->tag, &e);

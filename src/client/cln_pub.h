@@ -36,6 +36,7 @@
 
 #include "broker/brk_class.h"
 #include "broker/brk_op.h"
+#include "chan/chan_qop.h"
 #include "core/buf.h"
 #include "core/limits.h"
 #include "trone/error.h"
@@ -59,6 +60,7 @@ struct cln_pub_config {
     uint64_t unacked_bytes_max;    /* per channel: payload + auth bytes */
     uint32_t message_bytes_max;    /* budget of one PUBLISH message */
     uint64_t retransmit_us;        /* resend to a replica whose acks made no progress */
+    uint8_t seed[32];              /* secret randomness for HA/PKE channel keys (rt: random) */
 };
 
 struct cln_pub_counts {
@@ -85,6 +87,21 @@ struct cln_pub_peer {
     int32_t refusal;        /* last refusal status from this replica, 0 if none */
 };
 
+/* Private: the channel key of an HA/PKE channel (cln_pub_qop.c, docs/QOP.md). */
+struct cln_pub_qop {
+    bool keyed;
+    uint64_t generation;             /* keys made so far on this channel */
+    uint8_t key[CHAN_QOP_KEY_SIZE];  /* K of the current generation */
+    uint8_t key_id[CHAN_QOP_KEY_ID_SIZE];
+    uint8_t recipients_digest[TRONE_HASH_LEN]; /* of the sorted key set K was wrapped for */
+    uint32_t recipient_count;
+    uint32_t block_size;             /* 0 when there is no recipient */
+    uint8_t block[CHAN_QOP_BLOCK_MAX];
+    uint64_t since_block;            /* events published since the last one with the block */
+    uint64_t block_us;               /* when the block was last sent */
+    bool block_due;                  /* the next event carries the block */
+};
+
 /* Private: one channel opened for publishing. */
 struct cln_pub_channel {
     char tag[TRONE_TAG_MAX + 1];
@@ -103,6 +120,7 @@ struct cln_pub_channel {
     uint64_t ring_tail;      /* total bytes ever released */
     uint64_t bytes_pending;  /* bytes of events not yet acked by the quorum */
     uint64_t published;
+    struct cln_pub_qop *qop; /* HA/PKE channels only, owned */
     struct cln_pub_peer peers[TRONE_REPLICAS_MAX];
 };
 
@@ -133,11 +151,24 @@ void cln_pub_close(struct cln_pub *p);
  * TRONE_EFULL (channels_max reached), TRONE_ENOMEM. Unchanged on error. */
 TRONE_MUST_CHECK int cln_pub_channel_open(struct cln_pub *p, const char *tag,
                                           const struct brk_class *cls);
+/* HA/PKE channels (docs/QOP.md): sets the Ed25519 keys of the subscribers the channel key is
+ * wrapped for (count entries, any order, duplicates ignored; from an agreed control-table
+ * query). The first call, and any call whose key set differs from the last one, makes a new
+ * channel key (a new generation) whose wrapped-key block the next event carries. Returns 1 on
+ * a new key, 0 if the set is unchanged, TRONE_EINVAL (not an HA/PKE channel, a key that is not
+ * an Ed25519 point), TRONE_EFULL (more than CHAN_QOP_RECIPIENTS_MAX keys); unchanged on error.
+ * Until the first success, publishing on the channel fails with TRONE_EAUTH. */
+TRONE_MUST_CHECK int cln_pub_channel_recipients(struct cln_pub *p, uint32_t channel_idx,
+                                                const uint8_t (*keys)[TRONE_KEY_LEN],
+                                                uint32_t count, uint64_t now_us);
+
 /* Finds an open channel by tag: its index or TRONE_ENOENT. */
 int cln_pub_channel_find(const struct cln_pub *p, const char *tag);
 
 /* Queues one event on channel_idx: seq = previous + 1, publisher time time_us (wall clock),
- * signed under PKS. The payload is copied. Returns the event's seq (> 0) on success, or
+ * signed under PKS, MACed under HA, encrypted and signed under PKE (payload at most
+ * CHAN_QOP_BODY_MAX there; TRONE_EAUTH before the first cln_pub_channel_recipients). The
+ * payload is copied. Returns the event's seq (> 0) on success, or
  * TRONE_ETOOBIG (payload over CHAN_PAYLOAD_MAX or the channel's byte limit), TRONE_EBUSY
  * (the channel's unacked limit is reached: retry after acks), the channel's sticky error;
  * nothing is queued on error. */

@@ -179,8 +179,16 @@ static struct cln_sub_item *cln_sub_item_add(struct cln_sub *s, const struct cln
 }
 
 void cln_sub__emit_event(struct cln_sub *s, const struct cln_sub_stream *st, uint64_t seq,
-                         uint64_t time_us, const uint8_t *payload, uint32_t payload_size)
+                         uint64_t time_us, const uint8_t *auth, uint16_t auth_size,
+                         const uint8_t *payload, uint32_t payload_size)
 {
+    /* Only HA/PKE channels need the auth field after the decision (cln_qop.c). */
+    bool keep_auth = s->channels[st->channel_idx].cls.method == BRK_METHOD_HA ||
+                     s->channels[st->channel_idx].cls.method == BRK_METHOD_PKE;
+    size_t auth_offset = s->arena.used;
+    if (keep_auth && auth_size > 0) {
+        buf_put_bytes(&s->arena, auth, auth_size);
+    }
     size_t offset = s->arena.used;
     if (payload_size > 0) {
         buf_put_bytes(&s->arena, payload, payload_size);
@@ -194,6 +202,8 @@ void cln_sub__emit_event(struct cln_sub *s, const struct cln_sub_stream *st, uin
     /* The arena may still move: the offset is turned into a pointer by cln_sub_output_end. */
     item->payload = (const uint8_t *)(uintptr_t)offset;
     item->payload_size = payload_size;
+    item->auth = (const uint8_t *)(uintptr_t)auth_offset;
+    item->auth_size = keep_auth ? auth_size : 0;
 }
 
 void cln_sub__emit_total(struct cln_sub *s, const struct cln_sub_stream *st, uint64_t position,
@@ -201,7 +211,9 @@ void cln_sub__emit_total(struct cln_sub *s, const struct cln_sub_stream *st, uin
                          const uint8_t *payload, uint32_t payload_size)
 {
     TRONE_ASSERT(header_size >= CLN_SUB_TOTAL_HEADER);
-    cln_sub__emit_event(s, st, position, time_us, payload, payload_size);
+    TRONE_ASSERT(header_size - CLN_SUB_TOTAL_HEADER <= CHAN_AUTH_MAX);
+    cln_sub__emit_event(s, st, position, time_us, header + CLN_SUB_TOTAL_HEADER,
+                        (uint16_t)(header_size - CLN_SUB_TOTAL_HEADER), payload, payload_size);
     if (s->items.error != 0 || s->arena.error != 0) {
         return;
     }
@@ -259,6 +271,8 @@ static int cln_sub_output_end(struct cln_sub *s, struct cln_sub_output *out)
         if (items[i].kind == CLN_SUB_EVENT) {
             uintptr_t offset = (uintptr_t)items[i].payload;
             items[i].payload = items[i].payload_size > 0 ? s->arena.data + offset : NULL;
+            uintptr_t auth_offset = (uintptr_t)items[i].auth;
+            items[i].auth = items[i].auth_size > 0 ? s->arena.data + auth_offset : NULL;
         }
     }
     out->item_count = s->item_count;

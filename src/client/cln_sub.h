@@ -6,9 +6,14 @@
  *     (chan_auth_digest), or one copy whose PKS signature verifies.
  *   Method PKS (any fault model): a copy is delivered on its verified signature; when the
  *     channel's publisher list is known, only listed publishers are accepted on one copy.
- * A stream is one (channel, publisher, epoch). It starts at the first seq decided (or 1) and
- * delivers in seq order; a missing seq is waited for up to gap_wait_us once a later seq is
- * decided, then skipped with a gap report. A higher epoch of the same publisher starts a new
+ * A stream is one (channel, publisher, epoch). Once something is decided it starts at the
+ * lowest seq held, as soon as that is 1 or replicas that cannot all be faulty sent copies (f+1
+ * on BFT and PKS channels, one on CFT/SI), else gap_wait_us after its first decision; so a
+ * replica that reorders cannot make it start past a seq still being voted on. On PKS channels
+ * without a publisher list, a stream delivers nothing before f+1 replicas sent its events (a
+ * signature only proves that someone holds the key the DELIVER names). A stream delivers in
+ * seq order; a missing seq is waited for up to gap_wait_us once a later seq is decided, then
+ * skipped with a gap report. A higher epoch of the same publisher starts a new
  * stream; the old one delivers what it holds and closes. Copies below a stream's next seq or
  * of an epoch older than the publisher's newest decided one are dropped (replays).
  *
@@ -77,6 +82,7 @@ enum cln_sub_gap_reason {
     CLN_SUB_GAP_TIMEOUT = 1, /* waited gap_wait_us for the missing events */
     CLN_SUB_GAP_WINDOW = 2,  /* the stream moved more than window seqs ahead */
     CLN_SUB_GAP_CLOSED = 3,  /* the stream closed (newer epoch, or evicted) with holes */
+    CLN_SUB_GAP_QOP = 4,     /* HA/PKE: failed its check, or its key never came (cln_qop.h) */
 };
 
 struct cln_sub_item {
@@ -91,6 +97,8 @@ struct cln_sub_item {
     uint64_t time_us;           /* EVENT: publisher time; NOTICE: 0 */
     const uint8_t *payload;     /* EVENT: valid until the next call into the core */
     uint32_t payload_size;
+    const uint8_t *auth;        /* EVENT: its auth field (HA/PKE checks, docs/QOP.md) */
+    uint16_t auth_size;
     enum cln_sub_gap_reason reason; /* GAP */
     uint32_t replica;               /* NOTICE: the reporting replica */
     bool trusted;                   /* NOTICE: true on CFT channels; BFT: one replica's word */

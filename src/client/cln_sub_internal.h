@@ -46,6 +46,7 @@ struct cln_sub_stream {
     uint64_t closing_since_us; /* UINT64_MAX while open */
     uint64_t last_use;         /* logical clock of the last copy */
     bool ever_decided;
+    uint64_t senders;          /* bit r: replica r sent a copy while the stream had not started */
     uint32_t held_count;       /* used slots */
     uint32_t decided_held;     /* decided slots (all above next_seq) */
     uint32_t copies_max;       /* copies per slot: 1 (CFT without PKS) or n */
@@ -71,7 +72,8 @@ _Static_assert(CLN_SUB_TOTAL_HEADER + CHAN_AUTH_MAX <= UINT16_MAX, "header and a
 
 /* Output (cln_sub.c). Errors are sticky in s->items / s->arena and reported at the end. */
 void cln_sub__emit_event(struct cln_sub *s, const struct cln_sub_stream *st, uint64_t seq,
-                         uint64_t time_us, const uint8_t *payload, uint32_t payload_size);
+                         uint64_t time_us, const uint8_t *auth, uint16_t auth_size,
+                         const uint8_t *payload, uint32_t payload_size);
 /* An event of a total-order stream at position; header is the copy's authenticator
  * (CLN_SUB_TOTAL_HEADER bytes naming the event's publisher, epoch and seq, then its auth). */
 void cln_sub__emit_total(struct cln_sub *s, const struct cln_sub_stream *st, uint64_t position,

@@ -9,6 +9,13 @@
 #include "client/cln_sub_internal.h"
 #include "core/assert.h"
 
+/* Methods whose every event carries the publisher's end-to-end signature: PKS, and PKE
+ * (PKS over the ciphertext, docs/QOP.md). */
+static bool cln_sub_signed(const struct brk_class *cls)
+{
+    return cls->method == BRK_METHOD_PKS || cls->method == BRK_METHOD_PKE;
+}
+
 /* ---- Floors ---- */
 
 struct cln_sub_floor *cln_sub__floor_find(struct cln_sub *s, uint32_t channel_idx,
@@ -135,8 +142,8 @@ static void cln_sub_emit_slot(struct cln_sub *s, struct cln_sub_stream *st,
         cln_sub__emit_total(s, st, slot->seq, c->time_us, c->bytes, c->auth_size,
                             c->bytes + c->auth_size, c->payload_size);
     } else {
-        cln_sub__emit_event(s, st, slot->seq, c->time_us, c->bytes + c->auth_size,
-                            c->payload_size);
+        cln_sub__emit_event(s, st, slot->seq, c->time_us, c->bytes, c->auth_size,
+                            c->bytes + c->auth_size, c->payload_size);
     }
     cln_sub_slot_free(s, st, slot);
 }
@@ -198,6 +205,72 @@ static void cln_sub_wait_update(struct cln_sub_stream *st, uint64_t now_us)
     }
 }
 
+static uint32_t cln_sub_popcount(uint64_t v)
+{
+    uint32_t count = 0;
+    for (uint32_t i = 0; i < 64 && v != 0; i++) {
+        count += (uint32_t)(v & 1u);
+        v >>= 1;
+    }
+    return count;
+}
+
+/* ---- Starting a stream ---- */
+
+/* Where a stream that decided something starts: at the lowest seq held (decided or not) that
+ * keeps every decided seq inside the window. Not at the first decided seq: a Byzantine replica
+ * that reorders (or alters seq 1 and passes seq 2) gets seq 2 decided while seq 1 waits for its
+ * second vote, and starting at 2 would drop seq 1 for good. A copy held below the first decided
+ * seq is waited for (gap_wait_us) like any hole, and skipped with a gap report if it never gets
+ * decided, so a forged low seq costs a wait, never an event. */
+static uint64_t cln_sub_start_point(const struct cln_sub *s, const struct cln_sub_stream *st)
+{
+    TRONE_ASSERT(st->next_seq == 0);
+    TRONE_ASSERT(st->decided_held > 0);
+    uint64_t decided_high = 0;
+    for (uint32_t i = 0; i < s->cfg.window; i++) {
+        const struct cln_sub_slot *slot = &st->slots[i];
+        if (slot->seq != 0 && slot->decided >= 0 && slot->seq > decided_high) {
+            decided_high = slot->seq;
+        }
+    }
+    uint64_t start = decided_high;
+    for (uint32_t i = 0; i < s->cfg.window; i++) {
+        const struct cln_sub_slot *slot = &st->slots[i];
+        if (slot->seq != 0 && slot->seq < start && decided_high - slot->seq < s->cfg.window) {
+            start = slot->seq;
+        }
+    }
+    TRONE_ASSERT(start != 0);
+    return start;
+}
+
+/* Is st a PKS stream whose publisher nothing vouches for yet? Without the channel's publisher
+ * list a signature only proves that someone holds the key it names, and a replica that lies
+ * could name a key of its own. Such a publisher is taken as authorized once f+1 replicas sent
+ * its events (correct replicas forward only authorized publishers'); until then the stream
+ * delivers nothing, whatever the fault model. */
+static bool cln_sub_unvouched(const struct cln_sub *s, const struct cln_sub_stream *st)
+{
+    const struct cln_sub_channel *ch = &s->channels[st->channel_idx];
+    return ch->cls.method == BRK_METHOD_PKS && ch->publisher_count == 0 && st->next_seq == 0 &&
+           cln_sub_popcount(st->senders) < s->cfg.f + 1u;
+}
+
+/* The stream starts at seq: anything held outside the window is dropped. */
+static void cln_sub_start(struct cln_sub *s, struct cln_sub_stream *st, uint64_t seq)
+{
+    TRONE_ASSERT(st->next_seq == 0);
+    TRONE_ASSERT(seq != 0);
+    for (uint32_t i = 0; i < s->cfg.window && st->held_count > 0; i++) {
+        struct cln_sub_slot *slot = &st->slots[i];
+        if (slot->seq != 0 && (slot->seq < seq || slot->seq - seq >= s->cfg.window)) {
+            cln_sub_slot_free(s, st, slot);
+        }
+    }
+    st->next_seq = seq;
+}
+
 /* ---- Streams ---- */
 
 struct cln_sub_stream *cln_sub__stream_find(struct cln_sub *s, uint32_t channel_idx,
@@ -217,6 +290,9 @@ struct cln_sub_stream *cln_sub__stream_find(struct cln_sub *s, uint32_t channel_
 void cln_sub__stream_close(struct cln_sub *s, struct cln_sub_stream *st)
 {
     TRONE_ASSERT(st->used);
+    if (st->next_seq == 0 && st->decided_held > 0 && !cln_sub_unvouched(s, st)) {
+        cln_sub_start(s, st, cln_sub_start_point(s, st)); /* what it decided is delivered */
+    }
     if (st->next_seq != 0 && st->held_count > 0) {
         cln_sub_flush_until(s, st, st->next_seq + s->cfg.window, CLN_SUB_GAP_CLOSED, false);
     }
@@ -257,8 +333,7 @@ struct cln_sub_stream *cln_sub__stream_open(struct cln_sub *s, uint32_t channel_
 {
     const struct cln_sub_channel *ch = &s->channels[channel_idx];
     uint32_t copies_max = ch->cls.fault == BRK_FAULT_CFT &&
-                                  (ch->cls.method != BRK_METHOD_PKS ||
-                                   ch->cls.order == BRK_ORDER_TOTAL)
+                                  (!cln_sub_signed(&ch->cls) || ch->cls.order == BRK_ORDER_TOTAL)
                               ? 1u
                               : s->cfg.n;
     struct cln_sub_slot *slots = calloc(s->cfg.window, sizeof(*slots));
@@ -315,17 +390,39 @@ static void cln_sub_epoch_advance(struct cln_sub *s, struct cln_sub_stream *st, 
     }
 }
 
-/* The stream starts at its first decided seq: anything held outside the window is dropped. */
-static void cln_sub_start(struct cln_sub *s, struct cln_sub_stream *st, uint64_t seq)
+/* Starts a stream that decided something once its start point can be trusted (or force, when
+ * gap_wait_us passed since its first decision): its lowest held seq is 1 (nothing comes before
+ * it), or replicas that cannot all be faulty sent copies (f+1 on BFT and on PKS channels, so
+ * at least one correct replica's first copies are held: a PKS copy is decided alone, and on a
+ * CFT channel it may come from a replica that lies; one on CFT/SI channels, whose first copy
+ * decides anyway). Until then decided seqs wait, as behind a hole. */
+static void cln_sub_try_start(struct cln_sub *s, struct cln_sub_stream *st, uint64_t now_us,
+                              bool force)
 {
     TRONE_ASSERT(st->next_seq == 0);
-    for (uint32_t i = 0; i < s->cfg.window && st->held_count > 0; i++) {
-        struct cln_sub_slot *slot = &st->slots[i];
-        if (slot->seq != 0 && (slot->seq < seq || slot->seq - seq >= s->cfg.window)) {
-            cln_sub_slot_free(s, st, slot);
-        }
+    if (st->decided_held == 0) {
+        return;
     }
-    st->next_seq = seq;
+    const struct cln_sub_channel *ch = &s->channels[st->channel_idx];
+    bool pks = ch->cls.method == BRK_METHOD_PKS;
+    uint32_t need = ch->cls.fault == BRK_FAULT_BFT || pks ? s->cfg.f + 1u : 1u;
+    bool enough = cln_sub_popcount(st->senders) >= need;
+    if (cln_sub_unvouched(s, st)) {
+        /* Never on time alone; re-armed so the timer does not spin. */
+        st->wait_since_us = now_us;
+        st->wait_seq = 0;
+        return;
+    }
+    uint64_t start = cln_sub_start_point(s, st);
+    if (!force && start != 1 && !enough) {
+        cln_sub_wait_update(st, now_us); /* the timer that forces the start */
+        return;
+    }
+    st->ever_decided = true;
+    cln_sub_start(s, st, start);
+    cln_sub_epoch_advance(s, st, now_us);
+    cln_sub_drain(s, st);
+    cln_sub_wait_update(st, now_us);
 }
 
 static void cln_sub_decide(struct cln_sub *s, struct cln_sub_stream *st,
@@ -335,23 +432,14 @@ static void cln_sub_decide(struct cln_sub *s, struct cln_sub_stream *st,
     TRONE_ASSERT(copy_idx < slot->copy_count);
     slot->decided = (int32_t)copy_idx;
     st->decided_held++;
-    st->ever_decided = true;
     if (st->next_seq == 0) {
-        cln_sub_start(s, st, slot->seq);
+        cln_sub_try_start(s, st, now_us, false);
+        return;
     }
+    st->ever_decided = true;
     cln_sub_epoch_advance(s, st, now_us);
     cln_sub_drain(s, st);
     cln_sub_wait_update(st, now_us);
-}
-
-static uint32_t cln_sub_popcount(uint64_t v)
-{
-    uint32_t count = 0;
-    for (uint32_t i = 0; i < 64 && v != 0; i++) {
-        count += (uint32_t)(v & 1u);
-        v >>= 1;
-    }
-    return count;
 }
 
 /* Does copy c (just voted for) decide its seq? CFT without PKS: the first copy. PKS: its
@@ -366,10 +454,10 @@ static bool cln_sub_decides(const struct cln_sub *s, const struct cln_sub_stream
         /* Positions need f+1 votes under BFT: a signature does not cover the position. */
         return !bft || cln_sub_popcount(c->voters) >= s->cfg.f + 1u;
     }
-    if (!bft && ch->cls.method != BRK_METHOD_PKS) {
+    if (!bft && !cln_sub_signed(&ch->cls)) {
         return true;
     }
-    if (ch->cls.method == BRK_METHOD_PKS && !c->verify_tried &&
+    if (cln_sub_signed(&ch->cls) && !c->verify_tried &&
         (ch->publisher_count > 0 || !bft)) {
         c->verify_tried = true;
         if (chan_auth_verify(ch->tag, st->publisher, e) == 0) {
@@ -452,12 +540,13 @@ static bool cln_sub_fast_path(struct cln_sub *s, struct cln_sub_stream *st,
                               const struct chan_event *e, uint64_t now_us)
 {
     const struct cln_sub_channel *ch = &s->channels[st->channel_idx];
-    if (st->copies_max != 1 || ch->cls.method == BRK_METHOD_PKS ||
-        ch->cls.order == BRK_ORDER_TOTAL || st->next_seq == 0 ||
+    if (st->copies_max != 1 || cln_sub_signed(&ch->cls) || ch->cls.order == BRK_ORDER_TOTAL ||
+        st->next_seq == 0 ||
         e->seq != st->next_seq || cln_sub_slot_of(s, st, e->seq)->seq != 0) {
         return false;
     }
-    cln_sub__emit_event(s, st, e->seq, e->time_us, e->payload, e->payload_size);
+    cln_sub__emit_event(s, st, e->seq, e->time_us, e->auth, e->auth_size, e->payload,
+                        e->payload_size);
     st->next_seq++;
     cln_sub_drain(s, st);
     cln_sub_wait_update(st, now_us);
@@ -484,10 +573,16 @@ void cln_sub__stream_copy(struct cln_sub *s, struct cln_sub_stream *st, uint32_t
     }
     struct cln_sub_slot *slot = cln_sub_slot_claim(s, st, e->seq);
     uint64_t bit = (uint64_t)1 << replica;
+    if (st->next_seq == 0) {
+        st->senders |= bit;
+    }
     if (slot == NULL || (slot->voted & bit) != 0 || slot->decided >= 0) {
         s->dropped++; /* one vote per replica and seq; decided seqs wait for their turn */
         if (slot != NULL) {
             slot->voted |= bit;
+        }
+        if (st->next_seq == 0) {
+            cln_sub_try_start(s, st, now_us, false); /* one more sender may be enough */
         }
         return;
     }
@@ -504,6 +599,8 @@ void cln_sub__stream_copy(struct cln_sub *s, struct cln_sub_stream *st, uint32_t
     c->voters |= bit;
     if (cln_sub_decides(s, st, c, e)) {
         cln_sub_decide(s, st, slot, (uint32_t)idx, now_us);
+    } else if (st->next_seq == 0) {
+        cln_sub_try_start(s, st, now_us, false); /* one more sender may be what it waited for */
     }
 }
 
@@ -539,6 +636,10 @@ void cln_sub__stream_tick(struct cln_sub *s, struct cln_sub_stream *st, uint64_t
     }
     if (st->wait_since_us != UINT64_MAX &&
         cln_sub_elapsed(now_us, st->wait_since_us, s->cfg.gap_wait_us)) {
+        if (st->next_seq == 0) {
+            cln_sub_try_start(s, st, now_us, true);
+            return;
+        }
         cln_sub_skip_gap(s, st);
         cln_sub_wait_update(st, now_us);
     }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/assert.h"
+#include "core/errmsg.h"
 #include "core/key.h"
 
 #define CFG_LINES_MAX 10000
@@ -41,20 +42,6 @@ struct cfg_parse {
     int have_key[TRONE_REPLICAS_MAX];
 };
 
-static void cfg_message(char *errmsg, size_t errmsg_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void cfg_message(char *errmsg, size_t errmsg_size, const char *fmt, ...)
-{
-    if (errmsg == NULL || errmsg_size == 0) {
-        return;
-    }
-    va_list args;
-    va_start(args, fmt);
-    vsnprintf(errmsg, errmsg_size, fmt, args);
-    va_end(args);
-}
-
 static void cfg_fail(struct cfg_parse *p, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -78,9 +65,9 @@ static void cfg_fail(struct cfg_parse *p, int line, const char *fmt, ...)
         }
     }
     if (line > 0) {
-        cfg_message(p->errmsg, p->errmsg_size, "%s:%d: %s", p->path, line, reason);
+        errmsg_set(p->errmsg, p->errmsg_size, "%s:%d: %s", p->path, line, reason);
     } else {
-        cfg_message(p->errmsg, p->errmsg_size, "%s: %s", p->path, reason);
+        errmsg_set(p->errmsg, p->errmsg_size, "%s: %s", p->path, reason);
     }
 }
 
@@ -191,17 +178,17 @@ int cfg_address_parse(const char *text, char *host, size_t host_size, uint16_t *
 int cfg_check_quorum(int bft, uint32_t n, uint32_t f, char *errmsg, size_t errmsg_size)
 {
     if (n == 0) {
-        cfg_message(errmsg, errmsg_size, "a cluster needs at least one replica");
+        errmsg_set(errmsg, errmsg_size, "a cluster needs at least one replica");
         return TRONE_ECONFIG;
     }
     if (n > TRONE_REPLICAS_MAX) {
-        cfg_message(errmsg, errmsg_size, "at most %u replicas are supported (got %u)",
+        errmsg_set(errmsg, errmsg_size, "at most %u replicas are supported (got %u)",
                     TRONE_REPLICAS_MAX, n);
         return TRONE_ECONFIG;
     }
     uint64_t needed = bft ? 3u * (uint64_t)f + 1u : 2u * (uint64_t)f + 1u;
     if ((uint64_t)n < needed) {
-        cfg_message(errmsg, errmsg_size, "%s needs n >= %s: %u replica%s cannot tolerate f=%u",
+        errmsg_set(errmsg, errmsg_size, "%s needs n >= %s: %u replica%s cannot tolerate f=%u",
                     bft ? "BFT" : "CFT", bft ? "3f+1" : "2f+1", n, n == 1 ? "" : "s", f);
         return TRONE_ECONFIG;
     }
@@ -414,16 +401,16 @@ int cfg_cluster_load(struct cfg_cluster *c, const char *path, char *errmsg, size
     TRONE_ASSERT(c != NULL);
     TRONE_ASSERT(path != NULL);
     memset(c, 0, sizeof(*c));
-    cfg_message(errmsg, errmsg_size, "%s", "");
+    errmsg_set(errmsg, errmsg_size, "%s", "");
     FILE *file = fopen(path, "re");
     if (file == NULL) {
-        cfg_message(errmsg, errmsg_size, "%s: cannot open cluster file: %s", path, strerror(errno));
+        errmsg_set(errmsg, errmsg_size, "%s: cannot open cluster file: %s", path, strerror(errno));
         return TRONE_EIO;
     }
     struct cfg_parse *p = calloc(1, sizeof(*p));
     if (p == NULL) {
         fclose(file);
-        cfg_message(errmsg, errmsg_size, "%s: out of memory", path);
+        errmsg_set(errmsg, errmsg_size, "%s: out of memory", path);
         return TRONE_ENOMEM;
     }
     *p = (struct cfg_parse){
@@ -431,7 +418,7 @@ int cfg_cluster_load(struct cfg_cluster *c, const char *path, char *errmsg, size
     int parsed = ini_parse_stream(cfg_parse_reader, p, cfg_parse_handler, p);
     int rc = 0;
     if (ferror(file)) {
-        cfg_message(errmsg, errmsg_size, "%s: read error", path);
+        errmsg_set(errmsg, errmsg_size, "%s: read error", path);
         rc = TRONE_EIO;
     } else if (parsed > 0 && (p->error_line <= 0 || parsed < p->error_line)) {
         /* inih found a line that is neither [section], name = value nor a comment. */
@@ -439,7 +426,7 @@ int cfg_cluster_load(struct cfg_cluster *c, const char *path, char *errmsg, size
         cfg_fail(p, parsed, "syntax error (expected [section] or name = value)");
         rc = TRONE_ECONFIG;
     } else if (parsed < 0 && p->error_line == 0) {
-        cfg_message(errmsg, errmsg_size, "%s: cannot parse the cluster file", path);
+        errmsg_set(errmsg, errmsg_size, "%s: cannot parse the cluster file", path);
         rc = TRONE_EIO;
     } else if (p->error_line != 0 || !cfg_parse_finish(p)) {
         rc = TRONE_ECONFIG;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/assert.h"
+#include "core/errmsg.h"
 
 /* Longest line of a key file ("secret = " and 128 hex digits) with room to spare. */
 #define KEY_LINE_MAX 256
@@ -246,20 +247,6 @@ static int key_parse_handler(void *user, const char *section, const char *name, 
     return 1;
 }
 
-static void key_load_error(char *errmsg, size_t errmsg_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void key_load_error(char *errmsg, size_t errmsg_size, const char *fmt, ...)
-{
-    if (errmsg == NULL || errmsg_size == 0) {
-        return;
-    }
-    va_list args;
-    va_start(args, fmt);
-    vsnprintf(errmsg, errmsg_size, fmt, args);
-    va_end(args);
-}
-
 /* Checks what the parse found: every field present and the public key the secret's own. */
 static int key_load_check(struct key_identity *id, const char *path, const struct key_parse *p,
                           char *errmsg, size_t errmsg_size)
@@ -269,7 +256,7 @@ static int key_load_check(struct key_identity *id, const char *path, const struc
                           : !p->have_secret ? "secret"
                                             : NULL;
     if (missing != NULL) {
-        key_load_error(errmsg, errmsg_size, "%s: no '%s' in the key file", path, missing);
+        errmsg_set(errmsg, errmsg_size, "%s: no '%s' in the key file", path, missing);
         return TRONE_ECONFIG;
     }
     /* libsodium's Ed25519 secret key is seed || public: rebuild it from the seed. */
@@ -280,7 +267,7 @@ static int key_load_check(struct key_identity *id, const char *path, const struc
                sodium_memcmp(public_key, id->public_key, sizeof(public_key)) == 0;
     sodium_memzero(secret_key, sizeof(secret_key));
     if (!same) {
-        key_load_error(errmsg, errmsg_size, "%s: the public key does not match the secret key",
+        errmsg_set(errmsg, errmsg_size, "%s: the public key does not match the secret key",
                        path);
         return TRONE_ECONFIG;
     }
@@ -296,12 +283,12 @@ int key_identity_load(struct key_identity *id, const char *path, char *errmsg, s
         errmsg[0] = '\0';
     }
     if (key_sodium_ready() != 0) {
-        key_load_error(errmsg, errmsg_size, "%s: libsodium failed to initialise", path);
+        errmsg_set(errmsg, errmsg_size, "%s: libsodium failed to initialise", path);
         return TRONE_EIO;
     }
     FILE *file = fopen(path, "re");
     if (file == NULL) {
-        key_load_error(errmsg, errmsg_size, "%s: cannot open key file: %s", path, strerror(errno));
+        errmsg_set(errmsg, errmsg_size, "%s: cannot open key file: %s", path, strerror(errno));
         return TRONE_EIO;
     }
     struct key_parse p = {
@@ -311,16 +298,16 @@ int key_identity_load(struct key_identity *id, const char *path, char *errmsg, s
     fclose(file);
     int rc = 0;
     if (read_failed) {
-        key_load_error(errmsg, errmsg_size, "%s: read error", path);
+        errmsg_set(errmsg, errmsg_size, "%s: read error", path);
         rc = TRONE_EIO;
     } else if (parsed > 0 && (p.error_line == 0 || parsed < p.error_line)) {
-        key_load_error(errmsg, errmsg_size, "%s:%d: syntax error (expected 'name = value')", path,
+        errmsg_set(errmsg, errmsg_size, "%s:%d: syntax error (expected 'name = value')", path,
                        parsed);
         rc = TRONE_ECONFIG;
     } else if (parsed != 0 || p.error_line != 0) {
         rc = parsed < 0 && p.error_line == 0 ? TRONE_EIO : TRONE_ECONFIG;
         if (rc == TRONE_EIO) {
-            key_load_error(errmsg, errmsg_size, "%s: cannot parse key file", path);
+            errmsg_set(errmsg, errmsg_size, "%s: cannot parse key file", path);
         }
     } else {
         rc = key_load_check(id, path, &p, errmsg, errmsg_size);

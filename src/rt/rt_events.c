@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "chan/chan_msg.h"
+#include "client/cln_qop.h"
 #include "client/cln_sub.h"
 #include "core/assert.h"
 #include "core/log.h"
@@ -50,6 +51,8 @@ struct rt_events {
     uv_timer_t timer;
     struct cln_pub pub;
     struct cln_sub sub;
+    struct cln_qop qop;        /* HA/PKE checks after the subscriber core (docs/QOP.md) */
+    uint64_t qop_rejected;     /* qop.counts.rejected already logged */
     uint64_t sub_deadline_us;
     bool backlogged;
     bool attach_retry;
@@ -221,6 +224,24 @@ static void rt_events_sub_output(struct rt_events *e, const struct cln_sub_outpu
         rt_events_deliver(e, &out->items[i]);
     }
     e->sub_deadline_us = out->deadline_us;
+    if (e->qop.counts.rejected != e->qop_rejected) {
+        rt_events_warn(e, UINT32_MAX, "events failed their HA/PKE check and were dropped",
+                       TRONE_EAUTH);
+        e->qop_rejected = e->qop.counts.rejected;
+    }
+}
+
+/* Runs one output of the subscriber core through the HA/PKE checks, then delivers. */
+static void rt_events_sub_filter(struct rt_events *e, const struct cln_sub_output *in,
+                                 uint64_t now_us)
+{
+    struct cln_sub_output out;
+    if (cln_qop_filter(&e->qop, in, now_us, &out) != 0) {
+        rt_events_warn(e, UINT32_MAX, "out of memory checking HA/PKE events", TRONE_ENOMEM);
+        e->sub_deadline_us = in->deadline_us;
+        return;
+    }
+    rt_events_sub_output(e, &out);
 }
 
 /* ---- Session events ----------------------------------------------------------------------- */
@@ -319,7 +340,7 @@ static void rt_events_on_message(void *ctx, uint32_t replica, const uint8_t *msg
     case CHAN_MSG_GAP:
         rc = cln_sub_receive(&e->sub, replica, msg, size, now_us, &out);
         if (rc == 0) {
-            rt_events_sub_output(e, &out);
+            rt_events_sub_filter(e, &out, now_us);
         }
         break;
     default:
@@ -360,9 +381,17 @@ static void rt_events_on_timer(uv_timer_t *timer)
     if (e->sub_deadline_us <= now_us) {
         struct cln_sub_output out;
         if (cln_sub_tick(&e->sub, now_us, &out) == 0) {
-            rt_events_sub_output(e, &out);
+            rt_events_sub_filter(e, &out, now_us);
         } else {
             e->sub_deadline_us = now_us + 1000u * RT_EVENTS_BACKLOG_RETRY_MS;
+        }
+    }
+    if (cln_qop_deadline(&e->qop) <= now_us) {
+        struct cln_sub_output out;
+        if (cln_qop_tick(&e->qop, now_us, &out) == 0) {
+            uint64_t sub_deadline_us = e->sub_deadline_us;
+            rt_events_sub_output(e, &out);
+            e->sub_deadline_us = sub_deadline_us;
         }
     }
     if (e->attach_retry) {
@@ -377,6 +406,8 @@ static void rt_events_arm(struct rt_events *e)
     uint64_t now_us = rt_events_now_us();
     uint64_t deadline = cln_pub_deadline(&e->pub);
     deadline = e->sub_deadline_us < deadline ? e->sub_deadline_us : deadline;
+    uint64_t qop_deadline = cln_qop_deadline(&e->qop);
+    deadline = qop_deadline < deadline ? qop_deadline : deadline;
     if (e->backlogged || e->order_wait) {
         uint64_t retry = now_us + 1000u * RT_EVENTS_BACKLOG_RETRY_MS;
         deadline = retry < deadline ? retry : deadline;
@@ -403,6 +434,18 @@ int rt_events_pub_open(struct rt_events *e, const char *tag, const struct brk_cl
         return idx;
     }
     return cln_pub_channel_open(&e->pub, tag, cls);
+}
+
+int rt_events_pub_recipients(struct rt_events *e, uint32_t channel_idx,
+                             const uint8_t (*keys)[TRONE_KEY_LEN], uint32_t count)
+{
+    return cln_pub_channel_recipients(&e->pub, channel_idx, keys, count, rt_events_now_us());
+}
+
+const struct brk_class *rt_events_pub_class(const struct rt_events *e, uint32_t channel_idx)
+{
+    TRONE_ASSERT(channel_idx < e->pub.channel_count);
+    return &e->pub.channels[channel_idx].cls;
 }
 
 int rt_events_pub_find(const struct rt_events *e, const char *tag)
@@ -457,9 +500,13 @@ int rt_events_sub_add(struct rt_events *e, const char *tag, const struct brk_cla
     if (core_idx < 0) {
         return core_idx;
     }
+    int rc = cln_qop_channel_set(&e->qop, (uint32_t)core_idx, cls->method);
+    if (rc != 0) {
+        return rc;
+    }
     struct rt_events_sub *s = &e->subs[idx];
     memset(s, 0, sizeof(*s));
-    int rc = rt_events_queue_init(&s->queue, RT_EVENTS_QUEUE_SLOTS, RT_EVENTS_QUEUE_BYTES);
+    rc = rt_events_queue_init(&s->queue, RT_EVENTS_QUEUE_SLOTS, RT_EVENTS_QUEUE_BYTES);
     if (rc != 0) {
         return rc;
     }
@@ -523,8 +570,19 @@ static int rt_events_cores_init(struct rt_events *e, const struct key_identity *
     memcpy(pc.public_key, key->public_key, TRONE_KEY_LEN);
     memcpy(pc.secret_key, key->secret_key, TRONE_SECRET_KEY_LEN);
     pc.epoch = epoch;
+    randombytes_buf(pc.seed, sizeof(pc.seed)); /* HA/PKE channel keys derive from it */
     int rc = cln_pub_init(&e->pub, &pc);
     sodium_memzero(pc.secret_key, sizeof(pc.secret_key));
+    sodium_memzero(pc.seed, sizeof(pc.seed));
+    if (rc != 0) {
+        return rc;
+    }
+    struct cln_qop_config qc;
+    memset(&qc, 0, sizeof(qc));
+    memcpy(qc.secret_key, key->secret_key, TRONE_SECRET_KEY_LEN);
+    qc.channels_max = CLN_SUB_CHANNELS_DEFAULT; /* indexes of the subscriber core below */
+    rc = cln_qop_init(&e->qop, &qc);
+    sodium_memzero(qc.secret_key, sizeof(qc.secret_key));
     if (rc != 0) {
         return rc;
     }
@@ -555,6 +613,7 @@ int rt_events_create(struct rt_client *rtc, const struct key_identity *key, uint
     if (rc != 0) {
         cln_pub_close(&e->pub);
         cln_sub_close(&e->sub);
+        cln_qop_close(&e->qop);
         buf_close(&e->scratch);
         free(e);
         return rc;
@@ -590,6 +649,7 @@ void rt_events_destroy(struct rt_events *e)
     }
     cln_pub_close(&e->pub);
     cln_sub_close(&e->sub);
+    cln_qop_close(&e->qop);
     buf_close(&e->scratch);
     sodium_memzero(e, sizeof(*e));
     free(e);

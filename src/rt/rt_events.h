@@ -47,6 +47,13 @@ TRONE_MUST_CHECK int rt_events_pub_open(struct rt_events *e, const char *tag,
                                         const struct brk_class *cls);
 /* The index of an open tag or TRONE_ENOENT. */
 int rt_events_pub_find(const struct rt_events *e, const char *tag);
+/* HA/PKE: the subscribers' keys the channel key is wrapped for (cln_pub_channel_recipients):
+ * 1 new key, 0 unchanged, or its error. */
+TRONE_MUST_CHECK int rt_events_pub_recipients(struct rt_events *e, uint32_t channel_idx,
+                                              const uint8_t (*keys)[TRONE_KEY_LEN],
+                                              uint32_t count);
+/* The class of an open channel. */
+const struct brk_class *rt_events_pub_class(const struct rt_events *e, uint32_t channel_idx);
 /* Queues one event (copied); sent at the next pump. Returns 0 or a cln_pub_publish error
  * (TRONE_EBUSY, TRONE_ETOOBIG, the channel's sticky refusal). */
 TRONE_MUST_CHECK int rt_events_publish(struct rt_events *e, uint32_t channel_idx,

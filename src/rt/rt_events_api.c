@@ -17,12 +17,16 @@
 #include "core/assert.h"
 #include "core/cfg.h"
 #include "core/key.h"
+#include "core/log.h"
 #include "rt/rt_ctl.h"
 #include "rt/rt_events.h"
 #include "trone/trone.h"
 
 /* How long one control operation (class lookup, subscribe) may wait for agreement. */
 #define TRONE_CONTROL_TIMEOUT_MS 20000u
+/* HA/PKE publishers look at the channel's subscriber set this often (while publishing) and
+ * make a new channel key when it changed (docs/QOP.md). */
+#define TRONE_QOP_RECHECK_MS 3000u
 /* Bound on loop runs inside one blocking call (each ends at an event or the deadline). */
 #define TRONE_WAIT_ROUNDS_MAX 1000000u
 
@@ -38,6 +42,8 @@ struct trone_client {
     struct buf bytes;     /* control results */
     struct brk_op *op;
     struct brk_channel_info *info;
+    struct brk_channel_keys *keys;   /* CHANNEL_KEYS results (HA/PKE publishers) */
+    uint64_t *keys_due_ms;           /* per publishing channel: next subscriber-set check */
     char last_error[512];
 };
 
@@ -134,7 +140,10 @@ int trone_open(const char *cluster_path, const char *key_path, struct trone_clie
     buf_init(&c->bytes, TRONE_RESULT_MAX);
     c->op = rc == 0 ? calloc(1, sizeof(*c->op)) : NULL;
     c->info = rc == 0 ? calloc(1, sizeof(*c->info)) : NULL;
-    if (rc == 0 && (c->op == NULL || c->info == NULL)) {
+    c->keys = rc == 0 ? calloc(1, sizeof(*c->keys)) : NULL;
+    c->keys_due_ms = rc == 0 ? calloc(CLN_PUB_CHANNELS_DEFAULT, sizeof(uint64_t)) : NULL;
+    if (rc == 0 && (c->op == NULL || c->info == NULL || c->keys == NULL ||
+                    c->keys_due_ms == NULL)) {
         rc = TRONE_ENOMEM;
     }
     if (rc == 0) {
@@ -161,6 +170,8 @@ void trone_close(struct trone_client *c)
     buf_close(&c->bytes);
     free(c->op);
     free(c->info);
+    free(c->keys);
+    free(c->keys_due_ms);
     free(c);
 }
 
@@ -216,6 +227,41 @@ static int trone_channel_class(struct trone_client *c, const char *tag, struct b
 
 /* ---- Publishing --------------------------------------------------------------------------- */
 
+static uint64_t trone_now_ms(struct trone_client *c);
+
+/* HA/PKE: learns the channel's subscriber keys from an agreed CHANNEL_KEYS and hands them to
+ * the publisher core, which makes a new channel key when the set changed (docs/QOP.md). */
+static int trone_pub_keys(struct trone_client *c, const char *tag, uint32_t idx)
+{
+    struct brk_result res;
+    int rc = trone_control(c, BRK_OP_CHANNEL_KEYS, tag, &res);
+    if (rc != 0) {
+        return rc;
+    }
+    if (brk_channel_keys_decode(res.body, res.body_size, c->keys) != 0) {
+        trone_error_set(c, "channel keys %s: the replicas agreed on a malformed answer", tag);
+        return TRONE_EBADMSG;
+    }
+    rc = rt_events_pub_recipients(c->events, idx, c->keys->recipients,
+                                  c->keys->recipient_count);
+    if (rc < 0) {
+        trone_error_set(c, "cannot key channel %s for its %u subscribers: %s", tag,
+                        c->keys->recipient_count, trone_strerror(rc));
+        return rc;
+    }
+    if (rc == 1) {
+        log_info("events", "msg=\"new channel key\" tag=%s recipients=%u", tag,
+                 c->keys->recipient_count);
+    }
+    c->keys_due_ms[idx] = trone_now_ms(c) + TRONE_QOP_RECHECK_MS;
+    return 0;
+}
+
+static bool trone_pub_keyed(const struct brk_class *cls)
+{
+    return cls->method == BRK_METHOD_HA || cls->method == BRK_METHOD_PKE;
+}
+
 /* The publishing index of tag, opening it (class lookup) on first use. */
 static int trone_pub_channel(struct trone_client *c, const char *tag)
 {
@@ -225,6 +271,11 @@ static int trone_pub_channel(struct trone_client *c, const char *tag)
     }
     int idx = rt_events_pub_find(c->events, tag);
     if (idx >= 0) {
+        /* A failed re-check keeps the current key (retried at the next check). */
+        if (trone_pub_keyed(rt_events_pub_class(c->events, (uint32_t)idx)) &&
+            trone_now_ms(c) >= c->keys_due_ms[idx] && trone_pub_keys(c, tag, (uint32_t)idx) != 0) {
+            c->keys_due_ms[idx] = trone_now_ms(c) + TRONE_QOP_RECHECK_MS;
+        }
         return idx;
     }
     struct brk_class cls;
@@ -235,6 +286,14 @@ static int trone_pub_channel(struct trone_client *c, const char *tag)
     idx = rt_events_pub_open(c->events, tag, &cls);
     if (idx < 0) {
         trone_error_set(c, "cannot publish on %s: %s", tag, trone_strerror(idx));
+        return idx;
+    }
+    TRONE_ASSERT(idx < (int)CLN_PUB_CHANNELS_DEFAULT);
+    if (trone_pub_keyed(&cls)) {
+        rc = trone_pub_keys(c, tag, (uint32_t)idx);
+        if (rc != 0) {
+            return rc; /* the channel stays open without a key: the next publish retries */
+        }
     }
     return idx;
 }

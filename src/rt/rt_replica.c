@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "rt/rt_conn.h"
 #include "rt/rt_msg.h"
+#include "rt/rt_wire_dump.h"
 #include "smr/smr.h"
 
 #define RT_REPLICA_COMP "replica"
@@ -64,6 +65,7 @@ struct rt_replica {
     bool digest_valid;
     uint64_t digest_seq;
     uint8_t digest[TRONE_HASH_LEN];
+    FILE *wire_dump; /* TRONE_DEBUG_EVENT_DUMP (rt_wire_dump.h); NULL when off */
 };
 
 /* ---- Who may connect ---------------------------------------------------------------------- */
@@ -308,6 +310,7 @@ static void rt_replica_events_apply(struct rt_replica *r, const struct brk_event
 {
     for (size_t i = 0; i < out->send_count; i++) {
         const struct brk_events_send *s = &out->sends[i];
+        rt_wire_dump_write(r->wire_dump, s->data, s->size);
         (void)rt_conn_send(rt_replica_conn_of(s->conn_id), s->data, s->size);
     }
     for (size_t i = 0; i < out->close_count; i++) {
@@ -344,6 +347,7 @@ static void rt_replica_event_message(struct rt_replica *r, struct rt_conn *c, co
                                      size_t size)
 {
     const struct brk_events_out *out = NULL;
+    rt_wire_dump_write(r->wire_dump, msg, size);
     int rc = brk_events_message(&r->events, &r->table, rt_replica_now_us(), rt_replica_conn_id(c),
                                 c->sess.peer_key, msg, size, &out);
     if (rc != 0) {
@@ -785,6 +789,7 @@ static void rt_replica_teardown(struct rt_replica *r)
     brk_events_close(&r->events);
     brk_table_close(&r->table);
     buf_close(&r->scratch);
+    rt_wire_dump_close(r->wire_dump);
 }
 
 int rt_replica_run(const struct rt_replica_config *config, char *errmsg, size_t errmsg_size)
@@ -808,6 +813,7 @@ int rt_replica_run(const struct rt_replica_config *config, char *errmsg, size_t 
     r->self = config->self;
     r->replica_count = config->cluster.replica_count;
     buf_init(&r->scratch, 0);
+    r->wire_dump = rt_wire_dump_open();
     rc = rt_replica_core_init(r, errmsg, errmsg_size);
     if (rc == 0) {
         rc = rt_replica_handles_init(r);

@@ -153,7 +153,7 @@ static void test_bad_fields(void **state)
     bytes[0] = BRK_OP_VERSION;
     bytes[1] = 0;
     assert_int_equal(brk_op_decode(bytes, size, f->decoded), TRONE_EBADMSG);
-    bytes[1] = BRK_OP_CHANNEL_SHOW + 1;
+    bytes[1] = BRK_OP_CHANNEL_KEYS + 1;
     assert_int_equal(brk_op_decode(bytes, size, f->decoded), TRONE_EBADMSG);
     bytes[1] = BRK_OP_SUBSCRIBE;
     bytes[4] = '/'; /* tag "/bc" */

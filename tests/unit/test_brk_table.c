@@ -320,6 +320,85 @@ static void test_show_list(void **state)
     free(info);
 }
 
+static bool keys_has(const uint8_t (*keys)[TRONE_KEY_LEN], uint32_t count,
+                     const uint8_t key[TRONE_KEY_LEN])
+{
+    for (uint32_t i = 0; i < count; i++) {
+        if (memcmp(keys[i], key, TRONE_KEY_LEN) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* CHANNEL_KEYS gives the publishers' keys (the admin included, "*" as a flag) and the
+ * recipients of an HA/PKE channel key: the listed subscribers and the clients subscribed now,
+ * sorted and without duplicates; it follows subscriptions and needs a registered client. */
+static void test_channel_keys(void **state)
+{
+    struct fixture *f = *state;
+    populate(f, &f->a);
+    struct brk_channel_keys *keys = calloc(1, sizeof(*keys));
+    assert_non_null(keys);
+    assert_int_equal(do_tagged(f, &f->a, 4, BRK_OP_SUBSCRIBE, "os.metrics"), 0);
+    assert_int_equal(do_tagged(f, &f->a, 0, BRK_OP_SUBSCRIBE, "os.metrics"), 0);
+    assert_int_equal(do_tagged(f, &f->a, 3, BRK_OP_CHANNEL_KEYS, "os.metrics"), 0);
+    assert_int_equal(brk_channel_keys_decode(f->res.body, f->res.body_size, keys), 0);
+    assert_false(keys->publishers_any);
+    assert_int_equal(keys->publisher_count, 3); /* probe1, probe2 and the admin */
+    assert_true(keys_has(keys->publishers, 3, f->keys[0]));
+    assert_true(keys_has(keys->publishers, 3, f->keys[1]));
+    assert_true(keys_has(keys->publishers, 3, f->keys[2]));
+    assert_int_equal(keys->recipient_count, 2); /* console (listed and subscribed), admin */
+    assert_true(keys_has(keys->recipients, 2, f->keys[4]));
+    assert_true(keys_has(keys->recipients, 2, f->keys[0]));
+    /* Under "*" only current subscriptions are recipients. */
+    assert_int_equal(do_tagged(f, &f->a, 0, BRK_OP_CHANNEL_KEYS, "diag.alerts"), 0);
+    assert_int_equal(brk_channel_keys_decode(f->res.body, f->res.body_size, keys), 0);
+    assert_int_equal(keys->recipient_count, 0);
+    assert_int_equal(do_tagged(f, &f->a, 2, BRK_OP_SUBSCRIBE, "diag.alerts"), 0);
+    assert_int_equal(do_tagged(f, &f->a, 1, BRK_OP_SUBSCRIBE, "diag.alerts"), 0);
+    assert_int_equal(do_tagged(f, &f->a, 0, BRK_OP_CHANNEL_KEYS, "diag.alerts"), 0);
+    assert_int_equal(brk_channel_keys_decode(f->res.body, f->res.body_size, keys), 0);
+    assert_int_equal(keys->recipient_count, 2);
+    assert_true(memcmp(keys->recipients[0], keys->recipients[1], TRONE_KEY_LEN) < 0);
+    assert_true(keys_has(keys->recipients, 2, f->keys[1]));
+    assert_true(keys_has(keys->recipients, 2, f->keys[2]));
+    assert_int_equal(do_tagged(f, &f->a, 2, BRK_OP_UNSUBSCRIBE, "diag.alerts"), 0);
+    assert_int_equal(do_tagged(f, &f->a, 0, BRK_OP_CHANNEL_KEYS, "diag.alerts"), 0);
+    assert_int_equal(brk_channel_keys_decode(f->res.body, f->res.body_size, keys), 0);
+    assert_int_equal(keys->recipient_count, 1);
+    /* Refusals, and a strict decoder: trailing bytes and unsorted lists are refused. */
+    assert_int_equal(do_tagged(f, &f->a, 9, BRK_OP_CHANNEL_KEYS, "os.metrics"), TRONE_EPERM);
+    assert_int_equal(do_tagged(f, &f->a, 1, BRK_OP_CHANNEL_KEYS, "none"), TRONE_ENOENT);
+    struct buf body = {0};
+    keys->recipient_count = 2;
+    memcpy(keys->recipients[0], f->keys[1], TRONE_KEY_LEN);
+    memcpy(keys->recipients[1], f->keys[1], TRONE_KEY_LEN);
+    keys->recipients[1][31] ^= 1;
+    bool ordered = memcmp(keys->recipients[0], keys->recipients[1], TRONE_KEY_LEN) < 0;
+    if (!ordered) {
+        memcpy(keys->recipients[1], keys->recipients[0], TRONE_KEY_LEN);
+        memcpy(keys->recipients[0], f->keys[1], TRONE_KEY_LEN);
+        keys->recipients[0][31] ^= 1;
+    }
+    brk_channel_keys_put(&body, keys);
+    assert_int_equal(body.error, 0);
+    assert_int_equal(brk_channel_keys_decode(body.data, body.used, keys), 0);
+    assert_int_equal(brk_channel_keys_decode(body.data, body.used - 1, keys), TRONE_EBADMSG);
+    buf_put_u8(&body, 0);
+    assert_int_equal(brk_channel_keys_decode(body.data, body.used, keys), TRONE_EBADMSG);
+    body.used--;
+    size_t last = body.used - 2 * TRONE_KEY_LEN;
+    uint8_t tmp[TRONE_KEY_LEN];
+    memcpy(tmp, body.data + last, TRONE_KEY_LEN);
+    memcpy(body.data + last, body.data + last + TRONE_KEY_LEN, TRONE_KEY_LEN);
+    memcpy(body.data + last + TRONE_KEY_LEN, tmp, TRONE_KEY_LEN);
+    assert_int_equal(brk_channel_keys_decode(body.data, body.used, keys), TRONE_EBADMSG);
+    buf_close(&body);
+    free(keys);
+}
+
 /* Two tables given the same ops have the same digest, even when independent registrations
  * came in another order; every change moves the digest. */
 static void test_digest(void **state)
@@ -741,6 +820,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_show_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_channel_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_digest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_restore, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore_reuses_spare, setup, teardown),

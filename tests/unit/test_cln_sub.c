@@ -325,6 +325,109 @@ static void test_window_byzantine(void **state)
     fx_close(&x);
 }
 
+/* BFT: a Byzantine replica (3) that reorders gets seq 2 decided (its real copy and replica
+ * 0's) while seq 1 still has one vote; the stream must start at seq 1, not at the first seq
+ * decided, or seq 1 is lost for good (found by tests/integration/test_byz_events.sh). */
+static void test_bft_reordered_first_seq(void **state)
+{
+    (void)state;
+    struct fx x;
+    fx_make(&x, "bft", false, 0);
+    send(&x, 0, 1, 0);
+    send(&x, 0, 2, 0);
+    send(&x, 3, 2, 0); /* before its seq 1 */
+    assert_int_equal(x.delivered_count, 0);
+    send(&x, 1, 1, 10);
+    expect_seqs(&x, 1, 2);
+    send_ex(&x, 3, x.pk, x.sk, EPOCH, 1, 4, 20); /* its altered seq 1, too late anyway */
+    send(&x, 2, 1, 20);
+    send(&x, 2, 2, 20);
+    expect_seqs(&x, 1, 2);
+    assert_int_equal(x.gaps, 0);
+    fx_close(&x);
+}
+
+/* PKS (BFT with a known publisher, or CFT): the Byzantine replica's real, signed seq 2 arrives
+ * first and is decided on its signature; the stream waits for a second sender (it could be a mid-stream
+ * start) and starts at seq 1 when a correct replica's copy comes. */
+static void test_pks_first_copy_out_of_order(void **state)
+{
+    (void)state;
+    struct fx x;
+    fx_make(&x, "bft,pks", true, 0);
+    send(&x, 3, 2, 0);
+    assert_int_equal(x.delivered_count, 0);
+    assert_int_equal(x.deadline, GAP_US);
+    send(&x, 0, 1, 10);
+    expect_seqs(&x, 1, 2);
+    assert_int_equal(x.gaps, 0);
+    fx_close(&x);
+
+    /* The same on a CFT channel with PKS: its one-copy rule must not let a lying replica's
+     * early copy cut off the seqs before it. */
+    fx_make(&x, "cft,pks", false, 0);
+    send(&x, 3, 2, 0);
+    assert_int_equal(x.delivered_count, 0);
+    send(&x, 0, 1, 10);
+    expect_seqs(&x, 1, 2);
+    assert_int_equal(x.gaps, 0);
+    fx_close(&x);
+}
+
+/* A subscriber that joins mid-stream: a forged lower seq from the Byzantine replica makes the
+ * stream wait gap_wait_us and report a gap, never deliver the forgery nor lose the real seqs;
+ * and a stream that only ever hears from one replica still starts after gap_wait_us. */
+static void test_start_forged_low_and_lone_sender(void **state)
+{
+    (void)state;
+    struct fx x;
+    fx_make(&x, "bft", false, 0);
+    send_ex(&x, 3, x.pk, x.sk, EPOCH, 5, 8, 0); /* forged, below the real stream */
+    send(&x, 0, 7, 100);
+    send(&x, 1, 7, 100);
+    send(&x, 0, 8, 100);
+    send(&x, 1, 8, 100);
+    assert_int_equal(x.delivered_count, 0);
+    assert_int_equal(x.deadline, 100 + GAP_US);
+    tick(&x, 100 + GAP_US);
+    expect_seqs(&x, 7, 2);
+    assert_int_equal(x.gaps, 1);
+    assert_int_equal(x.gap_seq, 5);
+    assert_int_equal(x.gap_count, 2);
+    fx_close(&x);
+
+    fx_make(&x, "bft,pks", true, 0);
+    send(&x, 2, 3, 0);
+    send(&x, 2, 4, 0);
+    assert_int_equal(x.delivered_count, 0);
+    tick(&x, GAP_US);
+    expect_seqs(&x, 3, 2);
+    assert_int_equal(x.gaps, 0);
+    fx_close(&x);
+}
+
+/* PKS without a publisher list, on a CFT channel: events well signed by a key the lying
+ * replica made up (and names as the publisher) are never delivered, not even after gap_wait;
+ * the real publisher is delivered once f+1 replicas forwarded its events. */
+static void test_pks_unlisted_made_up_key(void **state)
+{
+    (void)state;
+    struct fx x;
+    fx_make(&x, "cft,pks", false, 0);
+    send_ex(&x, 3, x.evil_pk, x.evil_sk, EPOCH, 1, 0, 0);
+    send_ex(&x, 3, x.evil_pk, x.evil_sk, EPOCH, 2, 0, 0);
+    tick(&x, GAP_US);
+    tick(&x, 3 * GAP_US);
+    assert_int_equal(x.delivered_count, 0); /* fx_output also checks every publisher */
+    assert_true(x.deadline > 3 * GAP_US && x.deadline != UINT64_MAX);
+    send(&x, 0, 1, 4 * GAP_US);
+    assert_int_equal(x.delivered_count, 0);
+    send(&x, 1, 1, 4 * GAP_US);
+    send(&x, 0, 2, 4 * GAP_US);
+    expect_seqs(&x, 1, 2);
+    fx_close(&x);
+}
+
 /* Malformed bytes and the wrong message types are refused; GAP notices are reported with the
  * replica that sent them (a warning on BFT channels). */
 static void test_bad_input_and_notice(void **state)
@@ -563,6 +666,10 @@ int main(void)
         cmocka_unit_test(test_epoch_change),
         cmocka_unit_test(test_window_slide),
         cmocka_unit_test(test_window_byzantine),
+        cmocka_unit_test(test_bft_reordered_first_seq),
+        cmocka_unit_test(test_pks_first_copy_out_of_order),
+        cmocka_unit_test(test_start_forged_low_and_lone_sender),
+        cmocka_unit_test(test_pks_unlisted_made_up_key),
         cmocka_unit_test(test_bad_input_and_notice),
         cmocka_unit_test(test_total_cft_first_copy),
         cmocka_unit_test(test_total_bft_same_sequence),

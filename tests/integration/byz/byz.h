@@ -18,6 +18,33 @@ enum byz_mode {
     BYZ_MUTE = 3,       /* sends nothing at all */
     BYZ_REPLAY = 4,     /* resends old messages (its own and its peers') later */
 };
+/* TRONE_BYZ values starting with "ev-" select an event-path behaviour (enum byz_ev_mode);
+ * the agreement filter then passes everything. */
+#define BYZ_EV_PREFIX "ev-"
+
+/* The event path's behaviours (byz_events.c), chosen by the same TRONE_BYZ variable; with one
+ * of them the agreement protocol runs honestly, and with an agreement mode the event path does.
+ * They rewrite what brk_events_flush (DELIVER, GAP) and brk_events_message (ACK) output. */
+enum byz_ev_mode {
+    BYZ_EV_HONEST = 0,
+    BYZ_EV_ALTER = 1,   /* ev-alter: about 1 event in 3 of a DELIVER altered: a payload bit
+                           flipped (most), its seq moved by one, its time or auth changed */
+    BYZ_EV_FORGE = 2,   /* ev-forge: before every DELIVER, a DELIVER of 1-3 events nobody
+                           published, in the real publisher's name: seqs just ahead of the real
+                           stream, a real seq with other content, or a higher epoch ("restarted
+                           publisher"); random bytes where a PKS signature goes; or, 1 time in 5,
+                           events well signed by a key of its own that it names as publisher */
+    BYZ_EV_REPLAY = 3,  /* ev-replay: keeps 1 DELIVER in 4 and resends 1-3 stored ones later to
+                           a subscriber connection, as they were or re-stamped with the current
+                           replica time */
+    BYZ_EV_REORDER = 4, /* ev-reorder: events of a DELIVER reversed or shuffled; 1 DELIVER in 3
+                           held back and sent after the connection's next one */
+    BYZ_EV_DROP = 5,    /* ev-drop: accepts and ACKs publishes honestly, forwards nothing (no
+                           DELIVER, no GAP): a lying replica the publisher cannot tell apart */
+    BYZ_EV_ACK_LIE = 6, /* ev-ack-lie: ev-drop, and 1 PUBLISH in 4 is never accepted but ACKed
+                           up to its last event, so the publisher does not resend it */
+    BYZ_EV_MODES = 7,
+};
 
 /* Output capacity: the core's envelope table (4096) expanded to one envelope per replica,
  * plus the extra messages of a filter. Messages beyond it are dropped (the protocol

@@ -1,7 +1,8 @@
 /* byz_step.c: smr_step of the TEST-ONLY trone-byz binary. It runs the honest core (smr.c built
  * with -Dsmr_step=smr_step_honest) and passes its output through the behaviour named by
- * TRONE_BYZ (equivocate|corrupt|mute|replay), logged once at the first step. The production
- * trone never contains this file. One core per process, so the filter state is one static. */
+ * TRONE_BYZ (equivocate|corrupt|mute|replay), logged once at the first step; with an event-path
+ * mode (ev-*, byz_events.c) it passes everything. The production trone never contains this
+ * file. One core per process, so the filter state is one static. */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,8 +102,9 @@ void byz__log(struct byz *b, const char *what, uint32_t to, const uint8_t *data,
 
 static enum byz_mode byz_mode_parse(const char *text)
 {
-    if (text == NULL || text[0] == '\0') {
-        return BYZ_HONEST;
+    if (text == NULL || text[0] == '\0' ||
+        strncmp(text, BYZ_EV_PREFIX, strlen(BYZ_EV_PREFIX)) == 0) {
+        return BYZ_HONEST; /* event-path modes (byz_events.c) leave agreement honest */
     }
     for (size_t i = 1; i < sizeof(byz_mode_names) / sizeof(byz_mode_names[0]); i++) {
         if (strcmp(text, byz_mode_names[i]) == 0) {
@@ -111,7 +113,8 @@ static enum byz_mode byz_mode_parse(const char *text)
     }
     log_write(LOG_FATAL, BYZ_COMP,
               "msg=\"unknown TRONE_BYZ mode\" value=%s "
-              "want=equivocate|corrupt|mute|replay",
+              "want=equivocate|corrupt|mute|replay|ev-alter|ev-forge|ev-replay|ev-reorder|"
+              "ev-drop|ev-ack-lie",
               text);
     exit(2);
 }
