@@ -496,11 +496,20 @@ void brk_events_tick(struct brk_events *e, const struct brk_table *table, uint64
     brk_events__out_finish(e);
 }
 
-/* FETCH: answers with the whole range if every event of it is here (released or not). */
-static void brk_events_fetch_answer(struct brk_events *e, uint32_t replica,
+/* FETCH: answers with the whole range if every event of it is here (released or not), at
+ * most fetch_answers_max times per peer and second. */
+static void brk_events_fetch_answer(struct brk_events *e, uint64_t now_us, uint32_t replica,
                                     const struct chan_msg *m)
 {
-    if (m->range_count > BRK_ORDER_COUNT_MAX) {
+    if (m->range_count > BRK_ORDER_COUNT_MAX || replica >= TRONE_REPLICAS_MAX) {
+        return;
+    }
+    if (now_us < e->fetch_window_us[replica] || now_us - e->fetch_window_us[replica] >= 1000000u) {
+        e->fetch_window_us[replica] = now_us;
+        e->fetch_answers[replica] = 0;
+    }
+    if (e->fetch_answers[replica] >= e->config.fetch_answers_max) {
+        e->stats.fetch_throttled++;
         return;
     }
     for (uint32_t i = 0; i < m->range_count; i++) {
@@ -524,6 +533,7 @@ static void brk_events_fetch_answer(struct brk_events *e, uint32_t replica,
     chan_msg_events_end(&e->peer_out, start, m->range_count);
     brk_events_peer_add(e, replica, start);
     e->stats.fetch_served++;
+    e->fetch_answers[replica]++;
 }
 
 /* FETCHED: the events must be exactly the range of an ORDER waiting here, and hash to its
@@ -598,7 +608,7 @@ int brk_events_peer_message(struct brk_events *e, const struct brk_table *table,
     e->out.type = (uint8_t)m.type;
     snprintf(e->out.tag, sizeof(e->out.tag), "%s", m.tag);
     if (m.type == CHAN_MSG_FETCH) {
-        brk_events_fetch_answer(e, replica, &m);
+        brk_events_fetch_answer(e, now_us, replica, &m);
     } else {
         brk_events_fetched(e, table, now_us, &r, data, &m);
     }

@@ -594,12 +594,14 @@ static void rt_replica_stop(struct rt_replica *r)
     if (st->orders > 0) {
         log_info(RT_REPLICA_COMP,
                  "msg=\"total order\" orders=%llu pooled=%llu released=%llu skipped=%llu "
-                 "mismatched=%llu pool_evicted=%llu fetches=%llu fetched=%llu fetch_served=%llu",
+                 "mismatched=%llu pool_evicted=%llu fetches=%llu fetched=%llu fetch_served=%llu "
+                 "fetch_throttled=%llu",
                  (unsigned long long)st->orders, (unsigned long long)st->pooled,
                  (unsigned long long)st->released, (unsigned long long)st->skipped,
                  (unsigned long long)st->mismatched, (unsigned long long)st->pool_evicted,
                  (unsigned long long)st->fetches, (unsigned long long)st->fetched,
-                 (unsigned long long)st->fetch_served);
+                 (unsigned long long)st->fetch_served,
+                 (unsigned long long)st->fetch_throttled);
     }
     for (uint32_t j = 0; j < r->replica_count; j++) {
         rt_dialer_stop(&r->dialers[j]);

@@ -657,6 +657,18 @@ static void test_total_fetch(void **state)
     uint8_t junk[3] = {CHAN_MSG_FETCH, 0, 0};
     assert_int_equal(brk_events_peer_message(&f->ev, &f->table, 400, 2, junk, sizeof(junk), &out),
                      TRONE_EBADMSG);
+    /* A peer that asks too often is answered fetch_answers_max times per second. */
+    for (uint32_t k = 0; k < cfg.fetch_answers_max + 3; k++) {
+        assert_int_equal(brk_events_peer_message(&f->ev, &f->table, 500, 2, fetch.data, fetch.used,
+                                                 &out),
+                         0);
+        assert_int_equal(out->peer_send_count, k < cfg.fetch_answers_max ? 1 : 0);
+    }
+    assert_true(brk_events_stats(&f->ev)->fetch_throttled == 3);
+    assert_int_equal(brk_events_peer_message(&f->ev, &f->table, 500 + 1000000u, 2, fetch.data,
+                                             fetch.used, &out),
+                     0);
+    assert_int_equal(out->peer_send_count, 1); /* a new second */
     fetch.data[fetch.used - 4] = 200; /* count 200: more than anyone holds */
     assert_int_equal(brk_events_peer_message(&f->ev, &f->table, 400, 2, fetch.data, fetch.used,
                                              &out),
