@@ -20,6 +20,7 @@ struct cmd_replica_options {
     struct cmd_common common;
     long long id;
     const char *data_dir;
+    bool rebuild;
     uint32_t batch_max;
     uint32_t pipeline_max;
     uint64_t request_timeout_ms;
@@ -28,7 +29,7 @@ struct cmd_replica_options {
 static void cmd_replica_usage(FILE *out)
 {
     fprintf(out,
-            "usage: trone replica --id I [--cluster FILE] [--key FILE] [--data DIR]\n"
+            "usage: trone replica --id I [--cluster FILE] [--key FILE] [--data DIR] [--rebuild]\n"
             "                     [--batch-max N] [--pipeline N] [--request-timeout-ms N]\n"
             "\n"
             "Runs replica I of the cluster until SIGINT or SIGTERM: listens on its address,\n"
@@ -41,9 +42,15 @@ static void cmd_replica_usage(FILE *out)
             "                          ./cluster/cluster.conf)\n"
             "  --key FILE              this replica's key\n"
             "                          (default <cluster dir>/keys/replica<I>.key)\n"
-            "  --data DIR              data directory, created if missing. Persistence is not\n"
-            "                          implemented yet (a later issue): the directory is only\n"
-            "                          created, and a restarted replica catches up from its peers\n"
+            "  --data DIR              data directory (LMDB), created if missing (default\n"
+            "                          <cluster dir>/data/replica-<I>). The replica writes its\n"
+            "                          votes, log and checkpoints there before sending, and a\n"
+            "                          restarted replica resumes from it, then catches up from\n"
+            "                          its peers. A directory of another replica or cluster, or\n"
+            "                          a corrupt or truncated one, is refused at start\n"
+            "  --rebuild               wipe the data directory's store and rebuild it from the\n"
+            "                          peers (state transfer). Under CFT a replica rebuilt while\n"
+            "                          others are down counts as one more failure\n"
             "  --batch-max N           requests per proposal, 1..%u (default 64)\n"
             "  --pipeline N            proposals in flight (default 4)\n"
             "  --request-timeout-ms N  a request pending this long starts a view change\n"
@@ -126,6 +133,10 @@ static int cmd_replica_parse(struct cmd_replica_options *o, int argc, char **arg
     memset(o, 0, sizeof(*o));
     o->id = -1;
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--rebuild") == 0) {
+            o->rebuild = true;
+            continue;
+        }
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             cmd_replica_usage(stdout);
             return -1;
@@ -178,6 +189,22 @@ static int cmd_replica_mkdir(const char *path)
     return CMD_OK;
 }
 
+/* Points data_dir at <cluster dir>/data/replica-<I> unless --data was given. */
+static int cmd_replica_data_default(struct cmd_replica_options *o, char *path, size_t path_size)
+{
+    if (o->data_dir != NULL) {
+        return CMD_OK;
+    }
+    char copy[CMD_REPLICA_PATH_MAX];
+    snprintf(copy, sizeof(copy), "%s", cmd_common_cluster_path(&o->common));
+    int length = snprintf(path, path_size, "%s/data/replica-%lld", dirname(copy), o->id);
+    if (length < 0 || (size_t)length >= path_size) {
+        return cmd_error(CMD_FAIL, "replica", "data directory path too long");
+    }
+    o->data_dir = path;
+    return CMD_OK;
+}
+
 /* Points the common options at <cluster dir>/keys/replica<I>.key unless --key was given. */
 static int cmd_replica_key_default(struct cmd_replica_options *o, char *path, size_t path_size)
 {
@@ -202,7 +229,9 @@ int cmd_replica(int argc, char **argv)
         return rc < 0 ? CMD_OK : rc;
     }
     char key_path[CMD_REPLICA_PATH_MAX];
-    if (cmd_replica_key_default(&o, key_path, sizeof(key_path)) != CMD_OK) {
+    char data_path[CMD_REPLICA_PATH_MAX];
+    if (cmd_replica_key_default(&o, key_path, sizeof(key_path)) != CMD_OK ||
+        cmd_replica_data_default(&o, data_path, sizeof(data_path)) != CMD_OK) {
         return CMD_FAIL;
     }
     struct rt_replica_config *config = calloc(1, sizeof(*config));
@@ -228,6 +257,8 @@ int cmd_replica(int argc, char **argv)
         config->batch_max = o.batch_max;
         config->pipeline_max = o.pipeline_max;
         config->request_timeout_ms = o.request_timeout_ms;
+        config->data_dir = o.data_dir;
+        config->rebuild = o.rebuild;
         char reason[512];
         int err = rt_replica_run(config, reason, sizeof(reason));
         if (err != 0) {

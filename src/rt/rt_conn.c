@@ -383,6 +383,9 @@ static void rt_conn_write(struct rt_conn *c)
 
 void rt_net_flush(struct rt_net *n)
 {
+    if (n->handler.before_flush != NULL) {
+        n->handler.before_flush(n->handler.ctx);
+    }
     /* Each connection is on the list at most once, so the list is at most RT_CONNS_MAX long;
      * writing may close a connection, which only removes it from the list. */
     for (size_t i = 0; i <= RT_CONNS_MAX && n->dirty != NULL; i++) {

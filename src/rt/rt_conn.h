@@ -78,6 +78,9 @@ struct rt_net_handler {
     /* c is closing (err says why: TRONE_ECLOSED for a clean end). It is off every list and
      * must not be used after the call returns; memory is freed later by the loop. */
     void (*closed)(void *ctx, struct rt_conn *c, int err);
+    /* Optional: called first by every rt_net_flush, before any byte is written, so the owner
+     * can make durable what the data about to leave depends on (write-ahead). */
+    void (*before_flush)(void *ctx);
 };
 
 struct rt_net_config {

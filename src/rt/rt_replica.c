@@ -22,6 +22,7 @@
 #include "rt/rt_conn.h"
 #include "rt/rt_msg.h"
 #include "rt/rt_wire_dump.h"
+#include "rt/rt_store.h"
 #include "smr/smr.h"
 
 #define RT_REPLICA_COMP "replica"
@@ -45,6 +46,7 @@ struct rt_replica {
     struct brk_table table;
     struct smr_app app;
     struct smr *smr;
+    struct rt_store store;
     struct brk_events events;
     uv_check_t events_check; /* flushes brk_events once per loop turn, after the reads */
     uv_idle_t events_idle;   /* active while unpaused connections still hold events */
@@ -206,6 +208,9 @@ static void rt_replica_on_timer(uv_timer_t *timer);
 
 static void rt_replica_apply(struct rt_replica *r, const struct smr_output *out)
 {
+    /* Write-ahead: the records join this turn's transaction, committed by the flush hook
+     * before any envelope queued below reaches a socket (when one of them is sync). */
+    rt_store_records(&r->store, out);
     for (size_t i = 0; i < out->envelope_count; i++) {
         const struct smr_envelope *e = &out->envelopes[i];
         if (e->dest == SMR_DEST_REPLICA) {
@@ -693,6 +698,33 @@ static int rt_replica_core_init(struct rt_replica *r, char *errmsg, size_t errms
     return rc;
 }
 
+static void rt_replica_before_flush(void *ctx)
+{
+    struct rt_replica *r = ctx;
+    rt_store_flush(&r->store);
+}
+
+/* Opens the data directory and restores the core from it; the restore's output (records,
+ * checkpoint votes) is carried out like a step's. */
+static int rt_replica_store_init(struct rt_replica *r, char *errmsg, size_t errmsg_size)
+{
+    const struct rt_replica_config *config = r->config;
+    if (config->data_dir == NULL) {
+        return 0;
+    }
+    int rc = rt_store_open(&r->store, config->data_dir, &config->cluster, r->self,
+                           config->rebuild, errmsg, errmsg_size);
+    const struct smr_output *out = NULL;
+    if (rc == 0) {
+        rc = rt_store_restore(&r->store, r->smr, uv_now(&r->loop), &out, errmsg, errmsg_size);
+    }
+    if (rc == 0) {
+        rt_replica_apply(r, out);
+        rt_store_commit(&r->store);
+    }
+    return rc;
+}
+
 static int rt_replica_net_init(struct rt_replica *r, char *errmsg, size_t errmsg_size)
 {
     const struct rt_replica_config *config = r->config;
@@ -709,7 +741,8 @@ static int rt_replica_net_init(struct rt_replica *r, char *errmsg, size_t errmsg
     struct rt_net_handler h = {.ctx = r,
                                .opened = rt_replica_on_opened,
                                .message = rt_replica_on_message,
-                               .closed = rt_replica_on_closed};
+                               .closed = rt_replica_on_closed,
+                               .before_flush = rt_replica_before_flush};
     int rc = rt_net_init(&r->net, &r->loop, &nc, &h);
     sodium_memzero(nc.ed_secret, sizeof(nc.ed_secret));
     if (rc != 0) {
@@ -787,6 +820,7 @@ static void rt_replica_teardown(struct rt_replica *r)
     TRONE_ASSERT(rc == 0);
     rc = uv_loop_close(&r->loop);
     TRONE_ASSERT(rc == 0);
+    rt_store_close(&r->store);
     smr_destroy(r->smr);
     brk_events_close(&r->events);
     brk_table_close(&r->table);
@@ -822,6 +856,9 @@ int rt_replica_run(const struct rt_replica_config *config, char *errmsg, size_t 
         if (rc != 0) {
             snprintf(errmsg, errmsg_size, "cannot create timers or signal handlers");
         }
+    }
+    if (rc == 0) {
+        rc = rt_replica_store_init(r, errmsg, errmsg_size);
     }
     if (rc == 0) {
         rc = rt_replica_net_init(r, errmsg, errmsg_size);

@@ -3,11 +3,14 @@
  * other replica with backoff, feeds messages and one timer to smr_step, sends its output, and
  * answers runtime status queries itself. Event-path messages (PUBLISH, ATTACH, DETACH) go to
  * brk_events without agreement; its DELIVERs are flushed once per loop turn, and a subscriber
- * whose socket is backed up waits in brk_events' bounded queues. No persistence yet: a
- * restarted replica catches up from its peers. */
+ * whose socket is backed up waits in brk_events' bounded queues. With a data directory the
+ * core's records are made durable (one store transaction per loop turn) before anything of
+ * that turn is sent, and a restarted replica restores its state from disk, then catches up
+ * from its peers (rt_store.h). */
 #ifndef TRONE_RT_REPLICA_H
 #define TRONE_RT_REPLICA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +25,8 @@ struct rt_replica_config {
     uint32_t batch_max;          /* 0: the smr default */
     uint32_t pipeline_max;       /* 0: the smr default */
     uint64_t request_timeout_ms; /* 0: the smr default */
+    const char *data_dir;        /* an existing directory for the store; NULL: no persistence */
+    bool rebuild;                /* wipe the store in data_dir and rebuild from the peers */
 };
 
 /* Runs the replica until SIGINT or SIGTERM, then closes everything. Returns 0 after a clean

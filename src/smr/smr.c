@@ -71,12 +71,16 @@ struct smr *smr_create(const struct smr_config *config, const struct smr_app *ap
     s->slots = calloc(config->window, sizeof(*s->slots));
     s->ckpt_count = config->window / config->checkpoint_interval + 1;
     s->ckpts = calloc(s->ckpt_count, sizeof(*s->ckpts));
-    if (s->slots == NULL || s->ckpts == NULL) {
+    s->records = calloc((size_t)config->window + 3, sizeof(*s->records));
+    s->record_offsets = calloc((size_t)config->window + 3, sizeof(*s->record_offsets));
+    if (s->slots == NULL || s->ckpts == NULL || s->records == NULL ||
+        s->record_offsets == NULL) {
         smr_destroy(s);
         return NULL;
     }
     s->view_timeout_ms = config->request_timeout_ms;
     s->next_seq = 1;
+    s->restoring = true;
     return s;
 }
 
@@ -110,6 +114,9 @@ void smr_destroy(struct smr *s)
     buf_close(&s->new_view);
     buf_close(&s->stable.snapshot);
     buf_close(&s->out_data);
+    buf_close(&s->persist_data);
+    free(s->records);
+    free(s->record_offsets);
     buf_close(&s->scratch);
     buf_close(&s->result);
     free(s->clients);
@@ -237,6 +244,7 @@ static uint64_t next_deadline(const struct smr *s)
 
 static void output_finish(struct smr *s)
 {
+    smr__persist_collect(s);
     for (size_t i = 0; i < s->output.envelope_count; i++) {
         s->envelopes[i].data = s->out_data.data + s->envelope_offsets[i];
     }
@@ -245,13 +253,33 @@ static void output_finish(struct smr *s)
     s->output.deadline_ms = next_deadline(s);
 }
 
-int smr_step(struct smr *s, const struct smr_input *in, const struct smr_output **out)
+static void step_begin(struct smr *s, uint64_t now_ms)
 {
     memset(&s->output, 0, sizeof(s->output));
     buf_reset(&s->out_data);
-    if (in->now_ms > s->now_ms) {
-        s->now_ms = in->now_ms;
+    buf_reset(&s->persist_data);
+    if (now_ms > s->now_ms) {
+        s->now_ms = now_ms;
     }
+}
+
+int smr_restore_finish(struct smr *s, uint64_t now_ms, const struct smr_output **out)
+{
+    step_begin(s, now_ms);
+    int rc = smr__restore_finish(s);
+    if (rc != 0) {
+        return rc;
+    }
+    output_finish(s);
+    *out = &s->output;
+    return 0;
+}
+
+int smr_step(struct smr *s, const struct smr_input *in, const struct smr_output **out)
+{
+    step_begin(s, in->now_ms);
+    s->restoring = false;
+    s->stepped = true;
     if (s->status_due_ms == 0) {
         s->status_due_ms = s->now_ms + s->config.status_interval_ms;
         s->view_started_ms = s->now_ms;

@@ -102,7 +102,32 @@ struct smr_trace {
 
 #define SMR_TRACE_MAX 16
 
+/* Persistence (docs/PROTOCOL.md section 11). What a replica must remember across a crash is
+ * reported as records keyed (kind, seq): the runtime makes every record of an output durable
+ * (one transaction) BEFORE it sends any envelope of that output, and hands the records back
+ * through smr_restore at the next start. Payloads are opaque to the runtime. */
+enum smr_record_kind {
+    SMR_RECORD_STABLE = 1, /* seq 0: the stable checkpoint, its proof and snapshot */
+    SMR_RECORD_VIEW = 2,   /* seq 0: the view and whether a view change is under way */
+    SMR_RECORD_SLOT = 3,   /* seq: this replica's votes, certificate and decision for seq */
+};
+
+struct smr_record {
+    uint8_t kind;       /* enum smr_record_kind */
+    uint64_t seq;
+    bool drop;          /* delete every record of kind with a seq <= seq; no data */
+    /* Must be durable before this output's envelopes leave. A record without it (decisions,
+     * checkpoints: facts a quorum already holds) may be committed later, with the next
+     * record that has it or after a short delay, and lost in a crash without harm; records
+     * must still be made durable in output order. */
+    bool sync;
+    const uint8_t *data; /* core-owned, valid until the next call into the core */
+    size_t size;
+};
+
 struct smr_output {
+    size_t record_count; /* persist these first, in order, in one transaction */
+    const struct smr_record *records;
     size_t envelope_count;
     const struct smr_envelope *envelopes;
     size_t executed_count;
@@ -119,6 +144,18 @@ struct smr;
 struct smr *smr_create(const struct smr_config *config, const struct smr_app *app);
 /* Frees the core and everything it owns. */
 void smr_destroy(struct smr *s);
+
+/* Restores one persisted record into a core just created (before any smr_step). Records
+ * must come in (kind, seq) order, as the store returns them. TRONE_ECORRUPT for a record that
+ * does not decode or contradicts the others, TRONE_EINVAL out of order or after a step,
+ * TRONE_ENOMEM; the core must then be destroyed. */
+TRONE_MUST_CHECK int smr_restore(struct smr *s, uint8_t kind, uint64_t seq, const uint8_t *data,
+                                 size_t size);
+/* Ends the restore: installs the checkpoint's state, re-executes the decided batches after it
+ * and returns what that produced (records, replies, checkpoint votes) like smr_step does.
+ * TRONE_ECORRUPT if the snapshot does not match its digest or the application refuses it. */
+TRONE_MUST_CHECK int smr_restore_finish(struct smr *s, uint64_t now_ms,
+                                        const struct smr_output **out);
 
 /* Feeds one input and returns what to do. Hostile or malformed messages are rejected with
  * a trace record, never an assertion; the return value is 0 unless memory ran out

@@ -79,6 +79,7 @@ static void slot_progress(struct smr *s, struct smr_slot *slot)
     if (!slot->sent_commit && slot_prepared(s, slot)) {
         cert_record(s, slot);
         slot->sent_commit = true;
+        smr__slot_dirty_sync(slot); /* the certificate, before the COMMIT leaves */
         slot->commit_mask |= 1ull << s->config.self;
         memcpy(slot->commit_digest[s->config.self], slot->digest, TRONE_HASH_LEN);
         send_commit(s, slot);
@@ -101,6 +102,7 @@ void smr__accept_pre_prepare(struct smr *s, const struct smr_pre_prepare *pp, bo
         return;
     }
     slot->has_pp = true;
+    smr__slot_dirty_sync(slot); /* the accepted batch, before the PREPARE (or PRE_PREPARE) */
     memcpy(slot->digest, pp->digest, TRONE_HASH_LEN);
     memcpy(slot->pp_sig, pp->sig, TRONE_SIG_LEN);
     slot->touched_ms = s->now_ms;
@@ -223,6 +225,7 @@ void smr__slot_decide(struct smr *s, struct smr_slot *slot, const uint8_t *batch
         return;
     }
     slot->decided = true;
+    smr__slot_dirty(slot); /* a fact a quorum holds: may be persisted after the replies */
     memcpy(slot->decided_digest, digest, TRONE_HASH_LEN);
     (void)s;
 }

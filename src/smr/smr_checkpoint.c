@@ -109,6 +109,7 @@ void smr__stable_advance(struct smr *s, uint64_t seq, const uint8_t *digest, uin
         buf_reset(&s->stable.snapshot);
     }
     s->stable.seq = seq;
+    s->stable_dirty = true;
     memcpy(s->stable.digest, digest, TRONE_HASH_LEN);
     s->stable.mask = mask;
     for (uint32_t r = 0; r < SMR_R; r++) {
@@ -300,7 +301,7 @@ static int clients_decode(struct buf_reader *r, struct smr_client_entry **table,
 
 /* Installs a verified snapshot: the application first (it validates), then the reply
  * table. On any error nothing changes. */
-static int state_install(struct smr *s, const uint8_t *snapshot, size_t size)
+int smr__state_install(struct smr *s, const uint8_t *snapshot, size_t size)
 {
     struct buf_reader r;
     buf_reader_init(&r, snapshot, size);
@@ -354,7 +355,7 @@ void smr__on_state(struct smr *s, uint32_t from, const uint8_t *data, size_t siz
         s->state_wanted_seq = 0;
         return;
     }
-    if (state_install(s, m.snapshot, m.snapshot_size) != 0) {
+    if (smr__state_install(s, m.snapshot, m.snapshot_size) != 0) {
         smr__trace(s, SMR_TRACE_REJECTED, TRONE_ECORRUPT, from, s->view, m.seq);
         return;
     }

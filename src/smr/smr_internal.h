@@ -65,6 +65,8 @@ struct smr_slot {
     struct buf decided_batch;
     uint64_t claim_mask;
     uint8_t claim_digest[SMR_R][TRONE_HASH_LEN];
+    bool dirty;      /* changed what must be persisted since the last output */
+    bool dirty_sync; /* ... including this replica's votes: persist before sending */
 };
 
 /* A checkpoint this replica took (with its state snapshot) or is collecting votes for. */
@@ -122,6 +124,17 @@ struct smr {
     uint64_t state_wanted_seq;
     uint64_t state_asked_ms;
     uint32_t state_asked_replica;
+
+    /* Persistence: what changed in this step (smr_persist.c). */
+    bool view_dirty;
+    bool stable_dirty;
+    bool restoring;      /* between smr_create and smr_restore_finish */
+    bool stepped;        /* a step ran: restoring is over */
+    uint8_t restore_kind; /* last record restored, for the order check */
+    uint64_t restore_seq;
+    struct buf persist_data;
+    struct smr_record *records; /* window + 3 entries */
+    size_t *record_offsets;
 
     /* Output of the current step. */
     struct buf out_data;
@@ -184,6 +197,19 @@ bool smr__stable_proof_valid(const struct smr *s, uint64_t seq, const uint8_t *d
 void smr__stable_advance(struct smr *s, uint64_t seq, const uint8_t *digest, uint64_t mask,
                          const uint8_t sigs[][TRONE_SIG_LEN], const uint8_t *snapshot,
                          size_t snapshot_size);
+
+/* Installs a snapshot (application state and reply table); on error nothing changes. */
+int smr__state_install(struct smr *s, const uint8_t *snapshot, size_t size);
+
+/* smr_persist.c: persistence records and restore. */
+void smr__persist_collect(struct smr *s);
+int smr__restore_finish(struct smr *s);
+static inline void smr__slot_dirty(struct smr_slot *slot) { slot->dirty = true; }
+static inline void smr__slot_dirty_sync(struct smr_slot *slot)
+{
+    slot->dirty = true;
+    slot->dirty_sync = true;
+}
 
 /* smr_view.c and smr_new_view.c: view changes (PBFT section 4.4). */
 void smr__view_change_start(struct smr *s, uint64_t view);

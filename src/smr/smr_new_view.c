@@ -87,6 +87,7 @@ static void new_view_install(struct smr *s, uint64_t view, const struct smr_vc *
     const struct smr_vc *source = &vcs[d->min_s_source];
     s->view = view;
     s->view_changing = false;
+    s->view_dirty = true;
     s->view_started_ms = s->now_ms;
     s->view_timeout_ms = s->config.request_timeout_ms;
     buf_reset(&s->new_view);

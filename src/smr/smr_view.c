@@ -25,6 +25,7 @@ void smr__view_change_start(struct smr *s, uint64_t view)
     }
     s->view = view;
     s->view_changing = true;
+    s->view_dirty = true;
     s->view_started_ms = s->now_ms;
     struct buf *own = &s->vc_bytes[s->config.self];
     buf_reset(own);

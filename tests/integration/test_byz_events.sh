@@ -16,7 +16,7 @@
 #     BFT, BFT+PKS and CFT+PKS channels lose nothing. (B-no-loss-replica-down in ../shared/acceptance kills it
 #     before publishing; this kills it mid-stream.) Also: `intruder`, registered but on no
 #     channel's lists, is refused as publisher and as subscriber (exit 1, one line), and none of
-#     its events reaches anyone.
+#     its events reaches anyone; `stranger`, never registered, is refused both ways too.
 #   ev-*: replica 0 is trone-byz (tests/integration/byz, TEST-ONLY) with TRONE_BYZ=ev-alter,
 #     ev-forge, ev-replay, ev-reorder, ev-drop, ev-ack-lie (byz.h says what each does) and the
 #     BFT channels (SI and PKS) and the CFT+PKS channel must pass as above. The Byzantine replica must have logged its
@@ -48,8 +48,8 @@ SUMMARY=()
 # tag_of CLASS: the channel carrying that class ("bft,pks" -> e.bft-pks).
 tag_of() { echo "e.$(echo "$1" | tr ',' '-')"; }
 
-# keys: the client identities, made once for all rounds.
-for k in pubA pubB subA subB intruder; do itest_key "$k"; done
+# keys: the client identities, made once for all rounds (stranger is never registered).
+for k in pubA pubB subA subB intruder stranger; do itest_key "$k"; done
 
 # cluster BYZ_MODE: a fresh 4-replica cluster; replica $BYZ runs trone-byz with TRONE_BYZ=MODE
 # unless MODE is "honest". Registers the clients.
@@ -86,7 +86,7 @@ SUBS=()  # "tag:name:pid" of the running subscribers
 # subs_start TAG...: subA and subB on every tag, in the background; returns once each logged
 # that it is attached (at most 30 s).
 subs_start() {
-  local tag s t out
+  local tag s out
   SUBS=()
   for tag in "$@"; do
     for s in subA subB; do
@@ -99,7 +99,7 @@ subs_start() {
   done
   for s in "${SUBS[@]}"; do
     out="$D/sub.$(echo "$s" | cut -d: -f1).$(echo "$s" | cut -d: -f2)"
-    for t in $(seq 1 60); do
+    for _ in $(seq 1 60); do
       grep -q 'msg="attached"' "$out.err" && break
       kill -0 "${s##*:}" 2>/dev/null || itest_fail "sub $s exited: $(tail -n 1 "$out.err")"
       sleep 0.5
@@ -110,9 +110,9 @@ subs_start() {
 
 # subs_wait_lines COUNT SECONDS TAG...: until every subscriber of the tags printed COUNT lines.
 subs_wait_lines() {
-  local want=$1 secs=$2 t s ok
+  local want=$1 secs=$2 s n ok
   shift 2
-  for t in $(seq 1 $((secs * 4))); do
+  for _ in $(seq 1 $((secs * 4))); do
     ok=1
     for s in "$@"; do
       for n in subA subB; do
@@ -178,7 +178,7 @@ publish() {
   (
     seq 1 "$first" | awk -v p="$name" '{ printf "%s-%06d\n", p, $1 }'
     if [ -n "$wait" ]; then
-      for t in $(seq 1 240); do [ -e "$D/go" ] && break; sleep 0.25; done
+      for _ in $(seq 1 240); do [ -e "$D/go" ] && break; sleep 0.25; done
     fi
     seq $((first + 1)) "$N" | awk -v p="$name" '{ printf "%s-%06d\n", p, $1 }'
   ) | timeout 120 "$TRONE" pub "$tag" --key "$D/$key.key" --timeout 30 >"$D/pub.$tag.$name" 2>&1 &
@@ -287,10 +287,17 @@ crash_round() {
       itest_fail "intruder sub on $tag: no refusal in: $(cat "$D/intruder.$tag.err")"
     [ ! -s "$D/intruder.$tag.out" ] || itest_fail "intruder sub on $tag printed events"
   done
+  # A client the cluster does not know at all: refused too, as publisher and as subscriber.
+  out=$(timeout 60 "$TRONE" pub e.bft STRANGER-1 --key "$D/stranger.key" --timeout 10 2>&1)
+  rc=$?
+  [ $rc = 1 ] || itest_fail "unregistered pub: rc=$rc, want 1: $out"
+  out=$(timeout 60 "$TRONE" sub e.bft --key "$D/stranger.key" --timeout 10 --count 1 2>&1)
+  rc=$?
+  [ $rc = 1 ] || itest_fail "unregistered sub: rc=$rc, want 1: $out"
   round crash kill_mid "${tags[@]}"
   verdict "crash of replica $KILLED" "${tags[@]}"
   correct_alive crash 0 1 3
-  SUMMARY+=("crash: cft, bft, bft+pks, cft+pks ${N}x2 each, intruder refused")
+  SUMMARY+=("crash: cft, bft, bft+pks, cft+pks ${N}x2 each, intruder and stranger refused")
 }
 
 # cft_weakness: the documented weakness of CFT/SI against a Byzantine replica, shown. The
@@ -366,7 +373,10 @@ byz_round() {
     grep -q "msg=\"byzantine event action\" mode=$mode action=$act " "$D/r$BYZ.log" ||
       itest_fail "$mode: replica $BYZ never logged the Byzantine action $act"
   done
-  local note=""
+  local note="" acts
+  acts=$(grep -o 'msg="byzantine event action".* actions=[0-9]*' "$D/r$BYZ.log" | tail -n 1 |
+         sed 's/.*actions=//')
+  note=" after >= $acts Byzantine actions"
   if [ "$mode" = ev-alter ]; then
     cft_weakness
     note+=" ($WEAK)"

@@ -95,8 +95,45 @@ struct sim_replay_entry {
     size_t size;
 };
 
+/* A replica's disk: the persisted records, sorted by (kind, seq) (sim_disk.c). */
+struct sim_disk_rec {
+    uint8_t kind;
+    uint64_t seq;
+    uint8_t *data;
+    size_t size;
+};
+
+struct sim_disk_pending {
+    uint8_t kind;
+    uint64_t seq;
+    bool drop;
+    uint8_t *data;
+    size_t size;
+};
+
+/* Records without sync wait at most this long before they are committed (as in rt_store). */
+#define SIM_DISK_LAZY_MS 50u
+
+struct sim_disk {
+    struct sim_disk_rec *recs; /* committed */
+    size_t count;
+    size_t capacity;
+    struct sim_disk_pending *pending; /* not yet committed: lost in a crash */
+    size_t pending_count;
+    size_t pending_capacity;
+    uint64_t pending_since_ms;
+};
+
+void sim_disk_apply(struct sim_disk *d, const struct smr_output *out, uint64_t now_ms);
+/* A crash: records not yet committed are lost. */
+void sim_disk_crash(struct sim_disk *d);
+/* Feeds every record to a fresh core; the smr_restore error, or 0. */
+int sim_disk_restore(const struct sim_disk *d, struct smr *core);
+void sim_disk_close(struct sim_disk *d);
+
 struct sim_replica {
     struct smr *core;
+    struct sim_disk disk;   /* what survives a crash when the run persists */
     void *table; /* struct brk_table */
     struct smr_app app;
     struct smr_config config;
@@ -211,6 +248,7 @@ struct sim {
     struct sim_params p;
     struct sim_faults faults;
     bool healed; /* phase 2: no drops, no partitions, no crashes */
+    bool persist; /* replicas restart from their disk; false: with empty memory (amnesia) */
     uint64_t now_ms;
     struct sim_queue queue;
     struct sim_replica replicas[TRONE_REPLICAS_MAX];
@@ -227,6 +265,7 @@ struct sim {
     uint64_t dropped;
     uint64_t view_max;
     uint64_t state_installs;
+    uint64_t restores; /* restarts that read persisted records back */
     uint64_t stale;
     struct buf scratch;
 };
@@ -250,6 +289,7 @@ struct sim_stats {
     uint64_t seeds;
     uint64_t view_changes; /* seeds that reached a view above 0 */
     uint64_t state_installs;
+    uint64_t restores;
     uint64_t stale;
     uint64_t crashes;
     uint64_t byzantine; /* seeds with a Byzantine replica */
@@ -265,6 +305,9 @@ bool sim_world_init(struct sim *s, uint64_t seed, bool verbose);
 void sim_world_close(struct sim *s);
 /* Runs one whole seed (both phases); returns SIM_EXIT_*. */
 int sim_run_seed(uint64_t seed, int model, bool verbose, struct sim_stats *stats);
+/* Runs one CFT seed in which EVERY replica may crash and restart (more than f over the run,
+ * at most what the seed's timing allows at once), restarting from its disk if persist. */
+int sim_run_seed_crash_all(uint64_t seed, bool persist, bool verbose, struct sim_stats *stats);
 /* Processes the next event. False if nothing is left to do or a failure was recorded. */
 bool sim_step(struct sim *s);
 /* Steps until pred holds (true) or max_ms of virtual time passed or a failure (false). */

@@ -126,6 +126,7 @@ void sim_nodes_close(struct sim *s)
             r->up = false;
         }
         sim_byz_close(r);
+        sim_disk_close(&r->disk);
     }
     for (uint32_t i = 0; i < s->p.client_count; i++) {
         smr_client_destroy(s->clients[i].core);

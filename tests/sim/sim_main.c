@@ -81,12 +81,12 @@ static int run_range(uint64_t first, uint64_t last, int model, bool verbose)
         }
     }
     printf("summary seeds=%llu:%llu failed=%llu requests=%llu stale=%llu "
-           "seeds_with_view_change=%llu state_installs=%llu crashes=%llu "
+           "seeds_with_view_change=%llu state_installs=%llu crashes=%llu restores=%llu "
            "seeds_with_byzantine=%llu delivered=%llu\n",
            (unsigned long long)first, (unsigned long long)last, (unsigned long long)failed,
            (unsigned long long)stats.requests, (unsigned long long)stats.stale,
            (unsigned long long)stats.view_changes, (unsigned long long)stats.state_installs,
-           (unsigned long long)stats.crashes, (unsigned long long)stats.byzantine,
+           (unsigned long long)stats.crashes, (unsigned long long)stats.restores, (unsigned long long)stats.byzantine,
            (unsigned long long)stats.delivered);
     return worst;
 }

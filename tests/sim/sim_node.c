@@ -34,6 +34,8 @@ static uint64_t next_tick(const struct sim *s, uint64_t deadline_ms)
     return deadline_ms > s->now_ms ? deadline_ms : s->now_ms + 1;
 }
 
+static void replica_after(struct sim *s, uint32_t idx, int rc, const struct smr_output *out);
+
 bool sim_replica_start(struct sim *s, uint32_t idx)
 {
     struct sim_replica *r = &s->replicas[idx];
@@ -54,6 +56,26 @@ bool sim_replica_start(struct sim *s, uint32_t idx)
     r->last_exec_seq = 0;
     r->exec_count = 0;
     sim_check_replica_restarted(s, idx);
+    if (s->persist) {
+        /* Restart from the disk: what a real replica reads from its store at start. */
+        int rc = sim_disk_restore(&r->disk, r->core);
+        const struct smr_output *out = NULL;
+        if (rc == 0) {
+            rc = smr_restore_finish(r->core, s->now_ms, &out);
+        }
+        if (rc != 0) {
+            sim_fail(s, SIM_EXIT_INVARIANT, "replica %u restore failed: %s", idx,
+                     trone_err_name(rc));
+            return true;
+        }
+        if (r->disk.count > 0) {
+            s->restores++;
+            sim_trace(s, "fault=restored replica=%u records=%zu executed=%llu view=%llu", idx,
+                      r->disk.count, (unsigned long long)smr_executed_seq(r->core),
+                      (unsigned long long)smr_view(r->core));
+        }
+        replica_after(s, idx, 0, out);
+    }
     return true;
 }
 
@@ -70,6 +92,10 @@ void sim_replica_crash(struct sim *s, uint32_t idx)
     r->up = false;
     r->restarts++;
     r->tick_ms = SIM_NEVER;
+    sim_disk_crash(&r->disk);
+    if (!s->persist) {
+        sim_disk_close(&r->disk); /* amnesia: the disk is lost with the memory */
+    }
 }
 
 static void replica_traces(struct sim *s, uint32_t idx, const struct smr_output *out)
@@ -105,6 +131,7 @@ static void replica_after(struct sim *s, uint32_t idx, int rc, const struct smr_
     }
     TRONE_ASSERT(out != NULL);
     replica_traces(s, idx, out);
+    sim_disk_apply(&r->disk, out, s->now_ms); /* write-ahead: before anything is sent */
     if (sim_replica_correct(s, idx)) {
         sim_check_executed(s, idx, out);
         sim_check_table(s, idx);

@@ -101,10 +101,10 @@ static void print_header(const struct sim *s)
 {
     const struct sim_params *p = &s->p;
     printf("seed=%llu model=%s n=%u f=%u clients=%u batch=%u pipeline=%u ckpt=%u window=%u "
-           "drop=%u dup=%u faulty=", (unsigned long long)s->seed,
+           "drop=%u dup=%u persist=%d faulty=", (unsigned long long)s->seed,
            p->model == SMR_BFT ? "bft" : "cft", p->n, p->f, p->client_count, p->batch_max,
            p->pipeline_max, p->checkpoint_interval, p->checkpoint_interval * p->window_factor,
-           s->faults.drop_permille, s->faults.dup_permille);
+           s->faults.drop_permille, s->faults.dup_permille, s->persist ? 1 : 0);
     for (uint32_t i = 0; i < p->n; i++) {
         const struct sim_replica *r = &s->replicas[i];
         if (r->byz != 0) {
@@ -155,6 +155,7 @@ static void stats_add(const struct sim *s, struct sim_stats *stats)
     stats->seeds++;
     stats->view_changes += s->view_max > 0 ? 1 : 0;
     stats->state_installs += s->state_installs;
+    stats->restores += s->restores;
     stats->stale += s->stale;
     stats->delivered += s->delivered;
     bool byzantine = false;
@@ -168,7 +169,10 @@ static void stats_add(const struct sim *s, struct sim_stats *stats)
     }
 }
 
-int sim_run_seed(uint64_t seed, int model, bool verbose, struct sim_stats *stats)
+/* crash_all: every replica is crash-prone (crash-recovery of all, CFT) and persist says
+ * whether they restart from their disk; otherwise the seed decides. */
+static int run_seed(uint64_t seed, int model, bool verbose, struct sim_stats *stats,
+                    bool crash_all, bool persist)
 {
     struct sim *s = calloc(1, sizeof(*s));
     TRONE_ASSERT(s != NULL);
@@ -176,6 +180,17 @@ int sim_run_seed(uint64_t seed, int model, bool verbose, struct sim_stats *stats
     sim_rng_seed(&s->rng, seed);
     sim_params_pick(s, model);
     s->seed = seed;
+    /* Even seeds restart crashed replicas from their disk, odd ones with empty memory; by
+     * parity rather than the PRNG, so every seed's faults stay what they were. */
+    s->persist = (seed & 1) == 0;
+    if (crash_all) {
+        s->persist = persist;
+        s->faults.crash_permille = 100 + s->faults.crash_permille * 5; /* 125..300 */
+        for (uint32_t i = 0; i < s->p.n; i++) {
+            s->replicas[i].byz = 0;
+            s->replicas[i].crash_prone = true;
+        }
+    }
     print_header(s);
     SIM_MUST(sim_world_init(s, seed, verbose));
     int rc = run_phases(s);
@@ -194,4 +209,14 @@ int sim_run_seed(uint64_t seed, int model, bool verbose, struct sim_stats *stats
     sim_world_close(s);
     free(s);
     return rc;
+}
+
+int sim_run_seed(uint64_t seed, int model, bool verbose, struct sim_stats *stats)
+{
+    return run_seed(seed, model, verbose, stats, false, false);
+}
+
+int sim_run_seed_crash_all(uint64_t seed, bool persist, bool verbose, struct sim_stats *stats)
+{
+    return run_seed(seed, SMR_CFT, verbose, stats, true, persist);
 }

@@ -1,7 +1,8 @@
 /* sim_scenario.c: scripted scenarios on a fault-free network (delays only), each checking one
  * recovery path of the protocol with sim_step_until. The invariant checks of every step
  * still run. Scenarios: leader-crash, equivocating-leader, restart-state-transfer,
- * cft-amnesia, bft-amnesia. */
+ * cft-amnesia, bft-amnesia (restarts without persistence), cft-restart-persisted and
+ * bft-restart-persisted (the same restarts from the replica's disk). */
 #include "sim.h"
 
 #include <stdio.h>
@@ -51,9 +52,9 @@ static int scenario_end(struct sim *s, const char *name, bool ok, const char *wh
         sim_liveness_report(s, report, sizeof(report));
         printf("scenario=%s FAIL exit=%d %s: %s\n", name, rc, why, report);
     } else {
-        printf("scenario=%s ok t=%llu view_max=%llu state_installs=%llu\n", name,
+        printf("scenario=%s ok t=%llu view_max=%llu state_installs=%llu restores=%llu\n", name,
                (unsigned long long)s->now_ms, (unsigned long long)s->view_max,
-               (unsigned long long)s->state_installs);
+               (unsigned long long)s->state_installs, (unsigned long long)s->restores);
     }
     sim_world_close(s);
     free(s);
@@ -142,14 +143,17 @@ static bool replica_executed(struct sim *s, void *arg)
 }
 
 /* Replicas 0 and 2 (and 3 under BFT) decide requests while replica 1 is cut off; replica 2
- * then restarts with empty memory and replica 0 is cut off. Under CFT (n=3) replicas 1 and 2
+ * then restarts (with empty memory in the amnesia scenarios, from its disk in the persisted
+ * ones) and replica 0 is cut off. Under CFT (n=3) replicas 1 and 2
  * form a quorum that knows nothing of those decisions; under BFT (n=4) replica 3 still
  * remembers them. Either way the core must not decide other requests at the same seqs: a
  * restarted replica has to recover before it votes. */
-static int scenario_amnesia(bool verbose, enum smr_fault_model model, const char *name)
+static int scenario_amnesia(bool verbose, enum smr_fault_model model, const char *name,
+                            bool persist)
 {
     struct sim *s = scenario_world(model == SMR_CFT ? 3 : 4, 1, verbose);
     s->p.model = model;
+    s->persist = persist;
     s->p.batch_max = 1;
     s->p.pipeline_max = 1;
     s->p.checkpoint_interval = 16;
@@ -176,13 +180,48 @@ static int scenario_amnesia(bool verbose, enum smr_fault_model model, const char
     return scenario_end(s, name, ok, "no convergence after the partition healed");
 }
 
+/* Crash-recovery of every replica of CFT clusters over a range of seeds: with persistence
+ * every run must stay safe and converge (docs/PROTOCOL.md section 11); without it (the
+ * -amnesia variant, not in ctest) some seed is expected to break agreement. */
+static int scenario_crash_recovery(bool verbose, const char *name, bool persist)
+{
+    struct sim_stats stats;
+    memset(&stats, 0, sizeof(stats));
+    uint64_t failed = 0;
+    int worst = SIM_EXIT_OK;
+    for (uint64_t seed = 1; seed <= 100; seed++) {
+        int rc = sim_run_seed_crash_all(seed, persist, verbose, &stats);
+        if (rc != SIM_EXIT_OK) {
+            failed++;
+            worst = rc > worst ? rc : worst;
+        }
+    }
+    printf("scenario=%s %s seeds=1:100 failed=%llu crashes=%llu restores=%llu requests=%llu\n",
+           name, failed == 0 ? "ok" : "FAIL", (unsigned long long)failed,
+           (unsigned long long)stats.crashes, (unsigned long long)stats.restores,
+           (unsigned long long)stats.requests);
+    return worst;
+}
+
 int sim_scenario_run(const char *name, bool verbose)
 {
+    if (strcmp(name, "cft-crash-recovery") == 0) {
+        return scenario_crash_recovery(verbose, name, true);
+    }
+    if (strcmp(name, "cft-crash-recovery-amnesia") == 0) {
+        return scenario_crash_recovery(verbose, name, false);
+    }
     if (strcmp(name, "cft-amnesia") == 0) {
-        return scenario_amnesia(verbose, SMR_CFT, name);
+        return scenario_amnesia(verbose, SMR_CFT, name, false);
     }
     if (strcmp(name, "bft-amnesia") == 0) {
-        return scenario_amnesia(verbose, SMR_BFT, name);
+        return scenario_amnesia(verbose, SMR_BFT, name, false);
+    }
+    if (strcmp(name, "cft-restart-persisted") == 0) {
+        return scenario_amnesia(verbose, SMR_CFT, name, true);
+    }
+    if (strcmp(name, "bft-restart-persisted") == 0) {
+        return scenario_amnesia(verbose, SMR_BFT, name, true);
     }
     if (strcmp(name, "leader-crash") == 0) {
         return scenario_leader_crash(verbose);
@@ -194,6 +233,7 @@ int sim_scenario_run(const char *name, bool verbose)
         return scenario_restart_state_transfer(verbose);
     }
     printf("scenarios: leader-crash equivocating-leader restart-state-transfer cft-amnesia "
-           "bft-amnesia\n");
+           "bft-amnesia cft-restart-persisted bft-restart-persisted cft-crash-recovery "
+           "cft-crash-recovery-amnesia\n");
     return strcmp(name, "list") == 0 ? SIM_EXIT_OK : 64;
 }

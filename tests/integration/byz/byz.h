@@ -26,6 +26,8 @@ enum byz_mode {
  * of them the agreement protocol runs honestly, and with an agreement mode the event path does.
  * They rewrite what brk_events_flush (DELIVER, GAP) and brk_events_message (ACK) output. */
 enum byz_ev_mode {
+    /* forge, replay and reorder first cut DELIVERs into ones of 1-32 events (as an honest
+     * replica may), so that they act many times per burst. */
     BYZ_EV_HONEST = 0,
     BYZ_EV_ALTER = 1,   /* ev-alter: about 1 event in 3 of a DELIVER altered: a payload bit
                            flipped (most), its seq moved by one, its time or auth changed */
@@ -34,10 +36,10 @@ enum byz_ev_mode {
                            stream, a real seq with other content, or a higher epoch ("restarted
                            publisher"); random bytes where a PKS signature goes; or, 1 time in 5,
                            events well signed by a key of its own that it names as publisher */
-    BYZ_EV_REPLAY = 3,  /* ev-replay: keeps 1 DELIVER in 4 and resends 1-3 stored ones later to
-                           a subscriber connection, as they were or re-stamped with the current
-                           replica time */
-    BYZ_EV_REORDER = 4, /* ev-reorder: events of a DELIVER reversed or shuffled; 1 DELIVER in 3
+    BYZ_EV_REPLAY = 3,  /* ev-replay: keeps old DELIVERs (64, then 1 in 4 replaces one) and
+                           after every other DELIVER resends 1-3 of them on its connection, as
+                           they were or re-stamped with the current replica time */
+    BYZ_EV_REORDER = 4, /* ev-reorder: events of a DELIVER reversed or shuffled; 1 DELIVER in 2
                            held back and sent after the connection's next one */
     BYZ_EV_DROP = 5,    /* ev-drop: accepts and ACKs publishes honestly, forwards nothing (no
                            DELIVER, no GAP): a lying replica the publisher cannot tell apart */

@@ -28,17 +28,18 @@
 #define BYZ_EV_FORGE_AHEAD_MAX 3u /* forged seqs just beyond the real stream */
 #define BYZ_EV_KINDS_MAX 16u      /* distinct action names counted for the log */
 #define BYZ_EV_LOG_KIND 5u        /* the first actions of each kind are logged */
+#define BYZ_EV_CHUNK_MAX 32u      /* events per DELIVER once cut (forge, replay, reorder) */
 
 TRONE_MUST_CHECK int brk_events_message_honest(struct brk_events *e, const struct brk_table *table,
                                                uint64_t now_us, uint64_t conn_id,
                                                const uint8_t key[TRONE_KEY_LEN],
                                                const uint8_t *data, size_t size,
                                                const struct brk_events_out **out);
-void brk_events_flush_honest(struct brk_events *e, const struct brk_table *table,
-                             uint64_t now_us, const struct brk_events_out **out);
+void brk_events_flush_honest(struct brk_events *e, const struct brk_table *table, uint64_t now_us,
+                             const struct brk_events_out **out);
 
-static const char *const byz_ev_mode_names[] = {"honest",  "ev-alter", "ev-forge",  "ev-replay",
-                                                "ev-reorder", "ev-drop", "ev-ack-lie"};
+static const char *const byz_ev_mode_names[] = {"honest",     "ev-alter", "ev-forge",  "ev-replay",
+                                                "ev-reorder", "ev-drop",  "ev-ack-lie"};
 _Static_assert(sizeof(byz_ev_mode_names) / sizeof(byz_ev_mode_names[0]) == BYZ_EV_MODES,
                "one name per event-path mode");
 
@@ -53,11 +54,11 @@ struct byz_ev {
     bool started;
     enum byz_ev_mode mode;
     uint64_t rng;
-    uint64_t actions; /* Byzantine actions taken, for the log */
+    uint64_t actions;                    /* Byzantine actions taken, for the log */
     const char *kinds[BYZ_EV_KINDS_MAX]; /* action names seen, and how often */
     uint64_t kind_counts[BYZ_EV_KINDS_MAX];
     uint64_t calls;
-    struct buf data;  /* bytes of the rewritten output */
+    struct buf data; /* bytes of the rewritten output */
     struct brk_events_send *sends;
     size_t *offsets;
     size_t send_count;
@@ -71,6 +72,10 @@ struct byz_ev {
     uint8_t own_pk[TRONE_KEY_LEN]; /* ev-forge: a key of its own, for well-signed forgeries */
     uint8_t own_sk[TRONE_SECRET_KEY_LEN];
     uint64_t own_seq;
+    uint64_t now_us;   /* of the flush being rewritten */
+    uint64_t turn;     /* cycles through the variants of a mode, so each shows up early */
+    struct buf chunks; /* a DELIVER cut into smaller ones (byz_ev_split) */
+    size_t chunk_offsets[CHAN_EVENTS_PER_MSG_MAX + 1];
 };
 
 static struct byz_ev byz_ev_state;
@@ -145,6 +150,7 @@ static void byz_ev_start(struct byz_ev *b)
     crypto_sign_keypair(b->own_pk, b->own_sk);
     buf_init(&b->data, BYZ_EV_OUT_MAX);
     buf_init(&b->scratch, BYZ_EV_OUT_MAX);
+    buf_init(&b->chunks, BYZ_EV_OUT_MAX);
     b->started = true;
     if (b->mode != BYZ_EV_HONEST) {
         log_info(BYZ_EV_COMP, "msg=\"TEST-ONLY byzantine event path\" mode=%s seed=%llu",
@@ -343,7 +349,7 @@ static void byz_ev_forge(struct byz_ev *b, const struct brk_events_send *s)
     char payloads[BYZ_EV_FORGE_AHEAD_MAX + 1][48];
     struct chan_event forged[BYZ_EV_FORGE_AHEAD_MAX + 1];
     uint32_t count = 1 + byz_ev_below(b, BYZ_EV_FORGE_AHEAD_MAX);
-    uint32_t kind = byz_ev_below(b, 5);
+    uint32_t kind = (uint32_t)(b->turn++ % 5);
     if (kind == 4) {
         byz_ev_forge_own_key(b, s, &m);
         return;
@@ -367,7 +373,10 @@ static void byz_ev_forge(struct byz_ev *b, const struct brk_events_send *s)
         /* Garbage where a PKS signature goes (or none, as SI events carry). */
         f->auth_size = last->auth_size > 0 || kind == 3 ? CHAN_AUTH_PKS_SIZE : 0;
         f->auth = auth;
-        byz_ev_log(b, kind == 1 ? "forge-same-seq" : kind == 2 ? "forge-new-epoch" : "forge-ahead",
+        byz_ev_log(b,
+                   kind == 1   ? "forge-same-seq"
+                   : kind == 2 ? "forge-new-epoch"
+                               : "forge-ahead",
                    m.tag, f->seq);
     }
     randombytes_buf(auth, sizeof(auth));
@@ -379,13 +388,14 @@ static void byz_ev_forge(struct byz_ev *b, const struct brk_events_send *s)
 
 /* ---- ev-replay: old DELIVERs sent again later, as they were or under a new replica time --- */
 
+/* Keeps every DELIVER until the store is full, then one in four in a random slot. */
 static void byz_ev_replay_observe(struct byz_ev *b, const struct brk_events_send *s)
 {
-    if (byz_ev_below(b, 4) != 0) {
+    if (b->replay_count == BYZ_EV_REPLAY_MAX && byz_ev_below(b, 4) != 0) {
         return;
     }
     uint32_t slot = b->replay_count < BYZ_EV_REPLAY_MAX ? b->replay_count++
-                                                       : byz_ev_below(b, BYZ_EV_REPLAY_MAX);
+                                                        : byz_ev_below(b, BYZ_EV_REPLAY_MAX);
     byz_ev_store(&b->replay[slot], s);
 }
 
@@ -399,7 +409,7 @@ static void byz_ev_replay_extra(struct byz_ev *b, uint64_t conn_id, uint64_t now
         if (r->data == NULL || !byz_ev_decode(b, r->data, r->size, &m)) {
             continue;
         }
-        if (byz_ev_below(b, 2) == 0) {
+        if (b->turn++ % 2 == 0) {
             byz_ev_log(b, "replay", m.tag, b->events[0].seq);
             byz_ev_emit(b, conn_id, r->data, r->size);
             continue;
@@ -420,7 +430,7 @@ static void byz_ev_reorder_inside(struct byz_ev *b, const struct brk_events_send
         byz_ev_emit(b, s->conn_id, s->data, s->size);
         return;
     }
-    if (byz_ev_below(b, 2) == 0) {
+    if (b->turn++ % 2 == 0) {
         for (uint32_t i = 0; i < m.event_count / 2; i++) { /* reversed */
             struct chan_event t = b->events[i];
             b->events[i] = b->events[m.event_count - 1 - i];
@@ -458,7 +468,7 @@ static void byz_ev_reorder(struct byz_ev *b, const struct brk_events_send *s)
         memset(slot, 0, sizeof(*slot));
         return;
     }
-    if (byz_ev_below(b, 3) == 0) {
+    if (byz_ev_below(b, 2) == 0) {
         struct byz_ev_stored *free_slot = &b->held[byz_ev_below(b, BYZ_EV_HOLD_MAX)];
         byz_ev_store(free_slot, s); /* overwrites (drops) whatever was held there */
         byz_ev_log(b, "hold", "-", 0);
@@ -469,7 +479,8 @@ static void byz_ev_reorder(struct byz_ev *b, const struct brk_events_send *s)
 
 /* ---- Flush and message ---------------------------------------------------------------------- */
 
-static void byz_ev_flush_one(struct byz_ev *b, const struct brk_events_send *s)
+/* The filter of one message. */
+static void byz_ev_filter(struct byz_ev *b, const struct brk_events_send *s)
 {
     bool deliver = byz_ev_is(s, CHAN_MSG_DELIVER);
     switch (b->mode) {
@@ -483,6 +494,9 @@ static void byz_ev_flush_one(struct byz_ev *b, const struct brk_events_send *s)
         byz_ev_emit(b, s->conn_id, s->data, s->size);
         if (deliver) {
             byz_ev_replay_observe(b, s);
+            if (byz_ev_below(b, 2) == 0) {
+                byz_ev_replay_extra(b, s->conn_id, b->now_us); /* alive: just named */
+            }
         }
         return;
     case BYZ_EV_REORDER:
@@ -503,6 +517,47 @@ static void byz_ev_flush_one(struct byz_ev *b, const struct brk_events_send *s)
     }
 }
 
+/* One message of the honest output. A large DELIVER (a burst of events becomes one per
+ * subscriber) is first cut into DELIVERs of 1..BYZ_EV_CHUNK_MAX events, which an honest replica
+ * could send as well, so that forge, replay and reorder act many times per burst, not once. */
+static void byz_ev_flush_one(struct byz_ev *b, const struct brk_events_send *s)
+{
+    struct chan_msg m;
+    bool cut = b->mode == BYZ_EV_FORGE || b->mode == BYZ_EV_REPLAY || b->mode == BYZ_EV_REORDER;
+    if (!cut || !byz_ev_is(s, CHAN_MSG_DELIVER) || !byz_ev_decode(b, s->data, s->size, &m) ||
+        m.event_count <= BYZ_EV_CHUNK_MAX) {
+        byz_ev_filter(b, s);
+        return;
+    }
+    buf_reset(&b->chunks);
+    uint32_t chunk_count = 0;
+    for (uint32_t first = 0; first < m.event_count;) {
+        uint32_t count = 1 + byz_ev_below(b, BYZ_EV_CHUNK_MAX);
+        count = count < m.event_count - first ? count : m.event_count - first;
+        b->chunk_offsets[chunk_count++] = b->chunks.used;
+        size_t start = b->chunks.used;
+        chan_msg_put_header(&b->chunks, &m);
+        for (uint32_t i = 0; i < count; i++) {
+            chan_msg_put_event(&b->chunks, &b->events[first + i]);
+        }
+        chan_msg_events_end(&b->chunks, start, count);
+        first += count;
+    }
+    if (b->chunks.error != 0) {
+        byz_ev_filter(b, s);
+        return;
+    }
+    b->chunk_offsets[chunk_count] = b->chunks.used;
+    for (uint32_t k = 0; k < chunk_count; k++) {
+        struct brk_events_send chunk = {
+            .conn_id = s->conn_id,
+            .data = b->chunks.data + b->chunk_offsets[k],
+            .size = b->chunk_offsets[k + 1] - b->chunk_offsets[k],
+        };
+        byz_ev_filter(b, &chunk);
+    }
+}
+
 void brk_events_flush(struct brk_events *e, const struct brk_table *table, uint64_t now_us,
                       const struct brk_events_out **out)
 {
@@ -517,15 +572,9 @@ void brk_events_flush(struct brk_events *e, const struct brk_table *table, uint6
         return;
     }
     byz_ev_out_begin(b, honest);
-    uint64_t replay_to = 0;
+    b->now_us = now_us;
     for (size_t i = 0; i < honest->send_count; i++) {
         byz_ev_flush_one(b, &honest->sends[i]);
-        if (byz_ev_is(&honest->sends[i], CHAN_MSG_DELIVER) && byz_ev_below(b, 2) == 0) {
-            replay_to = honest->sends[i].conn_id; /* alive: the honest core just named it */
-        }
-    }
-    if (b->mode == BYZ_EV_REPLAY && replay_to != 0 && byz_ev_below(b, 2) == 0) {
-        byz_ev_replay_extra(b, replay_to, now_us);
     }
     *out = byz_ev_out_end(b);
 }

@@ -1,0 +1,187 @@
+/* rt_store.c: persistence in the replica runtime (rt_store.h): open, restore at start, and
+ * one store transaction per loop turn committed before the turn's writes leave. */
+#include "rt/rt_store.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "core/assert.h"
+#include "core/log.h"
+
+#define RT_STORE_COMP "store"
+/* Exit status of a replica that stopped because it could not persist its protocol state. */
+#define RT_STORE_EXIT_PERSIST 3
+/* Records without sync are committed at the latest this long after the first of them (at the
+ * next flush: the core's timer makes one every status interval). */
+#define RT_STORE_LAZY_MS 50u
+
+void rt_store_cluster_id(const struct cfg_cluster *cluster, uint8_t out[TRONE_HASH_LEN])
+{
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, TRONE_HASH_LEN);
+    static const char label[] = "trone-cluster-id";
+    crypto_generichash_update(&st, (const uint8_t *)label, sizeof(label) - 1);
+    for (uint32_t i = 0; i < cluster->replica_count; i++) {
+        crypto_generichash_update(&st, cluster->replicas[i].public_key, TRONE_KEY_LEN);
+    }
+    crypto_generichash_final(&st, out, TRONE_HASH_LEN);
+}
+
+int rt_store_open(struct rt_store *st, const char *dir, const struct cfg_cluster *cluster,
+                  uint32_t self, bool rebuild, char *errmsg, size_t errmsg_size)
+{
+    memset(st, 0, sizeof(*st));
+    st->dir = dir;
+    struct store_config config;
+    memset(&config, 0, sizeof(config));
+    config.dir = dir;
+    config.replica = self;
+    rt_store_cluster_id(cluster, config.cluster_id);
+    if (rebuild) {
+        int rc = store_wipe(dir, errmsg, errmsg_size);
+        if (rc != 0) {
+            return rc;
+        }
+        log_warn(RT_STORE_COMP,
+                 "msg=\"data directory wiped (--rebuild): starting empty, catching up from peers\" "
+                 "dir=%s model=%s",
+                 dir, cluster->bft ? "bft" : "cft");
+    }
+    return store_open(&config, &st->store, errmsg, errmsg_size);
+}
+
+struct restore_ctx {
+    struct smr *smr;
+    uint64_t records;
+};
+
+static int restore_record(void *ctx, uint8_t kind, uint64_t seq, const uint8_t *data, size_t size)
+{
+    struct restore_ctx *r = ctx;
+    r->records++;
+    return smr_restore(r->smr, kind, seq, data, size);
+}
+
+int rt_store_restore(struct rt_store *st, struct smr *smr, uint64_t now_ms,
+                     const struct smr_output **out, char *errmsg, size_t errmsg_size)
+{
+    uint64_t start_ns = uv_hrtime();
+    struct restore_ctx ctx = {.smr = smr};
+    int rc = store_log_each(st->store, restore_record, &ctx);
+    if (rc == 0) {
+        rc = smr_restore_finish(smr, now_ms, out);
+    }
+    if (rc != 0) {
+        snprintf(errmsg, errmsg_size,
+                 "cannot restore the replication state from %s (record %llu): %s; rebuild it "
+                 "from the peers with --rebuild",
+                 st->dir, (unsigned long long)ctx.records, trone_strerror(rc));
+        return rc;
+    }
+    uint64_t ms = (uv_hrtime() - start_ns) / 1000000u;
+    struct store_stats stats;
+    store_stats_get(st->store, &stats);
+    if (stats.created || ctx.records == 0) {
+        log_info(RT_STORE_COMP, "msg=\"data directory is new: starting empty\" dir=%s", st->dir);
+        return 0;
+    }
+    uint64_t stable = smr_stable_seq(smr);
+    uint64_t executed = smr_executed_seq(smr);
+    log_info(RT_STORE_COMP,
+             "msg=\"restored checkpoint %llu and %llu decided batches from %s in %llu ms\" "
+             "records=%llu view=%llu executed=%llu events=%llu",
+             (unsigned long long)stable,
+             (unsigned long long)(executed > stable ? executed - stable : 0), st->dir,
+             (unsigned long long)ms, (unsigned long long)ctx.records,
+             (unsigned long long)smr_view(smr), (unsigned long long)executed,
+             (unsigned long long)stats.events);
+    return 0;
+}
+
+_Noreturn static void rt_store_fail(struct rt_store *st, int rc)
+{
+    log_error(RT_STORE_COMP,
+              "msg=\"cannot persist the replication state, stopping without sending it\" "
+              "dir=%s err=%s reason=\"%s\"%s",
+              st->dir, trone_err_name(rc), trone_strerror(rc),
+              rc == TRONE_EFULL ? " hint=\"free disk space, then restart the replica\"" : "");
+    /* Votes of this turn are in memory only: leaving now is a crash, which the protocol
+     * tolerates; sending them would not be. */
+    exit(RT_STORE_EXIT_PERSIST);
+}
+
+void rt_store_records(struct rt_store *st, const struct smr_output *out)
+{
+    if (st->store == NULL || out->record_count == 0) {
+        return;
+    }
+    int rc = 0;
+    if (!st->batch_open) {
+        rc = store_batch_begin(st->store);
+        if (rc != 0) {
+            rt_store_fail(st, rc);
+        }
+        st->batch_open = true;
+        st->batch_opened_ns = uv_hrtime();
+    }
+    for (size_t i = 0; i < out->record_count && rc == 0; i++) {
+        const struct smr_record *r = &out->records[i];
+        if (r->drop) {
+            rc = store_log_drop_upto(st->store, r->kind, r->seq);
+        } else {
+            rc = store_log_put(st->store, r->kind, r->seq, r->data, r->size);
+        }
+        st->batch_records++;
+        st->batch_sync = st->batch_sync || r->sync;
+    }
+    if (rc != 0) {
+        store_batch_abort(st->store);
+        rt_store_fail(st, rc);
+    }
+}
+
+void rt_store_flush(struct rt_store *st)
+{
+    if (st->store == NULL || !st->batch_open) {
+        return;
+    }
+    uint64_t age_ms = (uv_hrtime() - st->batch_opened_ns) / 1000000u;
+    if (st->batch_sync || age_ms >= RT_STORE_LAZY_MS) {
+        rt_store_commit(st);
+    }
+}
+
+void rt_store_commit(struct rt_store *st)
+{
+    if (st->store == NULL || !st->batch_open) {
+        return;
+    }
+    st->batch_open = false;
+    st->batch_sync = false;
+    int rc = store_batch_commit(st->store);
+    if (rc != 0) {
+        rt_store_fail(st, rc);
+    }
+    st->commits++;
+    st->records += st->batch_records;
+    st->batch_records = 0;
+}
+
+void rt_store_close(struct rt_store *st)
+{
+    if (st->store == NULL) {
+        return;
+    }
+    if (st->batch_open) {
+        /* Nothing of this turn was sent: committing keeps what the core moved to. */
+        rt_store_commit(st);
+    }
+    log_info(RT_STORE_COMP, "msg=\"store closed\" dir=%s commits=%llu records=%llu", st->dir,
+             (unsigned long long)st->commits, (unsigned long long)st->records);
+    store_close(st->store);
+    st->store = NULL;
+}

@@ -1,0 +1,54 @@
+/* rt_store.h: the replica runtime's side of persistence (docs/PROTOCOL.md section 11). Opens
+ * the replica's store, feeds its records back into a fresh replication core at start, and
+ * gathers the records of every core output of one loop turn into ONE store transaction that
+ * is committed (one fsync) before anything of that turn is written to a socket; records the
+ * core does not mark sync (decisions, checkpoints) may wait for a later commit. A replica
+ * that cannot persist stops instead of sending votes it could forget. */
+#ifndef TRONE_RT_STORE_H
+#define TRONE_RT_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/cfg.h"
+#include "smr/smr.h"
+#include "store/store.h"
+
+struct rt_store {
+    struct store *store;
+    const char *dir;
+    bool batch_open;
+    bool batch_sync; /* the open batch holds a record that must precede the sends */
+    uint64_t batch_opened_ns;
+    uint64_t batch_records; /* records in the open batch */
+    uint64_t commits;
+    uint64_t records;
+};
+
+/* The cluster's identity in a data directory: BLAKE2b of its replica keys in id order. */
+void rt_store_cluster_id(const struct cfg_cluster *cluster, uint8_t out[TRONE_HASH_LEN]);
+
+/* Opens dir for replica self of cluster. A corrupt or truncated store is refused with a
+ * reason naming --rebuild; with rebuild the store files are removed first and the replica
+ * starts empty (it catches up from its peers). 0 or a TRONE_E* code with errmsg. */
+TRONE_MUST_CHECK int rt_store_open(struct rt_store *st, const char *dir,
+                                   const struct cfg_cluster *cluster, uint32_t self, bool rebuild,
+                                   char *errmsg, size_t errmsg_size);
+/* Restores the core from the store (smr_restore of every record, then smr_restore_finish)
+ * and logs what it restored. *out is the core's output to carry out like a step's. */
+TRONE_MUST_CHECK int rt_store_restore(struct rt_store *st, struct smr *smr, uint64_t now_ms,
+                                      const struct smr_output **out, char *errmsg,
+                                      size_t errmsg_size);
+/* Adds an output's records to this turn's batch (opened on the first record). Never fails:
+ * a replica that cannot persist logs why and exits before sending anything. */
+void rt_store_records(struct rt_store *st, const struct smr_output *out);
+/* Call before writing to any socket: commits the open batch if it holds a record marked
+ * sync, or if it has been open RT_STORE_LAZY_MS (records without sync may follow the sends).
+ * Exits on failure. */
+void rt_store_flush(struct rt_store *st);
+/* Commits the open batch, if any. Exits on failure. */
+void rt_store_commit(struct rt_store *st);
+void rt_store_close(struct rt_store *st);
+
+#endif

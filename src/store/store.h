@@ -1,0 +1,117 @@
+/* store.h: a replica's durable storage (issue 4): records in, records out. The store knows
+ * nothing of the protocol: the replication log is a set of opaque records keyed (kind, seq)
+ * that the smr core produces and takes back at start, and durable events are opaque payloads
+ * keyed (channel, position). Every value carries a BLAKE2b checksum bound to its key, checked
+ * at every read; a data directory of another replica or cluster, of a newer format, truncated
+ * or corrupt is refused at open with a one-line reason. Writes are grouped: one transaction
+ * and one fsync per batch. The LMDB adapter (store_io.c) is the only file including lmdb.h. */
+#ifndef TRONE_STORE_H
+#define TRONE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/limits.h"
+#include "trone/error.h"
+
+/* The on-disk format this build writes and reads. A newer one is refused at open. */
+#define STORE_FORMAT_VERSION 1u
+/* Default LMDB map size: the most the store may grow to (the file grows as needed). */
+#define STORE_MAP_SIZE_DEFAULT (1ull << 30)
+/* Largest value of one record or event. */
+#define STORE_VALUE_MAX TRONE_MESSAGE_MAX
+
+struct store_config {
+    const char *dir;                    /* an existing directory */
+    uint32_t replica;                   /* who owns this directory */
+    uint8_t cluster_id[TRONE_HASH_LEN]; /* which cluster (a hash of its replica keys) */
+    uint64_t map_size_bytes;            /* 0: STORE_MAP_SIZE_DEFAULT */
+    bool no_sync;                       /* skip fsync at commit: tests and benchmarks only */
+};
+
+struct store;
+
+/* What the store holds, for logs and tests. */
+struct store_stats {
+    bool created;         /* the directory held no store before this open */
+    bool full;            /* a write hit the map size or ENOSPC: durable events refused */
+    uint64_t log_records; /* replication log records */
+    uint64_t events;      /* durable events, all channels */
+    uint64_t commits;     /* batches committed since open */
+};
+
+/* Opens (creating when the directory holds none) the store of replica config->replica in
+ * config->dir, checks its meta record (format, replica, cluster) and the checksum of every
+ * replication log record. Errors, with a one-line reason in errmsg:
+ * TRONE_ECONFIG (another replica's or cluster's directory, a newer format), TRONE_ECORRUPT
+ * (truncated or corrupt), TRONE_EIO (cannot open), TRONE_ENOMEM. On error *out is NULL. */
+TRONE_MUST_CHECK int store_open(const struct store_config *config, struct store **out, char *errmsg,
+                                size_t errmsg_size);
+/* Closes the store (aborting a batch left open). NULL is allowed. */
+void store_close(struct store *s);
+/* Removes the store files of dir (to rebuild from peers). 0, or TRONE_EIO with a reason. */
+TRONE_MUST_CHECK int store_wipe(const char *dir, char *errmsg, size_t errmsg_size);
+void store_stats_get(const struct store *s, struct store_stats *out);
+
+/* ---- Grouped writes: begin, any number of puts and drops, then one commit (one fsync). ---- */
+
+/* Opens the batch. TRONE_EBUSY if one is open, TRONE_EIO. */
+TRONE_MUST_CHECK int store_batch_begin(struct store *s);
+/* Commits the batch durably. On error (TRONE_EFULL for a full disk or map, TRONE_EIO) the
+ * batch is rolled back whole: the store holds exactly what it held before the batch. An
+ * error of a put inside the batch is returned here too. */
+TRONE_MUST_CHECK int store_batch_commit(struct store *s);
+/* Rolls the batch back. */
+void store_batch_abort(struct store *s);
+
+/* Replication log: sets the record (kind, seq) to data (replacing it). Needs an open batch.
+ * Errors are sticky for the batch (see store_batch_commit). */
+int store_log_put(struct store *s, uint8_t kind, uint64_t seq, const uint8_t *data, size_t size);
+/* Deletes every record of kind with seq <= seq_max. Needs an open batch. */
+int store_log_drop_upto(struct store *s, uint8_t kind, uint64_t seq_max);
+/* Calls cb for every log record in (kind, seq) order, after checking its checksum. Stops at
+ * the first non-zero return of cb and returns it. TRONE_ECORRUPT on a checksum mismatch. The
+ * data pointer is valid during the call only. */
+typedef int (*store_log_cb)(void *ctx, uint8_t kind, uint64_t seq, const uint8_t *data,
+                            size_t size);
+TRONE_MUST_CHECK int store_log_each(struct store *s, store_log_cb cb, void *ctx);
+
+/* ---- Durable events, keyed (channel, position). Positions grow per channel. ---- */
+
+/* Appends the event at position (above the channel's last) in the open batch. TRONE_EFULL
+ * while the store is full (a previous write hit the disk or map limit): durable events are
+ * refused until retention frees space, never half-written. TRONE_EINVAL for a position not
+ * above the channel's last. */
+int store_event_put(struct store *s, uint64_t channel, uint64_t position, uint64_t time_ms,
+                    const uint8_t *data, size_t size);
+/* Calls cb for up to count_max events of channel from position on, in position order, after
+ * checking each checksum; cb returns non-zero to stop (returned). TRONE_ECORRUPT. */
+typedef int (*store_event_cb)(void *ctx, uint64_t position, uint64_t time_ms, const uint8_t *data,
+                              size_t size);
+TRONE_MUST_CHECK int store_event_read(struct store *s, uint64_t channel, uint64_t position,
+                                      uint32_t count_max, store_event_cb cb, void *ctx);
+
+struct store_channel_info {
+    uint64_t first;      /* oldest position kept, 0 if none */
+    uint64_t last;       /* newest position ever stored, 0 if none */
+    uint64_t count;      /* events kept */
+    uint64_t bytes;      /* payload bytes kept */
+    uint64_t age_ms_max; /* retention by age, 0 = none */
+    uint64_t bytes_max;  /* retention by size, 0 = none */
+};
+
+/* TRONE_ENOENT for a channel that never stored an event nor had a retention set. */
+TRONE_MUST_CHECK int store_channel_info(struct store *s, uint64_t channel,
+                                        struct store_channel_info *out);
+/* Sets a channel's retention (0 = unlimited) in its own small transaction. */
+TRONE_MUST_CHECK int store_retention_set(struct store *s, uint64_t channel, uint64_t age_ms_max,
+                                         uint64_t bytes_max);
+/* Applies retention incrementally: deletes at most delete_max of the oldest events that are
+ * older than their channel's age limit or beyond its size limit, in one short transaction,
+ * so traffic never waits long. Sets *deleted; call again while it equals delete_max. A
+ * successful deletion clears the full state. */
+TRONE_MUST_CHECK int store_retention_step(struct store *s, uint64_t now_ms, uint32_t delete_max,
+                                          uint32_t *deleted);
+
+#endif
