@@ -23,8 +23,7 @@ sub_start() {
     --key "$D/$name.key" >"$D/$name.out" 2>"$D/$name.err" &
   SUB_PIDS[$name]=$!
   ITEST_EXTRA+=("$!")
-  local t
-  for t in $(seq 1 60); do
+  for _ in $(seq 1 60); do
     grep -q 'msg="attached"' "$D/$name.err" && return 0
     kill -0 "${SUB_PIDS[$name]}" 2>/dev/null ||
       itest_fail "trone sub as $name exited: $(tail -n 1 "$D/$name.err")"
@@ -122,7 +121,7 @@ RESTART=2 round tot.bft3 "bft, replica 2 restarted meanwhile" 2
 for i in 0 1 3 2; do
   kill -TERM "${ITEST_PIDS[$i]}" 2>/dev/null
   wait "${ITEST_PIDS[$i]}" 2>/dev/null
-  ITEST_PIDS[$i]=
+  ITEST_PIDS[i]=
   line=$(grep 'msg="total order"' "$D/r$i.log" | tail -n 1)
   if [ "$i" = 2 ]; then
     echo "replica 2 (restarted): ${line:-no ORDER executed since its restart}"
