@@ -1,8 +1,9 @@
 /* fuzz_cln_sub.c: arbitrary DELIVER and GAP messages from arbitrary replicas, and ticks, into
  * a subscriber core with small bounds. Records: u8 op | u8 replica | u16 length | bytes.
  * op 0: raw message bytes; op 1: a well-formed DELIVER built from the bytes (so voting, PKS,
- * windows and epochs are reached); op 2: tick. Checks that no stream delivers a seq twice or
- * out of order, and that every held byte is released at close. */
+ * windows and epochs are reached; DELIVER_TOTAL on the total-order channel); op 2: tick.
+ * Checks that no stream delivers a seq (the total-order channel: a position) twice or out of
+ * order, and that every held byte is released at close. */
 #include "../src/client/cln_sub.c"
 #include "../src/client/cln_sub_stream.c"
 
@@ -13,8 +14,11 @@
 
 #define FUZZ_SEEN_MAX 64u
 
-static const char *const fuzz_tags[4] = {"alpha", "beta", "gamma", "delta"};
-static const char *const fuzz_classes[4] = {"cft", "bft", "bft,pks", "cft,pks,urgency=7"};
+#define FUZZ_CHANNELS 5u
+#define FUZZ_TOTAL 4u /* the total-order channel */
+static const char *const fuzz_tags[FUZZ_CHANNELS] = {"alpha", "beta", "gamma", "delta", "omega"};
+static const char *const fuzz_classes[FUZZ_CHANNELS] = {"cft", "bft", "bft,pks",
+                                                        "cft,pks,urgency=7", "bft,total"};
 
 struct fuzz_seen {
     uint32_t channel_idx;
@@ -29,6 +33,7 @@ struct fuzz_state {
     uint8_t sk[2][TRONE_SECRET_KEY_LEN];
     struct fuzz_seen seen[FUZZ_SEEN_MAX];
     uint32_t seen_count;
+    uint64_t last_position; /* the total-order channel: positions strictly increase */
     uint64_t now;
 };
 
@@ -37,6 +42,14 @@ static void fuzz_check(struct fuzz_state *fz, const struct cln_sub_output *out)
     for (uint32_t i = 0; i < out->item_count; i++) {
         const struct cln_sub_item *it = &out->items[i];
         if (it->kind != CLN_SUB_EVENT && it->kind != CLN_SUB_GAP) {
+            continue;
+        }
+        if (it->channel_idx == FUZZ_TOTAL) {
+            uint64_t first = it->kind == CLN_SUB_EVENT ? it->position : it->seq;
+            if (first <= fz->last_position || (it->kind == CLN_SUB_EVENT && first == 0)) {
+                abort(); /* a position delivered twice or out of order */
+            }
+            fz->last_position = it->kind == CLN_SUB_EVENT ? first : first + it->count - 1;
             continue;
         }
         uint64_t last = it->kind == CLN_SUB_EVENT ? it->seq : it->seq + it->count - 1;
@@ -71,8 +84,11 @@ static void fuzz_build(struct fuzz_state *fz, struct buf *b, const uint8_t *p, s
     if (size < 6) {
         return;
     }
-    struct chan_msg m = {.type = CHAN_MSG_DELIVER, .event_count = 1u + p[5] % 4u};
-    strcpy(m.tag, fuzz_tags[p[0] % 4]);
+    uint32_t ch = p[0] % FUZZ_CHANNELS;
+    struct chan_msg m = {.type = ch == FUZZ_TOTAL ? CHAN_MSG_DELIVER_TOTAL : CHAN_MSG_DELIVER,
+                         .event_count = 1u + p[5] % 4u,
+                         .position = 1u + p[4] % 40u};
+    strcpy(m.tag, fuzz_tags[ch]);
     memcpy(m.publisher, fz->pk[p[1] % 2], TRONE_KEY_LEN);
     chan_msg_put_header(b, &m);
     for (uint32_t i = 0; i < m.event_count; i++) {
@@ -102,7 +118,7 @@ static void fuzz_setup(struct fuzz_state *fz)
     if (cln_sub_init(&fz->sub, &cfg) != 0) {
         abort();
     }
-    for (uint32_t i = 0; i < 4; i++) {
+    for (uint32_t i = 0; i < FUZZ_CHANNELS; i++) {
         struct brk_class cls;
         if (brk_class_parse(&cls, fuzz_classes[i], NULL, 0) != 0 ||
             cln_sub_channel_add(&fz->sub, fuzz_tags[i], &cls,

@@ -38,6 +38,7 @@ void brk_events_config_defaults(struct brk_events_config *c)
     c->total_wait_us = 3000000u;
     c->fetch_delay_us = 200000u;
     c->fetch_retry_us = 500000u;
+    c->fetch_answers_max = 64;
 }
 
 int brk_events_config_check(const struct brk_events_config *c)
@@ -54,7 +55,8 @@ int brk_events_config_check(const struct brk_events_config *c)
         c->flush_conn_bytes_max == 0 || c->flush_total_bytes_max < c->flush_conn_bytes_max ||
         c->flush_total_bytes_max > TRONE_MESSAGE_MAX || c->pool_bytes_max < BRK_EVENTS_RECORD_MAX ||
         c->pool_bytes_max > (UINT32_MAX >> 1) || c->total_wait_us == 0 ||
-        c->fetch_retry_us == 0) {
+        c->fetch_retry_us == 0 || c->fetch_answers_max == 0 || c->replicas > TRONE_REPLICAS_MAX ||
+        (c->replicas > 0 && c->self >= c->replicas)) {
         return TRONE_EINVAL;
     }
     return 0;

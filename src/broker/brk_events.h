@@ -50,6 +50,11 @@ struct brk_events_config {
     uint64_t total_wait_us;         /* an ORDER whose events stay missing this long is skipped */
     uint64_t fetch_delay_us;        /* a blocked ORDER asks the peers (FETCH) after this long */
     uint64_t fetch_retry_us;        /* and again this often */
+    uint32_t replicas;              /* n, to ask one peer at a time (self + 1, self + 2, ...,
+                                       a mute one costs one retry); 0: ask every peer at once */
+    uint32_t self;                  /* this replica's id (< replicas) */
+    uint32_t fetch_answers_max;     /* FETCHes answered per peer per second (a Byzantine peer
+                                       cannot make this replica send without bound) */
     uint8_t hash_key[16];           /* SipHash key of the internal tables */
 };
 
@@ -104,6 +109,7 @@ struct brk_events_stats {
     uint64_t fetched;       /* total order: ranges received from a peer and matching the digest */
     uint64_t fetch_refused; /* total order: FETCHED ranges dropped (no such ORDER, bad digest) */
     uint64_t fetch_served;  /* total order: FETCHes answered */
+    uint64_t fetch_throttled; /* total order: FETCHes not answered: the peer asked too often */
 };
 
 /* Introspection of the pending pool. */
@@ -169,6 +175,8 @@ struct brk_events {
     struct brk_events_peer_send *peer_sends; /* total_channels_max + 1 */
     size_t *peer_offsets;
     size_t peer_send_count;
+    uint64_t fetch_window_us[TRONE_REPLICAS_MAX]; /* per peer: start of its answer window */
+    uint32_t fetch_answers[TRONE_REPLICAS_MAX];   /* answers in that window */
 };
 
 /* Sane defaults: 4096 connections and attachments, 64 attachments per connection, 16384

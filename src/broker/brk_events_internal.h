@@ -33,6 +33,7 @@ struct brk_events_order {
     uint64_t first_position;
     uint64_t since_us; /* when it became the channel's next ORDER to release */
     uint64_t fetch_at_us; /* when to ask the peers for it (again) */
+    uint32_t fetches;     /* FETCHes sent for it (picks the next peer) */
     uint32_t count;
 };
 

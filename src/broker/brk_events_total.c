@@ -174,14 +174,20 @@ static uint64_t brk_events_pool_pad(const struct brk_events *e, uint64_t need)
     return left < need ? left : 0;
 }
 
-/* Room for one more entry of need bytes: the entry bound, the byte bound (pool_bytes_max,
- * padding included) and the ring itself (twice the bound, so an empty pool always fits). */
-static bool brk_events_pool_room(const struct brk_events *e, uint64_t need)
+/* Room for one more entry of need bytes: the entry bound and the byte bound (pool_bytes_max,
+ * padding included; the ring is twice as large, so the bound is what limits). An empty pool
+ * restarts at the ring's start, so one record always fits it. */
+static bool brk_events_pool_room(struct brk_events *e, uint64_t need)
 {
+    if (e->pool_head == e->pool_tail) {
+        TRONE_ASSERT(e->pool_ring_head == e->pool_ring_tail);
+        uint64_t size = brk_events_pool_size(e);
+        e->pool_ring_head = (e->pool_ring_head + size - 1u) / size * size;
+        e->pool_ring_tail = e->pool_ring_head;
+    }
     uint64_t used = e->pool_ring_head - e->pool_ring_tail;
     return e->pool_tail - e->pool_head < e->config.pool_events_max &&
-           used + need <= e->config.pool_bytes_max &&
-           used + brk_events_pool_pad(e, need) + need <= brk_events_pool_size(e);
+           used + brk_events_pool_pad(e, need) + need <= e->config.pool_bytes_max;
 }
 
 /* The newest entry of (tag, publisher, epoch, seq) in the hash, or BRK_EVENTS_NONE. */
@@ -444,11 +450,20 @@ static void brk_events_peer_add(struct brk_events *e, uint32_t replica, size_t s
     e->peer_send_count++;
 }
 
-/* Asks every peer for the range of t's blocked head ORDER. */
+/* Asks a peer for the range of t's blocked head ORDER: the next one in turn after self (a
+ * peer that lacks the range, is down or is Byzantine costs one retry), or every peer when the
+ * config does not name the replicas. */
 static void brk_events_fetch(struct brk_events *e, struct brk_events_total *t, uint64_t now_us)
 {
     struct brk_events_order *o = brk_events_total_head(e, t);
     o->fetch_at_us = now_us + e->config.fetch_retry_us;
+    uint32_t n = e->config.replicas;
+    uint32_t peer = BRK_EVENTS_ALL_PEERS;
+    if (n > 1) {
+        peer = (e->config.self + 1u + o->fetches % (n - 1u)) % n;
+        TRONE_ASSERT(peer != e->config.self);
+    }
+    o->fetches++;
     struct chan_msg m;
     memset(&m, 0, sizeof(m));
     m.type = CHAN_MSG_FETCH;
@@ -459,7 +474,7 @@ static void brk_events_fetch(struct brk_events *e, struct brk_events_total *t, u
     m.range_count = o->count;
     size_t start = e->peer_out.used;
     chan_msg_put_header(&e->peer_out, &m);
-    brk_events_peer_add(e, BRK_EVENTS_ALL_PEERS, start);
+    brk_events_peer_add(e, peer, start);
     e->stats.fetches++;
 }
 
@@ -481,11 +496,20 @@ void brk_events_tick(struct brk_events *e, const struct brk_table *table, uint64
     brk_events__out_finish(e);
 }
 
-/* FETCH: answers with the whole range if every event of it is here (released or not). */
-static void brk_events_fetch_answer(struct brk_events *e, uint32_t replica,
+/* FETCH: answers with the whole range if every event of it is here (released or not), at
+ * most fetch_answers_max times per peer and second. */
+static void brk_events_fetch_answer(struct brk_events *e, uint64_t now_us, uint32_t replica,
                                     const struct chan_msg *m)
 {
-    if (m->range_count > BRK_ORDER_COUNT_MAX) {
+    if (m->range_count > BRK_ORDER_COUNT_MAX || replica >= TRONE_REPLICAS_MAX) {
+        return;
+    }
+    if (now_us < e->fetch_window_us[replica] || now_us - e->fetch_window_us[replica] >= 1000000u) {
+        e->fetch_window_us[replica] = now_us;
+        e->fetch_answers[replica] = 0;
+    }
+    if (e->fetch_answers[replica] >= e->config.fetch_answers_max) {
+        e->stats.fetch_throttled++;
         return;
     }
     for (uint32_t i = 0; i < m->range_count; i++) {
@@ -509,6 +533,7 @@ static void brk_events_fetch_answer(struct brk_events *e, uint32_t replica,
     chan_msg_events_end(&e->peer_out, start, m->range_count);
     brk_events_peer_add(e, replica, start);
     e->stats.fetch_served++;
+    e->fetch_answers[replica]++;
 }
 
 /* FETCHED: the events must be exactly the range of an ORDER waiting here, and hash to its
@@ -583,7 +608,7 @@ int brk_events_peer_message(struct brk_events *e, const struct brk_table *table,
     e->out.type = (uint8_t)m.type;
     snprintf(e->out.tag, sizeof(e->out.tag), "%s", m.tag);
     if (m.type == CHAN_MSG_FETCH) {
-        brk_events_fetch_answer(e, replica, &m);
+        brk_events_fetch_answer(e, now_us, replica, &m);
     } else {
         brk_events_fetched(e, table, now_us, &r, data, &m);
     }

@@ -599,12 +599,14 @@ static void rt_replica_stop(struct rt_replica *r)
     if (st->orders > 0) {
         log_info(RT_REPLICA_COMP,
                  "msg=\"total order\" orders=%llu pooled=%llu released=%llu skipped=%llu "
-                 "mismatched=%llu pool_evicted=%llu fetches=%llu fetched=%llu fetch_served=%llu",
+                 "mismatched=%llu pool_evicted=%llu fetches=%llu fetched=%llu fetch_served=%llu "
+                 "fetch_throttled=%llu",
                  (unsigned long long)st->orders, (unsigned long long)st->pooled,
                  (unsigned long long)st->released, (unsigned long long)st->skipped,
                  (unsigned long long)st->mismatched, (unsigned long long)st->pool_evicted,
                  (unsigned long long)st->fetches, (unsigned long long)st->fetched,
-                 (unsigned long long)st->fetch_served);
+                 (unsigned long long)st->fetch_served,
+                 (unsigned long long)st->fetch_throttled);
     }
     for (uint32_t j = 0; j < r->replica_count; j++) {
         rt_dialer_stop(&r->dialers[j]);
@@ -645,6 +647,8 @@ static int rt_replica_events_init(struct rt_replica *r)
     brk_events_config_defaults(&ec);
     ec.conn_max = RT_CONNS_MAX;
     ec.attach_max = RT_CONNS_MAX;
+    ec.replicas = r->replica_count; /* FETCH asks one peer at a time */
+    ec.self = r->self;
     randombytes_buf(ec.hash_key, sizeof(ec.hash_key));
     int rc = brk_events_init(&r->events, &ec);
     sodium_memzero(ec.hash_key, sizeof(ec.hash_key));

@@ -657,6 +657,18 @@ static void test_total_fetch(void **state)
     uint8_t junk[3] = {CHAN_MSG_FETCH, 0, 0};
     assert_int_equal(brk_events_peer_message(&f->ev, &f->table, 400, 2, junk, sizeof(junk), &out),
                      TRONE_EBADMSG);
+    /* A peer that asks too often is answered fetch_answers_max times per second. */
+    for (uint32_t k = 0; k < cfg.fetch_answers_max + 3; k++) {
+        assert_int_equal(brk_events_peer_message(&f->ev, &f->table, 500, 2, fetch.data, fetch.used,
+                                                 &out),
+                         0);
+        assert_int_equal(out->peer_send_count, k < cfg.fetch_answers_max ? 1 : 0);
+    }
+    assert_true(brk_events_stats(&f->ev)->fetch_throttled == 3);
+    assert_int_equal(brk_events_peer_message(&f->ev, &f->table, 500 + 1000000u, 2, fetch.data,
+                                             fetch.used, &out),
+                     0);
+    assert_int_equal(out->peer_send_count, 1); /* a new second */
     fetch.data[fetch.used - 4] = 200; /* count 200: more than anyone holds */
     assert_int_equal(brk_events_peer_message(&f->ev, &f->table, 400, 2, fetch.data, fetch.used,
                                              &out),
@@ -666,6 +678,41 @@ static void test_total_fetch(void **state)
     free(lacking);
     buf_close(&fetch);
     buf_close(&fetched);
+}
+
+/* With the replicas named, a blocked ORDER asks one peer at a time, in turn after itself. */
+static void test_total_fetch_rotation(void **state)
+{
+    struct fixture *f = *state;
+    struct brk_events_config cfg;
+    brk_events_config_defaults(&cfg);
+    cfg.replicas = 4;
+    cfg.self = 2;
+    struct brk_events *r2 = calloc(1, sizeof(*r2));
+    assert_non_null(r2);
+    assert_int_equal(brk_events_init(r2, &cfg), 0);
+    uint8_t digest[TRONE_HASH_LEN] = {1};
+    struct brk_order_exec o = {.tag = "c.total", .publisher = f->keys[PUB], .epoch = 6,
+                               .first_seq = 1, .count = 3, .digest = digest,
+                               .first_position = 1};
+    brk_events_order(r2, &f->table, 0, &o);
+    const uint32_t want[] = {3, 0, 1, 3, 0};
+    uint64_t now = cfg.fetch_delay_us;
+    for (uint32_t k = 0; k < 5; k++) {
+        const struct brk_events_out *out = NULL;
+        brk_events_tick(r2, &f->table, now, &out);
+        assert_int_equal(out->peer_send_count, 1);
+        assert_int_equal(out->peer_sends[0].replica, want[k]);
+        now += cfg.fetch_retry_us;
+    }
+    const struct brk_events_out *out = NULL;
+    brk_events_tick(r2, &f->table, cfg.total_wait_us, &out); /* skipped, no more FETCH */
+    assert_int_equal(out->peer_send_count, 0);
+    assert_true(brk_events_stats(r2)->skipped == 3);
+    cfg.self = 4;
+    assert_int_equal(brk_events_config_check(&cfg), TRONE_EINVAL);
+    brk_events_close(r2);
+    free(r2);
 }
 
 static int setup_pool(void **state)
@@ -698,6 +745,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_total_digest_mismatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_total_pool_bound, setup_pool, teardown),
         cmocka_unit_test_setup_teardown(test_total_fetch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_total_fetch_rotation, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -216,11 +216,13 @@ static bool byz_ev_is(const struct brk_events_send *s, enum chan_msg_type type)
     return s->size > 0 && s->data[0] == (uint8_t)type;
 }
 
-/* Decodes a DELIVER into m and b->events; false if it is not one (or malformed). */
+/* Decodes a DELIVER (or a total-order channel's DELIVER_TOTAL, whose events sit at consecutive
+ * positions: swapping two moves them) into m and b->events; false if it is neither. */
 static bool byz_ev_decode(struct byz_ev *b, const uint8_t *data, size_t size, struct chan_msg *m)
 {
     struct buf_reader r;
-    if (chan_msg_read_header(&r, data, size, m) != 0 || m->type != CHAN_MSG_DELIVER ||
+    if (chan_msg_read_header(&r, data, size, m) != 0 ||
+        (m->type != CHAN_MSG_DELIVER && m->type != CHAN_MSG_DELIVER_TOTAL) ||
         m->event_count == 0 || m->event_count > CHAN_EVENTS_PER_MSG_MAX) {
         return false;
     }
@@ -482,7 +484,7 @@ static void byz_ev_reorder(struct byz_ev *b, const struct brk_events_send *s)
 /* The filter of one message. */
 static void byz_ev_filter(struct byz_ev *b, const struct brk_events_send *s)
 {
-    bool deliver = byz_ev_is(s, CHAN_MSG_DELIVER);
+    bool deliver = byz_ev_is(s, CHAN_MSG_DELIVER) || byz_ev_is(s, CHAN_MSG_DELIVER_TOTAL);
     switch (b->mode) {
     case BYZ_EV_ALTER:
         deliver ? byz_ev_alter(b, s) : byz_ev_emit(b, s->conn_id, s->data, s->size);
@@ -524,7 +526,7 @@ static void byz_ev_flush_one(struct byz_ev *b, const struct brk_events_send *s)
 {
     struct chan_msg m;
     bool cut = b->mode == BYZ_EV_FORGE || b->mode == BYZ_EV_REPLAY || b->mode == BYZ_EV_REORDER;
-    if (!cut || !byz_ev_is(s, CHAN_MSG_DELIVER) || !byz_ev_decode(b, s->data, s->size, &m) ||
+    if (!cut || !byz_ev_decode(b, s->data, s->size, &m) ||
         m.event_count <= BYZ_EV_CHUNK_MAX) {
         byz_ev_filter(b, s);
         return;
@@ -536,7 +538,9 @@ static void byz_ev_flush_one(struct byz_ev *b, const struct brk_events_send *s)
         count = count < m.event_count - first ? count : m.event_count - first;
         b->chunk_offsets[chunk_count++] = b->chunks.used;
         size_t start = b->chunks.used;
-        chan_msg_put_header(&b->chunks, &m);
+        struct chan_msg head = m;
+        head.position = m.type == CHAN_MSG_DELIVER_TOTAL ? m.position + first : 0;
+        chan_msg_put_header(&b->chunks, &head);
         for (uint32_t i = 0; i < count; i++) {
             chan_msg_put_event(&b->chunks, &b->events[first + i]);
         }
