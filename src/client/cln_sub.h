@@ -6,8 +6,10 @@
  *     (chan_auth_digest), or one copy whose PKS signature verifies.
  *   Method PKS (any fault model): a copy is delivered on its verified signature; when the
  *     channel's publisher list is known, only listed publishers are accepted on one copy.
- * A stream is one (channel, publisher, epoch). It starts at the first seq decided (or 1) and
- * delivers in seq order; a missing seq is waited for up to gap_wait_us once a later seq is
+ * A stream is one (channel, publisher, epoch). It starts once a decided seq is vouched for
+ * (it is 1, or f+1 replicas (CFT: one) sent copies of it, or gap_wait passed since the first
+ * decision), at the lowest seq held then, so that a seq a Byzantine replica outran is waited
+ * for rather than dropped; it delivers in seq order; a missing seq is waited for up to gap_wait_us once a later seq is
  * decided, then skipped with a gap report. A higher epoch of the same publisher starts a new
  * stream; the old one delivers what it holds and closes. Copies below a stream's next seq or
  * of an epoch older than the publisher's newest decided one are dropped (replays).

@@ -44,6 +44,7 @@ struct cln_sub_stream {
     uint64_t wait_since_us;    /* UINT64_MAX unless waiting for next_seq */
     uint64_t wait_seq;         /* the next_seq being waited for */
     uint64_t closing_since_us; /* UINT64_MAX while open */
+    uint64_t start_since_us;   /* first decision of a stream not started, else UINT64_MAX */
     uint64_t last_use;         /* logical clock of the last copy */
     bool ever_decided;
     uint32_t held_count;       /* used slots */

@@ -209,9 +209,16 @@ struct cln_sub_stream *cln_sub__stream_find(struct cln_sub *s, uint32_t channel_
     return NULL;
 }
 
+static uint64_t cln_sub_start_at(const struct cln_sub *s, const struct cln_sub_stream *st,
+                                 bool force);
+static void cln_sub_start(struct cln_sub *s, struct cln_sub_stream *st, uint64_t seq);
+
 void cln_sub__stream_close(struct cln_sub *s, struct cln_sub_stream *st)
 {
     TRONE_ASSERT(st->used);
+    if (st->next_seq == 0 && st->decided_held > 0) {
+        cln_sub_start(s, st, cln_sub_start_at(s, st, true)); /* deliver what it decided */
+    }
     if (st->next_seq != 0 && st->held_count > 0) {
         cln_sub_flush_until(s, st, st->next_seq + s->cfg.window, CLN_SUB_GAP_CLOSED, false);
     }
@@ -268,6 +275,7 @@ struct cln_sub_stream *cln_sub__stream_open(struct cln_sub *s, uint32_t channel_
     st->epoch = epoch;
     st->wait_since_us = UINT64_MAX;
     st->closing_since_us = UINT64_MAX;
+    st->start_since_us = UINT64_MAX;
     st->last_use = ++s->clock;
     st->copies_max = copies_max;
     st->slots = slots;
@@ -321,6 +329,62 @@ static void cln_sub_start(struct cln_sub *s, struct cln_sub_stream *st, uint64_t
     st->next_seq = seq;
 }
 
+static uint32_t cln_sub_popcount(uint64_t v);
+
+/* Where a stream not started yet may start, or 0 to wait. Its lowest decided seq d is a safe
+ * start once vouched for: d is 1, or replicas that cannot all be faulty (f+1 on BFT channels,
+ * one on CFT ones) sent a copy of d (a correct one among them sent its lower seqs first, on
+ * its in-order connection, so they are held), or force (gap_wait passed since the first
+ * decision). The stream then starts at the lowest seq held, not at d: a lower seq that a
+ * Byzantine replica outran (by holding it back, or by sending a later seq's single PKS copy
+ * early) is waited for like any missing seq, decided or skipped with a gap report, instead of
+ * being dropped as a replay. Starting at d lost such seqs although every correct replica
+ * delivered them. */
+static uint64_t cln_sub_start_at(const struct cln_sub *s, const struct cln_sub_stream *st,
+                                 bool force)
+{
+    TRONE_ASSERT(st->next_seq == 0);
+    const struct cln_sub_slot *lowest = NULL;
+    const struct cln_sub_slot *decided = NULL;
+    for (uint32_t i = 0; i < s->cfg.window; i++) {
+        const struct cln_sub_slot *slot = &st->slots[i];
+        if (slot->seq == 0) {
+            continue;
+        }
+        lowest = lowest == NULL || slot->seq < lowest->seq ? slot : lowest;
+        if (slot->decided >= 0 && (decided == NULL || slot->seq < decided->seq)) {
+            decided = slot;
+        }
+    }
+    if (decided == NULL) {
+        return 0;
+    }
+    bool bft = s->channels[st->channel_idx].cls.fault == BRK_FAULT_BFT;
+    uint32_t need = bft ? s->cfg.f + 1u : 1u;
+    if (decided->seq == 1 || force || cln_sub_popcount(decided->voted) >= need) {
+        return lowest->seq;
+    }
+    return 0;
+}
+
+/* Starts st if it may (cln_sub_start_at), then delivers what follows its start. */
+static void cln_sub_start_maybe(struct cln_sub *s, struct cln_sub_stream *st, uint64_t now_us,
+                                bool force)
+{
+    uint64_t seq = cln_sub_start_at(s, st, force);
+    if (seq == 0) {
+        if (st->start_since_us == UINT64_MAX && st->decided_held > 0) {
+            st->start_since_us = now_us;
+        }
+        return;
+    }
+    st->start_since_us = UINT64_MAX;
+    cln_sub_start(s, st, seq);
+    cln_sub_epoch_advance(s, st, now_us);
+    cln_sub_drain(s, st);
+    cln_sub_wait_update(st, now_us);
+}
+
 static void cln_sub_decide(struct cln_sub *s, struct cln_sub_stream *st,
                            struct cln_sub_slot *slot, uint32_t copy_idx, uint64_t now_us)
 {
@@ -330,7 +394,8 @@ static void cln_sub_decide(struct cln_sub *s, struct cln_sub_stream *st,
     st->decided_held++;
     st->ever_decided = true;
     if (st->next_seq == 0) {
-        cln_sub_start(s, st, slot->seq);
+        cln_sub_start_maybe(s, st, now_us, false);
+        return;
     }
     cln_sub_epoch_advance(s, st, now_us);
     cln_sub_drain(s, st);
@@ -477,6 +542,9 @@ void cln_sub__stream_copy(struct cln_sub *s, struct cln_sub_stream *st, uint32_t
         if (slot != NULL) {
             slot->voted |= bit;
         }
+        if (slot != NULL && st->next_seq == 0 && st->decided_held > 0) {
+            cln_sub_start_maybe(s, st, now_us, false); /* one more replica may vouch */
+        }
         return;
     }
     slot->voted |= bit;
@@ -492,6 +560,8 @@ void cln_sub__stream_copy(struct cln_sub *s, struct cln_sub_stream *st, uint32_t
     c->voters |= bit;
     if (cln_sub_decides(s, st, c, e)) {
         cln_sub_decide(s, st, slot, (uint32_t)idx, now_us);
+    } else if (st->next_seq == 0 && st->decided_held > 0) {
+        cln_sub_start_maybe(s, st, now_us, false); /* one more replica may vouch */
     }
 }
 
@@ -519,6 +589,10 @@ static void cln_sub_skip_gap(struct cln_sub *s, struct cln_sub_stream *st)
 void cln_sub__stream_tick(struct cln_sub *s, struct cln_sub_stream *st, uint64_t now_us)
 {
     TRONE_ASSERT(st->used);
+    if (st->next_seq == 0 && st->start_since_us != UINT64_MAX &&
+        cln_sub_elapsed(now_us, st->start_since_us, s->cfg.gap_wait_us)) {
+        cln_sub_start_maybe(s, st, now_us, true);
+    }
     if (st->closing_since_us != UINT64_MAX &&
         (st->held_count == 0 ||
          cln_sub_elapsed(now_us, st->closing_since_us, s->cfg.gap_wait_us))) {
@@ -541,6 +615,9 @@ uint64_t cln_sub__stream_deadline(const struct cln_sub *s, const struct cln_sub_
     }
     if (st->wait_since_us != UINT64_MAX && st->wait_since_us + s->cfg.gap_wait_us < deadline) {
         deadline = st->wait_since_us + s->cfg.gap_wait_us;
+    }
+    if (st->start_since_us != UINT64_MAX && st->start_since_us + s->cfg.gap_wait_us < deadline) {
+        deadline = st->start_since_us + s->cfg.gap_wait_us;
     }
     return deadline;
 }
