@@ -163,6 +163,11 @@ static void sim_ev_pick_clients(struct sim_ev *s)
                 cl->channel[ch] = true;
             }
         }
+        for (uint32_t ch = 0; ch < SIM_EV_CHANNELS; ch++) {
+            for (uint32_t p = 0; p < SIM_EV_PUBS_MAX; p++) {
+                cl->seen[ch][p].next = 1;
+            }
+        }
         cl->epoch = 1000000u * (c + 1u);
         cl->gap_ms_max = sim_rng_range(&s->rng, 2, 40);
         cl->left = (uint32_t)sim_rng_range(&s->rng, 20, 150);
