@@ -272,9 +272,12 @@ bool sim_ev_integrity_checked(const struct sim_ev *s, uint32_t ch);
 bool sim_ev_validity_checked(const struct sim_ev *s, uint32_t ch);
 
 /* sim_ev_scenario.c */
-int sim_ev_scenario_run(const char *name, bool verbose);
+/* Runs scenario name over seeds first..last (0, 0: its default seeds); "events-list" lists. */
+int sim_ev_scenario_run(const char *name, uint64_t first, uint64_t last, bool verbose);
+/* Runs seeds first..last and prints a summary; replay names the options that replay a seed.
+ * Returns the worst SIM_EXIT_*. */
 int sim_ev_run_range(uint64_t first, uint64_t last, const struct sim_ev_force *force, int model,
-                     bool verbose);
+                     const char *replay, bool verbose);
 void sim_ev_force_none(struct sim_ev_force *f);
 
 #endif

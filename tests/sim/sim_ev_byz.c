@@ -115,6 +115,8 @@ static void sim_ev_byz_alter(struct sim_ev *s, uint32_t r, uint32_t client,
         break;
     }
     s->counts.altered++;
+    sim_ev_trace(s, "byz r%u alters a DELIVER %s to %s (seq=%llu)", r, x->m.tag,
+                 s->clients[client].name, (unsigned long long)e->seq);
     sim_ev_byz_emit(s, r, client, x);
 }
 
@@ -153,6 +155,9 @@ static void sim_ev_byz_forge(struct sim_ev *s, uint32_t r, uint32_t client,
     }
     x->count = count;
     s->counts.forged += count;
+    sim_ev_trace(s, "byz r%u forges %s epoch=%llu seq=%llu..%llu to %s", r, x->m.tag,
+                 (unsigned long long)epoch, (unsigned long long)seq,
+                 (unsigned long long)(seq + count - 1), s->clients[client].name);
     sim_ev_byz_emit(s, r, client, x);
 }
 
@@ -174,6 +179,8 @@ static void sim_ev_byz_forge_self(struct sim_ev *s, uint32_t r, uint32_t client,
     chan_auth_sign(x->bytes[0], s->replica_sk[r], x->m.tag, e);
     e->auth = x->bytes[0];
     s->counts.forged++;
+    sim_ev_trace(s, "byz r%u forges %s under its own key seq=%llu to %s", r, x->m.tag,
+                 (unsigned long long)e->seq, s->clients[client].name);
     sim_ev_byz_emit(s, r, client, x);
 }
 
@@ -274,6 +281,7 @@ static void sim_ev_byz_deliver(struct sim_ev *s, uint32_t r, uint32_t client, co
                 &rep->replay[sim_rng_below(&s->rng, rep->replay_count)];
             sim_ev_send(s, client, r, 1, old->data, old->size);
             s->counts.replayed++;
+            sim_ev_trace(s, "byz r%u replays an old message to %s", r, s->clients[client].name);
         }
         sim_ev_byz_store(rep, sim_rng_next(&s->rng), data, size);
     }

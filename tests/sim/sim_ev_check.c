@@ -256,7 +256,9 @@ void sim_ev_check_items(struct sim_ev *s, uint32_t c, const struct cln_sub_outpu
         if (it->kind == CLN_SUB_EVENT) {
             cl->delivered++;
             s->counts.delivered++;
-            sim_ev_trace(s, "deliver sub=%s tag=%s seq=%llu", cl->name, it->tag,
+            int p = sim_ev_publisher_by_key(s, it->publisher);
+            sim_ev_trace(s, "deliver sub=%s %s/%s epoch=%llu seq=%llu", cl->name, it->tag,
+                         p >= 0 ? s->clients[p].name : "?", (unsigned long long)it->epoch,
                          (unsigned long long)it->seq);
             if (sim_ev_integrity_checked(s, (uint32_t)ch)) {
                 sim_ev_check_event(s, c, (uint32_t)ch, it);
@@ -264,8 +266,10 @@ void sim_ev_check_items(struct sim_ev *s, uint32_t c, const struct cln_sub_outpu
             continue;
         }
         cl->gaps++;
-        sim_ev_trace(s, "gap sub=%s tag=%s seq=%llu count=%llu reason=%d", cl->name, it->tag,
-                     (unsigned long long)it->seq, (unsigned long long)it->count, it->reason);
+        int p = sim_ev_publisher_by_key(s, it->publisher);
+        sim_ev_trace(s, "gap sub=%s %s/%s seq=%llu count=%llu reason=%d", cl->name, it->tag,
+                     p >= 0 ? s->clients[p].name : "?", (unsigned long long)it->seq,
+                     (unsigned long long)it->count, it->reason);
         if (sim_ev_integrity_checked(s, (uint32_t)ch)) {
             sim_ev_check_gap(s, c, (uint32_t)ch, it);
         }

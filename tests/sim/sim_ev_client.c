@@ -6,6 +6,7 @@
  * every input; one timer per client at the cores' earliest deadline. Publishers record what
  * they publish (the ground truth of sim_ev_check.c). */
 #include <sodium.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "chan/chan_msg.h"
@@ -154,6 +155,8 @@ static void sim_ev_pub_publish(struct sim_ev *s, uint32_t c)
                     (unsigned long long)(t->count + 1));
         return;
     }
+    sim_ev_trace(s, "publish %s %s seq=%lld size=%u", cl->name, s->channels[ch].tag,
+                 (long long)seq, size);
     t->count++;
     t->time_us[seq] = time_us;
     t->size[seq] = size;
@@ -213,6 +216,38 @@ static void sim_ev_sub_output(struct sim_ev *s, uint32_t c, const struct cln_sub
     s->clients[c].sub_deadline_us = out->deadline_us;
 }
 
+/* One trace line per DELIVER or GAP reaching a subscriber: who sent what. */
+static void sim_ev_trace_message(struct sim_ev *s, uint32_t c, uint32_t replica,
+                                 const uint8_t *data, size_t size)
+{
+    struct buf_reader rd;
+    struct chan_msg m;
+    if (chan_msg_check(data, size) != 0 || chan_msg_read_header(&rd, data, size, &m) != 0) {
+        sim_ev_trace(s, "recv sub=%s from=r%u malformed size=%zu", s->clients[c].name, replica,
+                     size);
+        return;
+    }
+    int p = sim_ev_publisher_by_key(s, m.publisher);
+    char who[16];
+    snprintf(who, sizeof(who), "%s", p >= 0 ? s->clients[p].name : "?");
+    if (m.type == CHAN_MSG_GAP) {
+        sim_ev_trace(s, "recv sub=%s from=r%u%s GAP %s/%s dropped=%llu", s->clients[c].name,
+                     replica, sim_ev_correct(s, replica) ? "" : "(byz)", m.tag, who,
+                     (unsigned long long)m.dropped);
+        return;
+    }
+    struct chan_event first = {0};
+    struct chan_event e = {0};
+    for (uint32_t i = 0; i < m.event_count; i++) {
+        chan_msg_read_event(&rd, &e);
+        first = i == 0 ? e : first;
+    }
+    sim_ev_trace(s, "recv sub=%s from=r%u%s DELIVER %s/%s epoch=%llu seq=%llu..%llu",
+                 s->clients[c].name, replica, sim_ev_correct(s, replica) ? "" : "(byz)", m.tag,
+                 who, (unsigned long long)first.epoch, (unsigned long long)first.seq,
+                 (unsigned long long)e.seq);
+}
+
 /* ---- Inputs ---- */
 
 static void sim_ev_client_schedule(struct sim_ev *s, uint32_t c)
@@ -262,6 +297,7 @@ void sim_ev_client_receive(struct sim_ev *s, uint32_t c, uint32_t replica, const
     } else if (!cl->publisher && type == CHAN_MSG_ATTACHED) {
         sim_ev_sub_attached(s, c, replica, data, size, &rc);
     } else if (!cl->publisher && (type == CHAN_MSG_DELIVER || type == CHAN_MSG_GAP)) {
+        sim_ev_trace_message(s, c, replica, data, size);
         if (sim_ev_correct(s, replica)) {
             sim_ev_check_copy(s, c, replica, data, size);
         }

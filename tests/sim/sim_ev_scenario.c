@@ -49,7 +49,7 @@ void sim_ev_force_none(struct sim_ev_force *f)
 }
 
 int sim_ev_run_range(uint64_t first, uint64_t last, const struct sim_ev_force *force, int model,
-                     bool verbose)
+                     const char *replay, bool verbose)
 {
     int worst = SIM_EXIT_OK;
     uint64_t failed = 0;
@@ -62,8 +62,7 @@ int sim_ev_run_range(uint64_t first, uint64_t last, const struct sim_ev_force *f
         if (rc != SIM_EXIT_OK) {
             failed++;
             worst = worst == SIM_EXIT_INVARIANT ? worst : rc;
-            printf("replay: trone-sim --events --seed %llu%s\n", (unsigned long long)seed,
-                   force->novote ? " --no-vote" : "");
+            printf("replay: trone-sim %s --seed %llu -v\n", replay, (unsigned long long)seed);
         }
         if (seed == UINT64_MAX) {
             break;
@@ -83,7 +82,7 @@ int sim_ev_run_range(uint64_t first, uint64_t last, const struct sim_ev_force *f
     return worst;
 }
 
-int sim_ev_scenario_run(const char *name, bool verbose)
+int sim_ev_scenario_run(const char *name, uint64_t first, uint64_t last, bool verbose)
 {
     size_t count = sizeof(sim_ev_scenarios) / sizeof(sim_ev_scenarios[0]);
     for (size_t i = 0; i < count; i++) {
@@ -99,8 +98,14 @@ int sim_ev_scenario_run(const char *name, bool verbose)
         f.flow = sc->flow;
         f.lists = sc->lists;
         f.novote = sc->novote;
+        char replay[96];
+        snprintf(replay, sizeof(replay), "--scenario %s", sc->name);
         printf("scenario %s\n", sc->name);
-        return sim_ev_run_range(1, SIM_EV_SCENARIO_SEEDS, &f, SMR_BFT, verbose);
+        if (first == 0) {
+            first = 1;
+            last = SIM_EV_SCENARIO_SEEDS;
+        }
+        return sim_ev_run_range(first, last, &f, SMR_BFT, replay, verbose);
     }
     if (strcmp(name, "events-list") == 0) {
         for (size_t i = 0; i < count; i++) {

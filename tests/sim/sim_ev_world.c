@@ -83,7 +83,8 @@ static void sim_ev_pick_faults(struct sim_ev *s, int model)
     s->delay_ms_min = sim_rng_range(&s->rng, 1, 5);
     s->delay_ms_max = s->delay_ms_min + sim_rng_range(&s->rng, 0, 60);
     s->break_permille = (uint32_t)sim_rng_range(&s->rng, 10, 150);
-    s->crash_permille = (uint32_t)sim_rng_range(&s->rng, 10, 80);
+    s->crash_permille = f->crash > 0 ? (uint32_t)sim_rng_range(&s->rng, 150, 300)
+                                     : (uint32_t)sim_rng_range(&s->rng, 10, 80);
     s->byz_permille = (uint32_t)sim_rng_range(&s->rng, 100, 600);
     s->flow = sim_ev_pick(s, f->flow, 250) != 0;
     s->pause_permille = s->flow ? (uint32_t)sim_rng_range(&s->rng, 10, 100) : 0;

@@ -12,8 +12,8 @@
  *                                                      only crashes; --no-vote makes
  *                                                      subscribers decide BFT channels on the
  *                                                      first copy, which the checks must catch
- *   trone-sim --scenario events-NAME [-v]             an event-path scenario
- *                                                      (sim_ev_scenario.c; events-list)
+ *   trone-sim --scenario events-NAME [--seed N] [-v]  an event-path scenario (its default
+ *                                                      seeds, or one; events-list names them)
  * Each seed prints its number and parameters first. Exit codes: 0 all good, 2 an invariant
  * was violated, 3 no liveness (the worst over a range); a failed assertion is SIGABRT.
  * The model defaults to bft. A failing seed is replayed with the same --model and --seed. */
@@ -141,7 +141,8 @@ int main(int argc, char **argv)
     }
     log_level_set(LOG_WARN);
     if (scenario != NULL && strncmp(scenario, "events-", 7) == 0) {
-        return sim_ev_scenario_run(scenario, verbose);
+        return sim_ev_scenario_run(scenario, have_seeds ? first : 0, have_seeds ? last : 0,
+                                   verbose);
     }
     if (scenario != NULL) {
         return sim_scenario_run(scenario, verbose);
@@ -153,7 +154,11 @@ int main(int argc, char **argv)
         struct sim_ev_force force;
         sim_ev_force_none(&force);
         force.novote = novote;
-        return sim_ev_run_range(first, last, &force, model, verbose);
+        char replay[64];
+        snprintf(replay, sizeof(replay), "--events --model %s%s",
+                 model < 0 ? "mixed" : model == SMR_BFT ? "bft" : "cft",
+                 novote ? " --no-vote" : "");
+        return sim_ev_run_range(first, last, &force, model, replay, verbose);
     }
     return run_range(first, last, model, verbose);
 }
