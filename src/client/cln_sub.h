@@ -9,7 +9,8 @@
  * A stream is one (channel, publisher, epoch). It starts once a decided seq is vouched for
  * (it is 1, or f+1 replicas (CFT: one) sent copies of it, or gap_wait passed since the first
  * decision), at the lowest seq held then, so that a seq a Byzantine replica outran is waited
- * for rather than dropped; it delivers in seq order; a missing seq is waited for up to gap_wait_us once a later seq is
+ * for rather than dropped (a newer epoch of a publisher already followed starts at seq 1);
+ * it delivers in seq order; a missing seq is waited for up to gap_wait_us once a later seq is
  * decided, then skipped with a gap report. A higher epoch of the same publisher starts a new
  * stream; the old one delivers what it holds and closes. Copies below a stream's next seq or
  * of an epoch older than the publisher's newest decided one are dropped (replays).

@@ -209,8 +209,7 @@ struct cln_sub_stream *cln_sub__stream_find(struct cln_sub *s, uint32_t channel_
     return NULL;
 }
 
-static uint64_t cln_sub_start_at(const struct cln_sub *s, const struct cln_sub_stream *st,
-                                 bool force);
+static uint64_t cln_sub_start_at(struct cln_sub *s, const struct cln_sub_stream *st, bool force);
 static void cln_sub_start(struct cln_sub *s, struct cln_sub_stream *st, uint64_t seq);
 
 void cln_sub__stream_close(struct cln_sub *s, struct cln_sub_stream *st)
@@ -340,8 +339,7 @@ static uint32_t cln_sub_popcount(uint64_t v);
  * early) is waited for like any missing seq, decided or skipped with a gap report, instead of
  * being dropped as a replay. Starting at d lost such seqs although every correct replica
  * delivered them. */
-static uint64_t cln_sub_start_at(const struct cln_sub *s, const struct cln_sub_stream *st,
-                                 bool force)
+static uint64_t cln_sub_start_at(struct cln_sub *s, const struct cln_sub_stream *st, bool force)
 {
     TRONE_ASSERT(st->next_seq == 0);
     const struct cln_sub_slot *lowest = NULL;
@@ -361,10 +359,19 @@ static uint64_t cln_sub_start_at(const struct cln_sub *s, const struct cln_sub_s
     }
     bool bft = s->channels[st->channel_idx].cls.fault == BRK_FAULT_BFT;
     uint32_t need = bft ? s->cfg.f + 1u : 1u;
-    if (decided->seq == 1 || force || cln_sub_popcount(decided->voted) >= need) {
-        return lowest->seq;
+    if (decided->seq != 1 && !force && cln_sub_popcount(decided->voted) < need) {
+        return 0;
     }
-    return 0;
+    /* A newer epoch of a publisher this subscriber followed began at seq 1 (the publisher
+     * restarted): wait for it, and report what does not come, rather than start wherever
+     * the first copy happened to be (a replica that reconnected to us late forwards from the
+     * middle). */
+    const struct cln_sub_floor *fl = cln_sub__floor_find(s, st->channel_idx, st->publisher);
+    if (fl != NULL && fl->epoch < st->epoch) {
+        uint64_t from = decided->seq > s->cfg.window ? decided->seq - s->cfg.window + 1 : 1;
+        return from < lowest->seq ? from : lowest->seq;
+    }
+    return lowest->seq;
 }
 
 /* Starts st if it may (cln_sub_start_at), then delivers what follows its start. */
