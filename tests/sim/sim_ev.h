@@ -27,6 +27,8 @@
 #define SIM_EV_CHANNELS 4u
 /* Events one publisher publishes on one channel in a run (ground truth is indexed by seq). */
 #define SIM_EV_EVENTS_MAX 400u
+/* Epochs of one publisher in a run (it restarts at most twice). */
+#define SIM_EV_EPOCHS_MAX 3u
 #define SIM_EV_PAYLOAD_MAX 96u
 #define SIM_EV_HOLD_MAX 8u
 #define SIM_EV_TRACE_LINES 48u
@@ -73,7 +75,8 @@ struct sim_ev_conn {
     uint32_t gen;        /* connection instance; messages of an older instance are lost */
     uint64_t arrive_ms[2]; /* latest arrival scheduled: [0] to the replica, [1] to the client */
     uint64_t pause_until_ms;
-    uint64_t last_seq[SIM_EV_CHANNELS][SIM_EV_PUBS_MAX]; /* correct replica's FIFO per conn */
+    /* Highest seq a correct replica sent on this connection, per channel, publisher, epoch. */
+    uint64_t last_seq[SIM_EV_CHANNELS][SIM_EV_PUBS_MAX][SIM_EV_EPOCHS_MAX];
 };
 
 struct sim_ev_held {
@@ -100,9 +103,12 @@ struct sim_ev_replica {
     uint32_t held_count;
 };
 
-/* What publisher p really published on channel c: the truth every delivery is compared to. */
+/* What publisher p really published on channel c in one epoch: the truth every delivery is
+ * compared to. promised: the events its ack quorum acknowledged before it crashed (validity
+ * covers those of an epoch it left; the rest may be lost with the publisher). */
 struct sim_ev_truth {
     uint64_t count;
+    uint64_t promised;
     uint64_t time_us[SIM_EV_EVENTS_MAX + 1];
     uint32_t size[SIM_EV_EVENTS_MAX + 1];
     uint8_t hash[SIM_EV_EVENTS_MAX + 1][TRONE_HASH_LEN];
@@ -127,7 +133,9 @@ struct sim_ev_client {
     /* Publisher. */
     struct cln_pub pub;
     int pub_idx[SIM_EV_CHANNELS];
-    uint64_t epoch;
+    uint64_t epoch;                       /* the current one, epochs[epoch_count - 1] */
+    uint64_t epochs[SIM_EV_EPOCHS_MAX];   /* each restart takes a larger one */
+    uint32_t epoch_count;
     uint64_t publish_at_ms; /* next publish, SIM_NEVER when done */
     uint64_t gap_ms_max;
     uint32_t left;          /* events still to publish */
@@ -135,7 +143,7 @@ struct sim_ev_client {
     struct cln_sub sub;
     uint64_t sub_deadline_us;
     uint64_t attach_retry_ms;
-    struct sim_ev_seen seen[SIM_EV_CHANNELS][SIM_EV_PUBS_MAX];
+    struct sim_ev_seen seen[SIM_EV_CHANNELS][SIM_EV_PUBS_MAX][SIM_EV_EPOCHS_MAX];
     uint64_t delivered;
     uint64_t gaps;
     uint64_t notices;
@@ -154,6 +162,7 @@ struct sim_ev_counts {
     uint64_t garbage;
     uint64_t breaks;
     uint64_t crashes;
+    uint64_t restarts; /* publisher restarts */
     uint64_t flow_dropped; /* events dropped by correct replicas' flow control */
     uint64_t lost;         /* messages lost with a broken connection */
 };
@@ -176,6 +185,7 @@ struct sim_ev {
     uint32_t break_permille;
     uint32_t crash_permille;
     uint32_t pause_permille;
+    uint32_t restart_permille; /* a publisher restarts (new epoch, unacked events lost) */
     uint32_t byz_permille;
     uint32_t queue_events_max;
     uint32_t window;
@@ -197,7 +207,7 @@ struct sim_ev {
     struct sim_ev_replica replicas[SIM_EV_N];
     struct sim_ev_client clients[SIM_EV_CLIENTS_MAX]; /* publishers first, then subscribers */
     struct sim_ev_conn conns[SIM_EV_CLIENTS_MAX][SIM_EV_N];
-    struct sim_ev_truth truth[SIM_EV_PUBS_MAX][SIM_EV_CHANNELS];
+    struct sim_ev_truth truth[SIM_EV_PUBS_MAX][SIM_EV_CHANNELS][SIM_EV_EPOCHS_MAX];
     struct sim_ev_counts counts;
     int failure;
     char failure_text[512];
@@ -227,6 +237,8 @@ void sim_ev_fail(struct sim_ev *s, int code, const char *fmt, ...)
 void sim_ev_trace(struct sim_ev *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int sim_ev_channel_by_tag(const struct sim_ev *s, const char *tag);
 int sim_ev_publisher_by_key(const struct sim_ev *s, const uint8_t key[TRONE_KEY_LEN]);
+/* The index of epoch among publisher p's epochs, or -1. */
+int sim_ev_epoch_idx(const struct sim_ev *s, uint32_t p, uint64_t epoch);
 
 /* sim_ev_net.c: connections. */
 /* Sends on the connection between client and replica (dir 0: to the replica). */
@@ -254,6 +266,9 @@ void sim_ev_client_down(struct sim_ev *s, uint32_t c, uint32_t replica);
 void sim_ev_client_receive(struct sim_ev *s, uint32_t c, uint32_t replica, const uint8_t *data,
                            size_t size);
 void sim_ev_client_tick(struct sim_ev *s, uint32_t c);
+/* The publisher crashes and restarts at once with a larger epoch: its connections break, its
+ * unacked events are gone, what its quorum acked stays promised. */
+void sim_ev_pub_restart(struct sim_ev *s, uint32_t c);
 uint64_t sim_ev_pending(struct sim_ev *s);
 
 /* sim_ev_byz.c: a Byzantine replica's view of one outgoing message to a client. */

@@ -69,16 +69,20 @@ static uint32_t sim_ev_popcount(uint8_t v)
     return n;
 }
 
-/* Does wire event e match what publisher p published as e->seq on ch? */
+/* Does wire event e match what publisher p published as e->seq in e->epoch on ch? Sets *ei
+ * to the epoch's index. */
 static bool sim_ev_genuine(const struct sim_ev *s, uint32_t p, uint32_t ch,
-                           const struct chan_event *e, const char **what)
+                           const struct chan_event *e, int *ei, const char **what)
 {
-    const struct sim_ev_truth *t = &s->truth[p][ch];
-    uint8_t hash[TRONE_HASH_LEN];
+    *ei = sim_ev_epoch_idx(s, p, e->epoch);
     *what = NULL;
-    if (e->epoch != s->clients[p].epoch) {
+    if (*ei < 0) {
         *what = "epoch never used by the publisher";
-    } else if (e->seq == 0 || e->seq > t->count) {
+        return false;
+    }
+    const struct sim_ev_truth *t = &s->truth[p][ch][*ei];
+    uint8_t hash[TRONE_HASH_LEN];
+    if (e->seq == 0 || e->seq > t->count) {
         *what = "seq never published";
     } else if (e->time_us != t->time_us[e->seq]) {
         *what = "publisher time altered";
@@ -104,6 +108,12 @@ void sim_ev_check_copy(struct sim_ev *s, uint32_t c, uint32_t replica, const uin
         sim_ev_fail(s, SIM_EXIT_INVARIANT, "correct replica %u sent a malformed message", replica);
         return;
     }
+    if (m.type == CHAN_MSG_GAP && !s->flow) {
+        sim_ev_fail(s, SIM_EXIT_INVARIANT,
+                    "correct replica %u told %s it dropped %llu events of %s without flow control",
+                    replica, s->clients[c].name, (unsigned long long)m.dropped, m.tag);
+        return;
+    }
     if (m.type != CHAN_MSG_DELIVER) {
         return;
     }
@@ -116,33 +126,33 @@ void sim_ev_check_copy(struct sim_ev *s, uint32_t c, uint32_t replica, const uin
         return;
     }
     struct sim_ev_conn *k = &s->conns[c][replica];
-    struct sim_ev_seen *seen = &s->clients[c].seen[ch][p];
     for (uint32_t i = 0; i < m.event_count; i++) {
         struct chan_event e;
         chan_msg_read_event(&rd, &e);
         const char *what = NULL;
-        if (!sim_ev_genuine(s, (uint32_t)p, (uint32_t)ch, &e, &what)) {
+        int ei = -1;
+        if (!sim_ev_genuine(s, (uint32_t)p, (uint32_t)ch, &e, &ei, &what)) {
             sim_ev_fail(s, SIM_EXIT_INVARIANT, "correct replica %u forwarded %s/%s seq %llu: %s",
                         replica, m.tag, s->clients[p].name, (unsigned long long)e.seq, what);
             return;
         }
-        if (e.seq <= k->last_seq[ch][p]) {
+        if (e.seq <= k->last_seq[ch][p][ei]) {
             sim_ev_fail(s, SIM_EXIT_INVARIANT,
                         "correct replica %u sent %s/%s seq %llu after seq %llu on one connection",
                         replica, m.tag, s->clients[p].name, (unsigned long long)e.seq,
-                        (unsigned long long)k->last_seq[ch][p]);
+                        (unsigned long long)k->last_seq[ch][p][ei]);
             return;
         }
-        k->last_seq[ch][p] = e.seq;
-        seen->copies[e.seq] |= (uint8_t)(1u << replica);
+        k->last_seq[ch][p][ei] = e.seq;
+        s->clients[c].seen[ch][p][ei].copies[e.seq] |= (uint8_t)(1u << replica);
     }
 }
 
 /* Marks seq skipped for subscriber c, failing if it could have been decided. */
-static void sim_ev_skip(struct sim_ev *s, uint32_t c, uint32_t ch, uint32_t p, uint64_t seq,
-                        const char *how)
+static void sim_ev_skip(struct sim_ev *s, uint32_t c, uint32_t ch, uint32_t p, uint32_t ei,
+                        uint64_t seq, const char *how)
 {
-    struct sim_ev_seen *seen = &s->clients[c].seen[ch][p];
+    struct sim_ev_seen *seen = &s->clients[c].seen[ch][p][ei];
     uint32_t copies = sim_ev_popcount(seen->copies[seq]);
     if (sim_ev_validity_checked(s, ch) && copies >= sim_ev_copies_needed(s, ch)) {
         sim_ev_fail(s, SIM_EXIT_INVARIANT,
@@ -168,13 +178,14 @@ static void sim_ev_check_event(struct sim_ev *s, uint32_t c, uint32_t ch,
     struct chan_event e = {.epoch = it->epoch, .seq = it->seq, .time_us = it->time_us,
                            .payload = it->payload, .payload_size = it->payload_size};
     const char *what = NULL;
-    if (!sim_ev_genuine(s, (uint32_t)p, ch, &e, &what)) {
+    int ei = -1;
+    if (!sim_ev_genuine(s, (uint32_t)p, ch, &e, &ei, &what)) {
         sim_ev_fail(s, SIM_EXIT_INVARIANT, "integrity: %s delivered %s/%s epoch %llu seq %llu: %s",
                     name, tag, s->clients[p].name, (unsigned long long)it->epoch,
                     (unsigned long long)it->seq, what);
         return;
     }
-    struct sim_ev_seen *seen = &s->clients[c].seen[ch][p];
+    struct sim_ev_seen *seen = &s->clients[c].seen[ch][p][ei];
     if (it->seq < seen->next) {
         sim_ev_fail(s, SIM_EXIT_INVARIANT, "integrity: %s delivered %s/%s seq %llu %s", name, tag,
                     s->clients[p].name, (unsigned long long)it->seq,
@@ -189,7 +200,7 @@ static void sim_ev_check_event(struct sim_ev *s, uint32_t c, uint32_t ch,
         return;
     }
     for (uint64_t x = seen->next; x < it->seq; x++) {
-        sim_ev_skip(s, c, ch, (uint32_t)p, x, "stream started later");
+        sim_ev_skip(s, c, ch, (uint32_t)p, (uint32_t)ei, x, "stream started later");
     }
     seen->state[it->seq] = 1;
     seen->next = it->seq + 1;
@@ -199,11 +210,12 @@ static void sim_ev_check_gap(struct sim_ev *s, uint32_t c, uint32_t ch,
                              const struct cln_sub_item *it)
 {
     int p = sim_ev_publisher_by_key(s, it->publisher);
-    if (p < 0 || it->epoch != s->clients[p].epoch) {
+    int ei = p >= 0 ? sim_ev_epoch_idx(s, (uint32_t)p, it->epoch) : -1;
+    if (ei < 0) {
         return; /* a gap in a forged stream: nothing real was skipped */
     }
-    struct sim_ev_seen *seen = &s->clients[c].seen[ch][p];
-    const struct sim_ev_truth *t = &s->truth[p][ch];
+    struct sim_ev_seen *seen = &s->clients[c].seen[ch][p][ei];
+    const struct sim_ev_truth *t = &s->truth[p][ch][ei];
     if (!sim_ev_validity_checked(s, ch)) {
         /* No validity promise (CFT under a Byzantine replica): one replica may make the
          * subscriber skip, but what follows must still be in order. */
@@ -223,7 +235,7 @@ static void sim_ev_check_gap(struct sim_ev *s, uint32_t c, uint32_t ch,
     bool window = it->reason == CLN_SUB_GAP_WINDOW && s->flow;
     for (uint64_t x = seen->next; x < it->seq + it->count; x++) {
         if (x < it->seq && seen->next == 1) {
-            sim_ev_skip(s, c, ch, (uint32_t)p, x, "stream started later");
+            sim_ev_skip(s, c, ch, (uint32_t)p, (uint32_t)ei, x, "stream started later");
             continue;
         }
         if (x < it->seq) {
@@ -232,10 +244,10 @@ static void sim_ev_check_gap(struct sim_ev *s, uint32_t c, uint32_t ch,
             return;
         }
         if (window) {
-            s->clients[c].seen[ch][p].state[x] = 3; /* the subscriber's own bound: legitimate */
+            seen->state[x] = 3; /* the subscriber's own bound: legitimate */
             s->counts.skipped++;
         } else {
-            sim_ev_skip(s, c, ch, (uint32_t)p, x, "gap");
+            sim_ev_skip(s, c, ch, (uint32_t)p, (uint32_t)ei, x, "gap");
         }
     }
     seen->next = it->seq + it->count;
@@ -276,35 +288,39 @@ void sim_ev_check_items(struct sim_ev *s, uint32_t c, const struct cln_sub_outpu
     }
 }
 
-/* One subscriber's (channel, publisher): everything published delivered or skipped; with
+/* One subscriber's (channel, publisher, epoch): every promised event delivered or skipped
+ * (all of the current epoch; what the quorum acked of an epoch the publisher left); with
  * report, also that no skip was premature. */
 static bool sim_ev_complete_one(struct sim_ev *s, uint32_t c, uint32_t ch, uint32_t p,
-                                bool report)
+                                uint32_t ei, bool report)
 {
-    const struct sim_ev_seen *seen = &s->clients[c].seen[ch][p];
-    const struct sim_ev_truth *t = &s->truth[p][ch];
+    const struct sim_ev_seen *seen = &s->clients[c].seen[ch][p][ei];
+    const struct sim_ev_truth *t = &s->truth[p][ch][ei];
+    uint64_t promised = ei + 1 < s->clients[p].epoch_count ? t->promised : t->count;
     for (uint64_t x = 1; x <= t->count; x++) {
         uint32_t copies = sim_ev_popcount(seen->copies[x]);
         bool undecidable = s->flow && copies < sim_ev_copies_needed(s, ch);
-        if (seen->state[x] == 0 && undecidable) {
+        if (seen->state[x] == 0 && (undecidable || x > promised)) {
             continue; /* flow control dropped it at enough correct replicas, with no later
-                         event of the stream to reveal the hole: legitimately lost */
+                         event of the stream to reveal the hole (legitimately lost); or it
+                         was never acked and its publisher crashed */
         }
         if (seen->state[x] == 0) {
             if (report) {
                 sim_ev_fail(s, SIM_EXIT_INVARIANT,
-                            "validity: %s never delivered %s/%s seq %llu (of %llu published; "
-                            "correct copies received 0x%x)", s->clients[c].name,
-                            s->channels[ch].tag, s->clients[p].name, (unsigned long long)x,
-                            (unsigned long long)t->count, seen->copies[x]);
+                            "validity: %s never delivered %s/%s epoch %u seq %llu (of %llu "
+                            "published, %llu promised; correct copies received 0x%x)",
+                            s->clients[c].name, s->channels[ch].tag, s->clients[p].name, ei,
+                            (unsigned long long)x, (unsigned long long)t->count,
+                            (unsigned long long)promised, seen->copies[x]);
             }
             return false;
         }
         if (report && seen->state[x] == 2 && copies >= sim_ev_copies_needed(s, ch)) {
             sim_ev_fail(s, SIM_EXIT_INVARIANT,
-                        "validity: %s skipped %s/%s seq %llu, yet %u correct replicas delivered "
-                        "it (premature skip)", s->clients[c].name, s->channels[ch].tag,
-                        s->clients[p].name, (unsigned long long)x, copies);
+                        "validity: %s skipped %s/%s epoch %u seq %llu, yet %u correct replicas "
+                        "delivered it (premature skip)", s->clients[c].name, s->channels[ch].tag,
+                        s->clients[p].name, ei, (unsigned long long)x, copies);
             return false;
         }
     }
@@ -319,8 +335,11 @@ bool sim_ev_check_complete(struct sim_ev *s, bool report)
                 continue;
             }
             for (uint32_t p = 0; p < s->pub_count; p++) {
-                if (s->channels[ch].publisher[p] && !sim_ev_complete_one(s, c, ch, p, report)) {
-                    return false;
+                for (uint32_t e = 0; s->channels[ch].publisher[p] &&
+                                     e < s->clients[p].epoch_count; e++) {
+                    if (!sim_ev_complete_one(s, c, ch, p, e, report)) {
+                        return false;
+                    }
                 }
             }
         }

@@ -127,7 +127,7 @@ static void sim_ev_pub_publish(struct sim_ev *s, uint32_t c)
     for (uint32_t k = 0; k < SIM_EV_CHANNELS && cl->pub_idx[ch] < 0; k++) {
         ch = (ch + 1) % SIM_EV_CHANNELS;
     }
-    struct sim_ev_truth *t = &s->truth[cl->role_idx][ch];
+    struct sim_ev_truth *t = &s->truth[cl->role_idx][ch][cl->epoch_count - 1];
     if (t->count >= SIM_EV_EVENTS_MAX) {
         cl->left = 0;
         return;
@@ -351,6 +351,30 @@ void sim_ev_client_tick(struct sim_ev *s, uint32_t c)
         }
     }
     sim_ev_client_schedule(s, c);
+}
+
+void sim_ev_pub_restart(struct sim_ev *s, uint32_t c)
+{
+    struct sim_ev_client *cl = &s->clients[c];
+    TRONE_ASSERT(cl->publisher);
+    TRONE_ASSERT(cl->epoch_count < SIM_EV_EPOCHS_MAX);
+    for (uint32_t ch = 0; ch < SIM_EV_CHANNELS; ch++) {
+        if (cl->pub_idx[ch] >= 0) {
+            struct cln_pub_counts counts;
+            cln_pub_channel_counts(&cl->pub, (uint32_t)cl->pub_idx[ch], &counts);
+            s->truth[cl->role_idx][ch][cl->epoch_count - 1].promised = counts.acknowledged;
+        }
+    }
+    sim_ev_trace(s, "fault=publisher_restart %s epoch=%llu", cl->name,
+                 (unsigned long long)cl->epoch);
+    for (uint32_t r = 0; r < SIM_EV_N; r++) {
+        sim_ev_conn_break(s, c, r, "publisher restarted");
+    }
+    cln_pub_close(&cl->pub);
+    cl->epoch = cl->epoch + s->now_ms * 1000u + 1u; /* larger, as a later start time is */
+    cl->epochs[cl->epoch_count++] = cl->epoch;
+    s->counts.restarts++;
+    sim_ev_pub_start(s, cl);
 }
 
 /* Events still to publish or not yet acked by the quorum, on authorized channels. */

@@ -180,6 +180,12 @@ void sim_ev_chaos(struct sim_ev *s)
     if (s->flow) {
         sim_ev_chaos_pause(s);
     }
+    for (uint32_t p = 0; p < s->pub_count; p++) {
+        if (s->clients[p].epoch_count < SIM_EV_EPOCHS_MAX &&
+            sim_rng_chance(&s->rng, s->restart_permille)) {
+            sim_ev_pub_restart(s, p);
+        }
+    }
     struct sim_event ev;
     memset(&ev, 0, sizeof(ev));
     ev.time_ms = s->now_ms + s->chaos_period_ms;

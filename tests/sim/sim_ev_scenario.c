@@ -70,7 +70,7 @@ int sim_ev_run_range(uint64_t first, uint64_t last, const struct sim_ev_force *f
     }
     printf("summary events seeds=%llu:%llu runs=%llu failed=%llu published=%llu delivered=%llu "
            "skipped=%llu flow_dropped=%llu altered=%llu forged=%llu replayed=%llu reordered=%llu "
-           "muted=%llu garbage=%llu breaks=%llu crashes=%llu\n",
+           "muted=%llu garbage=%llu breaks=%llu crashes=%llu publisher_restarts=%llu\n",
            (unsigned long long)first, (unsigned long long)last, (unsigned long long)seeds,
            (unsigned long long)failed, (unsigned long long)total.published,
            (unsigned long long)total.delivered, (unsigned long long)total.skipped,
@@ -78,7 +78,7 @@ int sim_ev_run_range(uint64_t first, uint64_t last, const struct sim_ev_force *f
            (unsigned long long)total.forged, (unsigned long long)total.replayed,
            (unsigned long long)total.reordered, (unsigned long long)total.muted,
            (unsigned long long)total.garbage, (unsigned long long)total.breaks,
-           (unsigned long long)total.crashes);
+           (unsigned long long)total.crashes, (unsigned long long)total.restarts);
     return worst;
 }
 

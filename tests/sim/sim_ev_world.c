@@ -60,6 +60,17 @@ int sim_ev_channel_by_tag(const struct sim_ev *s, const char *tag)
     return -1;
 }
 
+int sim_ev_epoch_idx(const struct sim_ev *s, uint32_t p, uint64_t epoch)
+{
+    const struct sim_ev_client *cl = &s->clients[p];
+    for (uint32_t e = 0; e < cl->epoch_count; e++) {
+        if (cl->epochs[e] == epoch) {
+            return (int)e;
+        }
+    }
+    return -1;
+}
+
 int sim_ev_publisher_by_key(const struct sim_ev *s, const uint8_t key[TRONE_KEY_LEN])
 {
     for (uint32_t p = 0; p < s->pub_count; p++) {
@@ -90,6 +101,8 @@ static void sim_ev_pick_faults(struct sim_ev *s, int model)
     s->pause_permille = s->flow ? (uint32_t)sim_rng_range(&s->rng, 10, 100) : 0;
     s->queue_events_max = s->flow ? (uint32_t)sim_rng_range(&s->rng, 2, 24) : 65536u;
     s->lists = sim_ev_pick(s, f->lists, 500) != 0;
+    s->restart_permille = sim_rng_chance(&s->rng, 300) ? (uint32_t)sim_rng_range(&s->rng, 5, 30)
+                                                       : 0;
     s->novote = f->novote;
     /* At most f = 1 faulty replica: Byzantine (bft model), or crash-prone, or only flaky. */
     uint32_t faulty = (uint32_t)sim_rng_below(&s->rng, SIM_EV_N);
@@ -166,10 +179,14 @@ static void sim_ev_pick_clients(struct sim_ev *s)
         }
         for (uint32_t ch = 0; ch < SIM_EV_CHANNELS; ch++) {
             for (uint32_t p = 0; p < SIM_EV_PUBS_MAX; p++) {
-                cl->seen[ch][p].next = 1;
+                for (uint32_t e = 0; e < SIM_EV_EPOCHS_MAX; e++) {
+                    cl->seen[ch][p][e].next = 1;
+                }
             }
         }
         cl->epoch = 1000000u * (c + 1u);
+        cl->epochs[0] = cl->epoch;
+        cl->epoch_count = 1;
         cl->gap_ms_max = sim_rng_range(&s->rng, 2, 40);
         cl->left = (uint32_t)sim_rng_range(&s->rng, 20, 150);
         cl->publish_at_ms = cl->publisher ? 300 + sim_rng_below(&s->rng, 50) : SIM_NEVER;
@@ -412,7 +429,7 @@ static void sim_ev_report(const struct sim_ev *s, int rc)
     const struct sim_ev_counts *k = &s->counts;
     printf("events seed=%llu %s t=%llu published=%llu delivered=%llu skipped=%llu notices=%llu "
            "flow_dropped=%llu altered=%llu forged=%llu replayed=%llu reordered=%llu muted=%llu "
-           "garbage=%llu breaks=%llu crashes=%llu lost_in_flight=%llu\n",
+           "garbage=%llu breaks=%llu crashes=%llu restarts=%llu lost_in_flight=%llu\n",
            (unsigned long long)s->seed, rc == 0 ? "ok" : "FAIL", (unsigned long long)s->now_ms,
            (unsigned long long)k->published, (unsigned long long)k->delivered,
            (unsigned long long)k->skipped, (unsigned long long)k->notices,
@@ -420,7 +437,8 @@ static void sim_ev_report(const struct sim_ev *s, int rc)
            (unsigned long long)k->forged, (unsigned long long)k->replayed,
            (unsigned long long)k->reordered, (unsigned long long)k->muted,
            (unsigned long long)k->garbage, (unsigned long long)k->breaks,
-           (unsigned long long)k->crashes, (unsigned long long)k->lost);
+           (unsigned long long)k->crashes, (unsigned long long)k->restarts,
+           (unsigned long long)k->lost);
     if (rc == 0) {
         return;
     }
