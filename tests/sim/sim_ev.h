@@ -120,6 +120,7 @@ struct sim_ev_seen {
     uint64_t next; /* lowest seq neither delivered nor skipped, FIFO from 1 */
     uint8_t state[SIM_EV_EVENTS_MAX + 1]; /* 0 not yet, 1 delivered, 2 skipped by a GAP */
     uint8_t copies[SIM_EV_EVENTS_MAX + 1];
+    uint8_t beyond[SIM_EV_EVENTS_MAX + 1]; /* copies that came beyond the subscriber's window */
 };
 
 struct sim_ev_client {

@@ -20,7 +20,8 @@ void sim_ev_replica_start(struct sim_ev *s, uint32_t r)
     c.stream_max = 64; /* more than publishers x channels: no stream is evicted */
     c.queue_events_max = s->queue_events_max;
     c.queue_bytes_max = 4u * BRK_EVENTS_RECORD_MAX;
-    c.gap_max = 64;
+    /* Under flow control a tiny GAP table makes the replica close slow subscribers too. */
+    c.gap_max = s->flow ? (uint32_t)sim_rng_range(&s->rng, 1, 16) : 64u;
     c.deliver_bytes_max = (uint32_t)sim_rng_range(&s->rng, 200, 4096);
     c.flush_conn_bytes_max = (uint32_t)sim_rng_range(&s->rng, 512, 65536);
     c.flush_total_bytes_max = c.flush_conn_bytes_max * 2u;
