@@ -7,8 +7,10 @@
  * once, and each publisher's events in seq order.
  *
  * Skips. A subscriber may skip events: with a GAP item, or silently when a stream starts past
- * seq 1. A skip is legitimate only if the event could not be decided: fewer than k correct
- * replicas ever got a copy of it to the subscriber (k = 1 on CFT channels and on PKS channels
+ * seq 1. A skip is legitimate only if the event could not be decided: fewer than k of the
+ * replicas that are never faulty in the run (not the crash-prone or flaky one either: a
+ * replica restarted after a crash forwards what publishers resend it, arbitrarily late)
+ * ever got a copy of it to the subscriber (k = 1 on CFT channels and on PKS channels
  * whose publishers the subscriber knows, f+1 otherwise). A correct replica loses copies only
  * to flow control (its bounded queue for a paused connection dropped them: the GAP messages),
  * so without flow control no skip is legitimate. The count is checked when the skip happens
@@ -150,6 +152,10 @@ void sim_ev_check_copy(struct sim_ev *s, uint32_t c, uint32_t replica, const uin
         }
         k->last_seq[ch][p][ei] = e.seq;
         struct sim_ev_seen *seen = &s->clients[c].seen[ch][p][ei];
+        const struct sim_ev_replica *rep = &s->replicas[replica];
+        if (rep->crash_prone || rep->flaky) {
+            continue; /* the faulty replica: its copies may come arbitrarily late */
+        }
         if (e.seq >= seen->next + s->window) {
             seen->beyond[e.seq] |= (uint8_t)(1u << replica); /* its window drops it */
         } else {

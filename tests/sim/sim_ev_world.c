@@ -131,7 +131,8 @@ static void sim_ev_pick_clients(struct sim_ev *s)
     s->sub_count = (uint32_t)sim_rng_range(&s->rng, 2, SIM_EV_SUBS_MAX);
     s->client_count = s->pub_count + s->sub_count;
     s->window = (uint32_t)sim_rng_range(&s->rng, 64, 512);
-    s->gap_wait_ms = 3000;
+    /* Longer than any pause plus any delay: a copy that is only late never looks lost. */
+    s->gap_wait_ms = sim_rng_range(&s->rng, 1200, 4000);
     s->safety_ms = sim_rng_range(&s->rng, 2000, 5000);
     s->liveness_ms = 30000;
     s->chaos_period_ms = sim_rng_range(&s->rng, 50, 200);
