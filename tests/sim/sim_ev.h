@@ -51,12 +51,12 @@ enum sim_ev_byz {
 
 /* Forced settings of a scenario; -1 (or false) leaves the choice to the seed. */
 struct sim_ev_force {
-    int byz;          /* Byzantine mask of replica 1, 0 for none */
-    int crash;        /* 1: replica 2 crash-prone */
-    int flaky;        /* 1: the faulty replica's connections break */
-    int flow;         /* 1: small replica queues and paused subscriber connections */
-    int lists;        /* 1: subscribers know each channel's publishers; 0: they do not */
-    bool novote;      /* subscribers decide BFT channels on the first copy (must fail) */
+    int byz;     /* Byzantine mask of replica 1, 0 for none */
+    int crash;   /* 1: replica 2 crash-prone */
+    int flaky;   /* 1: the faulty replica's connections break */
+    int flow;    /* 1: small replica queues and paused subscriber connections */
+    int lists;   /* 1: subscribers know each channel's publishers; 0: they do not */
+    bool novote; /* subscribers decide BFT channels on the first copy (must fail) */
 };
 
 struct sim_ev_channel {
@@ -64,15 +64,15 @@ struct sim_ev_channel {
     struct brk_class cls;
     bool publisher[SIM_EV_PUBS_MAX];  /* authorized publishers (by publisher index) */
     bool subscriber[SIM_EV_SUBS_MAX]; /* authorized subscribers */
-    bool fifo_only; /* FIFO channel (total order is another branch's work) */
+    bool fifo_only;                   /* FIFO channel (total order is another branch's work) */
 };
 
 /* One direction of a connection keeps FIFO order: arrivals never go back in time. */
 struct sim_ev_conn {
     bool up;
-    bool paused;         /* flow control: the replica's socket to a subscriber is backed up */
-    bool refused;        /* the last ATTACHED from this replica refused (retry later) */
-    uint32_t gen;        /* connection instance; messages of an older instance are lost */
+    bool paused;           /* flow control: the replica's socket to a subscriber is backed up */
+    bool refused;          /* the last ATTACHED from this replica refused (retry later) */
+    uint32_t gen;          /* connection instance; messages of an older instance are lost */
     uint64_t arrive_ms[2]; /* latest arrival scheduled: [0] to the replica, [1] to the client */
     uint64_t pause_until_ms;
     /* Highest seq a correct replica sent on this connection, per channel, publisher, epoch. */
@@ -134,12 +134,12 @@ struct sim_ev_client {
     /* Publisher. */
     struct cln_pub pub;
     int pub_idx[SIM_EV_CHANNELS];
-    uint64_t epoch;                       /* the current one, epochs[epoch_count - 1] */
-    uint64_t epochs[SIM_EV_EPOCHS_MAX];   /* each restart takes a larger one */
+    uint64_t epoch;                     /* the current one, epochs[epoch_count - 1] */
+    uint64_t epochs[SIM_EV_EPOCHS_MAX]; /* each restart takes a larger one */
     uint32_t epoch_count;
     uint64_t publish_at_ms; /* next publish, SIM_NEVER when done */
     uint64_t gap_ms_max;
-    uint32_t left;          /* events still to publish */
+    uint32_t left; /* events still to publish */
     /* Subscriber. */
     struct cln_sub sub;
     uint64_t sub_deadline_us;
@@ -163,7 +163,7 @@ struct sim_ev_counts {
     uint64_t garbage;
     uint64_t breaks;
     uint64_t crashes;
-    uint64_t restarts; /* publisher restarts */
+    uint64_t restarts;     /* publisher restarts */
     uint64_t flow_dropped; /* events dropped by correct replicas' flow control */
     uint64_t lost;         /* messages lost with a broken connection */
 };
@@ -177,9 +177,9 @@ struct sim_ev {
     uint32_t pub_count;
     uint32_t sub_count;
     uint32_t client_count;
-    bool byz_run;  /* a Byzantine replica in this run */
-    bool flow;     /* flow control drops may happen */
-    bool lists;    /* subscribers know the publisher lists */
+    bool byz_run; /* a Byzantine replica in this run */
+    bool flow;    /* flow control drops may happen */
+    bool lists;   /* subscribers know the publisher lists */
     bool novote;
     uint64_t delay_ms_min;
     uint64_t delay_ms_max;
@@ -243,8 +243,8 @@ int sim_ev_epoch_idx(const struct sim_ev *s, uint32_t p, uint64_t epoch);
 
 /* sim_ev_net.c: connections. */
 /* Sends on the connection between client and replica (dir 0: to the replica). */
-void sim_ev_send(struct sim_ev *s, uint32_t client, uint32_t replica, int dir,
-                 const uint8_t *data, size_t size);
+void sim_ev_send(struct sim_ev *s, uint32_t client, uint32_t replica, int dir, const uint8_t *data,
+                 size_t size);
 void sim_ev_conn_break(struct sim_ev *s, uint32_t client, uint32_t replica, const char *why);
 void sim_ev_conn_open(struct sim_ev *s, uint32_t client, uint32_t replica);
 void sim_ev_arrive(struct sim_ev *s, struct sim_event *ev);

@@ -188,11 +188,15 @@ static void sim_ev_check_event(struct sim_ev *s, uint32_t c, uint32_t ch,
     const char *tag = s->channels[ch].tag;
     if (p < 0 || !s->channels[ch].publisher[p]) {
         sim_ev_fail(s, SIM_EXIT_INVARIANT, "integrity: %s delivered on %s an event of %s", name,
-                    tag, p < 0 ? "a key that is no publisher (forged)" : "an unauthorized publisher");
+                    tag,
+                    p < 0 ? "a key that is no publisher (forged)" : "an unauthorized publisher");
         return;
     }
-    struct chan_event e = {.epoch = it->epoch, .seq = it->seq, .time_us = it->time_us,
-                           .payload = it->payload, .payload_size = it->payload_size};
+    struct chan_event e = {.epoch = it->epoch,
+                           .seq = it->seq,
+                           .time_us = it->time_us,
+                           .payload = it->payload,
+                           .payload_size = it->payload_size};
     const char *what = NULL;
     int ei = -1;
     if (!sim_ev_genuine(s, (uint32_t)p, ch, &e, &ei, &what)) {
@@ -211,8 +215,9 @@ static void sim_ev_check_event(struct sim_ev *s, uint32_t c, uint32_t ch,
     if (it->seq > seen->next && seen->next > 1) {
         sim_ev_fail(s, SIM_EXIT_INVARIANT,
                     "FIFO: %s delivered %s/%s seq %llu while seq %llu was neither delivered nor "
-                    "reported missing", name, tag, s->clients[p].name,
-                    (unsigned long long)it->seq, (unsigned long long)seen->next);
+                    "reported missing",
+                    name, tag, s->clients[p].name, (unsigned long long)it->seq,
+                    (unsigned long long)seen->next);
         return;
     }
     for (uint64_t x = seen->next; x < it->seq; x++) {
@@ -307,8 +312,8 @@ void sim_ev_check_items(struct sim_ev *s, uint32_t c, const struct cln_sub_outpu
 /* One subscriber's (channel, publisher, epoch): every promised event delivered or skipped
  * (all of the current epoch; what the quorum acked of an epoch the publisher left); with
  * report, also that no skip was premature. */
-static bool sim_ev_complete_one(struct sim_ev *s, uint32_t c, uint32_t ch, uint32_t p,
-                                uint32_t ei, bool report)
+static bool sim_ev_complete_one(struct sim_ev *s, uint32_t c, uint32_t ch, uint32_t p, uint32_t ei,
+                                bool report)
 {
     const struct sim_ev_seen *seen = &s->clients[c].seen[ch][p][ei];
     const struct sim_ev_truth *t = &s->truth[p][ch][ei];
@@ -335,8 +340,9 @@ static bool sim_ev_complete_one(struct sim_ev *s, uint32_t c, uint32_t ch, uint3
         if (report && seen->state[x] == 2 && copies >= sim_ev_copies_needed(s, ch)) {
             sim_ev_fail(s, SIM_EXIT_INVARIANT,
                         "validity: %s skipped %s/%s epoch %u seq %llu, yet %u correct replicas "
-                        "delivered it (premature skip)", s->clients[c].name, s->channels[ch].tag,
-                        s->clients[p].name, ei, (unsigned long long)x, copies);
+                        "delivered it (premature skip)",
+                        s->clients[c].name, s->channels[ch].tag, s->clients[p].name, ei,
+                        (unsigned long long)x, copies);
             return false;
         }
     }
@@ -351,8 +357,8 @@ bool sim_ev_check_complete(struct sim_ev *s, bool report)
                 continue;
             }
             for (uint32_t p = 0; p < s->pub_count; p++) {
-                for (uint32_t e = 0; s->channels[ch].publisher[p] &&
-                                     e < s->clients[p].epoch_count; e++) {
+                for (uint32_t e = 0; s->channels[ch].publisher[p] && e < s->clients[p].epoch_count;
+                     e++) {
                     if (!sim_ev_complete_one(s, c, ch, p, e, report)) {
                         return false;
                     }

@@ -15,7 +15,10 @@
 
 #define SIM_EV_ATTACH_RETRY_MS 1000u
 
-static uint64_t sim_ev_us_to_ms(uint64_t us) { return us == UINT64_MAX ? SIM_NEVER : (us + 999u) / 1000u; }
+static uint64_t sim_ev_us_to_ms(uint64_t us)
+{
+    return us == UINT64_MAX ? SIM_NEVER : (us + 999u) / 1000u;
+}
 
 /* ---- Start and stop ---- */
 
@@ -38,8 +41,8 @@ static void sim_ev_pub_start(struct sim_ev *s, struct sim_ev_client *cl)
     for (uint32_t ch = 0; ch < SIM_EV_CHANNELS; ch++) {
         cl->pub_idx[ch] = -1;
         if (cl->channel[ch]) {
-            cl->pub_idx[ch] = cln_pub_channel_open(&cl->pub, s->channels[ch].tag,
-                                                   &s->channels[ch].cls);
+            cl->pub_idx[ch] =
+                cln_pub_channel_open(&cl->pub, s->channels[ch].tag, &s->channels[ch].cls);
             SIM_MUST(cl->pub_idx[ch] >= 0);
         }
     }
@@ -150,13 +153,13 @@ static void sim_ev_pub_publish(struct sim_ev *s, uint32_t c)
         return;
     }
     if (seq <= 0 || (uint64_t)seq != t->count + 1) {
-        sim_ev_fail(s, SIM_EXIT_INVARIANT, "publisher %s: publish on %s returned %lld, expected %llu",
-                    cl->name, s->channels[ch].tag, (long long)seq,
-                    (unsigned long long)(t->count + 1));
+        sim_ev_fail(s, SIM_EXIT_INVARIANT,
+                    "publisher %s: publish on %s returned %lld, expected %llu", cl->name,
+                    s->channels[ch].tag, (long long)seq, (unsigned long long)(t->count + 1));
         return;
     }
-    sim_ev_trace(s, "publish %s %s seq=%lld size=%u", cl->name, s->channels[ch].tag,
-                 (long long)seq, size);
+    sim_ev_trace(s, "publish %s %s seq=%lld size=%u", cl->name, s->channels[ch].tag, (long long)seq,
+                 size);
     t->count++;
     t->time_us[seq] = time_us;
     t->size[seq] = size;
@@ -165,8 +168,8 @@ static void sim_ev_pub_publish(struct sim_ev *s, uint32_t c)
         s->counts.published++;
     }
     cl->left--;
-    cl->publish_at_ms = cl->left > 0 ? s->now_ms + sim_rng_range(&s->rng, 1, cl->gap_ms_max)
-                                     : SIM_NEVER;
+    cl->publish_at_ms =
+        cl->left > 0 ? s->now_ms + sim_rng_range(&s->rng, 1, cl->gap_ms_max) : SIM_NEVER;
 }
 
 /* ---- Subscriber ---- */
@@ -243,8 +246,8 @@ static void sim_ev_trace_message(struct sim_ev *s, uint32_t c, uint32_t replica,
         first = i == 0 ? e : first;
     }
     sim_ev_trace(s, "recv sub=%s from=r%u%s DELIVER %s/%s epoch=%llu seq=%llu..%llu",
-                 s->clients[c].name, replica, sim_ev_correct(s, replica) ? "" : "(byz)", m.tag,
-                 who, (unsigned long long)first.epoch, (unsigned long long)first.seq,
+                 s->clients[c].name, replica, sim_ev_correct(s, replica) ? "" : "(byz)", m.tag, who,
+                 (unsigned long long)first.epoch, (unsigned long long)first.seq,
                  (unsigned long long)e.seq);
 }
 

@@ -11,8 +11,8 @@
 #include "core/assert.h"
 #include "sim_ev.h"
 
-void sim_ev_send(struct sim_ev *s, uint32_t client, uint32_t replica, int dir,
-                 const uint8_t *data, size_t size)
+void sim_ev_send(struct sim_ev *s, uint32_t client, uint32_t replica, int dir, const uint8_t *data,
+                 size_t size)
 {
     TRONE_ASSERT(client < s->client_count && replica < SIM_EV_N);
     TRONE_ASSERT(dir == 0 || dir == 1);

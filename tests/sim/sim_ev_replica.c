@@ -101,9 +101,9 @@ void sim_ev_replica_receive(struct sim_ev *s, uint32_t r, uint32_t client, const
     TRONE_ASSERT(rep->up);
     const struct sim_ev_conn *k = &s->conns[client][r];
     const struct brk_events_out *out = NULL;
-    int rc = brk_events_message(&rep->core, &s->table, s->now_ms * 1000u,
-                                sim_ev_conn_id(client, k->gen), s->clients[client].public_key,
-                                data, size, &out);
+    int rc =
+        brk_events_message(&rep->core, &s->table, s->now_ms * 1000u, sim_ev_conn_id(client, k->gen),
+                           s->clients[client].public_key, data, size, &out);
     if (rc != 0) {
         /* Clients are correct: a refusal of their bytes is a bug somewhere. */
         sim_ev_fail(s, SIM_EXIT_INVARIANT, "replica %u refused a message of correct client %s: %s",
@@ -111,8 +111,8 @@ void sim_ev_replica_receive(struct sim_ev *s, uint32_t r, uint32_t client, const
         return;
     }
     if (out->status != 0 && !s->clients[client].publisher) {
-        sim_ev_trace(s, "replica=%u refused attach client=%s err=%s", r,
-                     s->clients[client].name, trone_err_name(out->status));
+        sim_ev_trace(s, "replica=%u refused attach client=%s err=%s", r, s->clients[client].name,
+                     trone_err_name(out->status));
     }
     sim_ev_replica_apply(s, r, out);
     rep->flush_due = true;

@@ -17,10 +17,12 @@
 
 /* The classes under test (FIFO). Total-order channels join here when they exist. */
 static const char *const sim_ev_classes[SIM_EV_CHANNELS] = {
-    "cft,fifo,si,urgency=2", "bft,fifo,si,urgency=5", "bft,fifo,pks,urgency=7", "cft,fifo,pks",
+    "cft,fifo,si,urgency=2",
+    "bft,fifo,si,urgency=5",
+    "bft,fifo,pks,urgency=7",
+    "cft,fifo,pks",
 };
-static const char *const sim_ev_tags[SIM_EV_CHANNELS] = {"ev.cft", "ev.bft", "ev.pks",
-                                                         "ev.cpks"};
+static const char *const sim_ev_tags[SIM_EV_CHANNELS] = {"ev.cft", "ev.bft", "ev.pks", "ev.cpks"};
 
 void sim_ev_trace(struct sim_ev *s, const char *fmt, ...)
 {
@@ -101,8 +103,8 @@ static void sim_ev_pick_faults(struct sim_ev *s, int model)
     s->pause_permille = s->flow ? (uint32_t)sim_rng_range(&s->rng, 10, 100) : 0;
     s->queue_events_max = s->flow ? (uint32_t)sim_rng_range(&s->rng, 2, 24) : 65536u;
     s->lists = sim_ev_pick(s, f->lists, 500) != 0;
-    s->restart_permille = sim_rng_chance(&s->rng, 300) ? (uint32_t)sim_rng_range(&s->rng, 5, 30)
-                                                       : 0;
+    s->restart_permille =
+        sim_rng_chance(&s->rng, 300) ? (uint32_t)sim_rng_range(&s->rng, 5, 30) : 0;
     s->novote = f->novote;
     /* At most f = 1 faulty replica: Byzantine (bft model), or crash-prone, or only flaky. */
     uint32_t faulty = (uint32_t)sim_rng_below(&s->rng, SIM_EV_N);
@@ -411,9 +413,9 @@ static int sim_ev_phases(struct sim_ev *s)
 static void sim_ev_header(const struct sim_ev *s)
 {
     printf("events seed=%llu pubs=%u subs=%u flow=%d lists=%d novote=%d window=%u delay=%llu-%llu "
-           "faulty=", (unsigned long long)s->seed, s->pub_count, s->sub_count, s->flow,
-           s->lists, s->novote, s->window, (unsigned long long)s->delay_ms_min,
-           (unsigned long long)s->delay_ms_max);
+           "faulty=",
+           (unsigned long long)s->seed, s->pub_count, s->sub_count, s->flow, s->lists, s->novote,
+           s->window, (unsigned long long)s->delay_ms_min, (unsigned long long)s->delay_ms_max);
     for (uint32_t r = 0; r < SIM_EV_N; r++) {
         const struct sim_ev_replica *rep = &s->replicas[r];
         if (rep->byz != 0) {
