@@ -57,6 +57,7 @@ struct sim_ev_force {
     int flow;    /* 1: small replica queues and paused subscriber connections */
     int lists;   /* 1: subscribers know each channel's publishers; 0: they do not */
     bool novote; /* subscribers decide BFT channels on the first copy (must fail) */
+    bool strict_window; /* count copies that came beyond a subscriber's window (see check) */
 };
 
 struct sim_ev_channel {

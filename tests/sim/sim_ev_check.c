@@ -156,7 +156,7 @@ void sim_ev_check_copy(struct sim_ev *s, uint32_t c, uint32_t replica, const uin
         if (rep->crash_prone || rep->flaky) {
             continue; /* the faulty replica: its copies may come arbitrarily late */
         }
-        if (e.seq >= seen->next + s->window) {
+        if (e.seq >= seen->next + s->window && !s->force.strict_window) {
             seen->beyond[e.seq] |= (uint8_t)(1u << replica); /* its window drops it */
         } else {
             seen->copies[e.seq] |= (uint8_t)(1u << replica);

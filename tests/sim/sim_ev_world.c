@@ -132,7 +132,8 @@ static void sim_ev_pick_clients(struct sim_ev *s)
     s->pub_count = (uint32_t)sim_rng_range(&s->rng, 2, SIM_EV_PUBS_MAX);
     s->sub_count = (uint32_t)sim_rng_range(&s->rng, 2, SIM_EV_SUBS_MAX);
     s->client_count = s->pub_count + s->sub_count;
-    s->window = (uint32_t)sim_rng_range(&s->rng, 64, 512);
+    s->window = s->force.strict_window ? (uint32_t)sim_rng_range(&s->rng, 8, 32)
+                                       : (uint32_t)sim_rng_range(&s->rng, 64, 512);
     /* Longer than any pause plus any delay: a copy that is only late never looks lost. */
     s->gap_wait_ms = sim_rng_range(&s->rng, 1200, 4000);
     s->safety_ms = sim_rng_range(&s->rng, 2000, 5000);
