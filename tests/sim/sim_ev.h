@@ -51,13 +51,14 @@ enum sim_ev_byz {
 
 /* Forced settings of a scenario; -1 (or false) leaves the choice to the seed. */
 struct sim_ev_force {
-    int byz;     /* Byzantine mask of replica 1, 0 for none */
-    int crash;   /* 1: replica 2 crash-prone */
-    int flaky;   /* 1: the faulty replica's connections break */
-    int flow;    /* 1: small replica queues and paused subscriber connections */
-    int lists;   /* 1: subscribers know each channel's publishers; 0: they do not */
-    bool novote; /* subscribers decide BFT channels on the first copy (must fail) */
+    int byz;            /* Byzantine mask of replica 1, 0 for none */
+    int crash;          /* 1: replica 2 crash-prone */
+    int flaky;          /* 1: the faulty replica's connections break */
+    int flow;           /* 1: small replica queues and paused subscriber connections */
+    int lists;          /* 1: subscribers know each channel's publishers; 0: they do not */
+    bool novote;        /* subscribers decide BFT channels on the first copy (must fail) */
     bool strict_window; /* count copies that came beyond a subscriber's window (see check) */
+    int netbreaks;      /* 1: connections to correct replicas break too (network faults) */
 };
 
 struct sim_ev_channel {
@@ -178,9 +179,11 @@ struct sim_ev {
     uint32_t pub_count;
     uint32_t sub_count;
     uint32_t client_count;
-    bool byz_run; /* a Byzantine replica in this run */
-    bool flow;    /* flow control drops may happen */
-    bool lists;   /* subscribers know the publisher lists */
+    bool byz_run;   /* a Byzantine replica in this run */
+    bool flow;      /* flow control drops may happen */
+    bool netbreaks; /* connections of correct replicas break too (copies may be lost) */
+    uint32_t netbreak_permille;
+    bool lists; /* subscribers know the publisher lists */
     bool novote;
     uint64_t delay_ms_min;
     uint64_t delay_ms_max;

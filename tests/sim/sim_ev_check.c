@@ -13,14 +13,17 @@
  * ever got a copy of it to the subscriber (k = 1 on CFT channels and on PKS channels
  * whose publishers the subscriber knows, f+1 otherwise). A correct replica loses copies only
  * to flow control (its bounded queue for a paused connection dropped them: the GAP messages),
- * so without flow control no skip is legitimate. The count is checked when the skip happens
- * and again at the end (copies that arrive after a skip show it was premature). Under flow
+ * so without flow control no skip is legitimate. (In runs with network faults, where
+ * connections to correct replicas break too, copies are also lost in flight and with the
+ * attachment: such runs judge missing events by the same k-copies rule as flow control.)
+ * The count is checked when the skip happens and again at the end (copies that arrive after
+ * a skip show it was premature). Under flow
  * control, a GAP_WINDOW skip (the subscriber's own window overflowed) is legitimate too, and
  * a copy that reached the subscriber while its seq was a window or more ahead of the stream
  * does not count: cln_sub drops it (a documented bound). That bound can lose an event two
  * correct replicas delivered when the third dropped it: the first copy comes beyond the
- * window and is dropped, the second moves the window and stays alone (seed 266 of
- * --scenario events-flow before this rule: a weakness of cln_sub_slide, not fixed yet).
+ * window and is dropped, the second moves the window and stays alone: a weakness of
+ * cln_sub_slide, not fixed yet, shown by the expected-failure scenario events-window-votes.
  *
  * Validity (BFT channels, and every channel in runs without a Byzantine replica): at the end,
  * every event a publisher published on a channel it is authorized on was delivered or
@@ -320,7 +323,7 @@ static bool sim_ev_complete_one(struct sim_ev *s, uint32_t c, uint32_t ch, uint3
     uint64_t promised = ei + 1 < s->clients[p].epoch_count ? t->promised : t->count;
     for (uint64_t x = 1; x <= t->count; x++) {
         uint32_t copies = sim_ev_popcount(seen->copies[x]);
-        bool undecidable = s->flow && copies < sim_ev_copies_needed(s, ch);
+        bool undecidable = (s->flow || s->netbreaks) && copies < sim_ev_copies_needed(s, ch);
         if (seen->state[x] == 0 && (undecidable || x > promised)) {
             continue; /* flow control dropped it at enough correct replicas, with no later
                          event of the stream to reveal the hole (legitimately lost); or it

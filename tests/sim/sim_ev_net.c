@@ -145,6 +145,12 @@ static void sim_ev_chaos_replica(struct sim_ev *s, uint32_t r)
                 sim_ev_conn_break(s, c, r, "flaky");
             }
         }
+    } else if (s->netbreaks && rep->up) {
+        for (uint32_t c = 0; c < s->client_count; c++) {
+            if (sim_rng_chance(&s->rng, s->netbreak_permille)) {
+                sim_ev_conn_break(s, c, r, "network");
+            }
+        }
     }
 }
 

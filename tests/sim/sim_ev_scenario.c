@@ -25,23 +25,26 @@ struct sim_ev_scenario {
     int lists;
     bool novote;
     bool strict_window;
+    int netbreaks;
     uint64_t first; /* default seeds; 0: 1..SIM_EV_SCENARIO_SEEDS */
     uint64_t last;
 };
 
 static const struct sim_ev_scenario sim_ev_scenarios[] = {
-    {"events-byz-forge", SIM_EV_BYZ_FORGE | SIM_EV_BYZ_FORGE_SELF, 0, 0, 0, 1, false, false, 0, 0},
-    {"events-byz-alter", SIM_EV_BYZ_ALTER, 0, -1, 0, -1, false, false, 0, 0},
-    {"events-byz-replay", SIM_EV_BYZ_REPLAY, 0, -1, 0, -1, false, false, 0, 0},
-    {"events-byz-reorder", SIM_EV_BYZ_REORDER, 0, -1, 0, -1, false, false, 0, 0},
-    {"events-byz-mute", SIM_EV_BYZ_MUTE, 0, -1, 0, -1, false, false, 0, 0},
-    {"events-byz-garbage", SIM_EV_BYZ_GARBAGE, 0, -1, 0, -1, false, false, 0, 0},
-    {"events-byz-all", SIM_EV_BYZ_ALL, 0, 1, -1, 1, false, false, 0, 0},
-    {"events-crash", 0, 1, 1, 0, -1, false, false, 0, 0},
-    {"events-flow", SIM_EV_BYZ_ALL, 0, -1, 1, -1, false, false, 0, 0},
-    {"events-byz-forge-novote", SIM_EV_BYZ_FORGE, 0, 0, 0, 1, true, false, 0, 0},
-    {"events-pks-nolist", SIM_EV_BYZ_FORGE_SELF, 0, 0, 0, 0, false, false, 0, 0},
-    {"events-window-votes", SIM_EV_BYZ_ALL, 0, -1, 1, -1, false, true, 1, 12},
+    {"events-byz-forge", SIM_EV_BYZ_FORGE | SIM_EV_BYZ_FORGE_SELF, 0, 0, 0, 1, false, false, -1, 0,
+     0},
+    {"events-byz-alter", SIM_EV_BYZ_ALTER, 0, -1, 0, -1, false, false, -1, 0, 0},
+    {"events-byz-replay", SIM_EV_BYZ_REPLAY, 0, -1, 0, -1, false, false, -1, 0, 0},
+    {"events-byz-reorder", SIM_EV_BYZ_REORDER, 0, -1, 0, -1, false, false, -1, 0, 0},
+    {"events-byz-mute", SIM_EV_BYZ_MUTE, 0, -1, 0, -1, false, false, -1, 0, 0},
+    {"events-byz-garbage", SIM_EV_BYZ_GARBAGE, 0, -1, 0, -1, false, false, -1, 0, 0},
+    {"events-byz-all", SIM_EV_BYZ_ALL, 0, 1, -1, 1, false, false, -1, 0, 0},
+    {"events-crash", 0, 1, 1, 0, -1, false, false, -1, 0, 0},
+    {"events-flow", SIM_EV_BYZ_ALL, 0, -1, 1, -1, false, false, -1, 0, 0},
+    {"events-netbreaks", SIM_EV_BYZ_ALL, 0, -1, -1, -1, false, false, 1, 0, 0},
+    {"events-byz-forge-novote", SIM_EV_BYZ_FORGE, 0, 0, 0, 1, true, false, -1, 0, 0},
+    {"events-pks-nolist", SIM_EV_BYZ_FORGE_SELF, 0, 0, 0, 0, false, false, -1, 0, 0},
+    {"events-window-votes", SIM_EV_BYZ_ALL, 0, -1, 1, -1, false, true, -1, 1, 12},
 };
 
 void sim_ev_force_none(struct sim_ev_force *f)
@@ -52,6 +55,7 @@ void sim_ev_force_none(struct sim_ev_force *f)
     f->flaky = -1;
     f->flow = -1;
     f->lists = -1;
+    f->netbreaks = -1;
     f->novote = false;
 }
 
@@ -106,6 +110,7 @@ int sim_ev_scenario_run(const char *name, uint64_t first, uint64_t last, bool ve
         f.lists = sc->lists;
         f.novote = sc->novote;
         f.strict_window = sc->strict_window;
+        f.netbreaks = sc->netbreaks;
         char replay[96];
         snprintf(replay, sizeof(replay), "--scenario %s", sc->name);
         printf("scenario %s\n", sc->name);

@@ -100,6 +100,8 @@ static void sim_ev_pick_faults(struct sim_ev *s, int model)
                                      : (uint32_t)sim_rng_range(&s->rng, 10, 80);
     s->byz_permille = (uint32_t)sim_rng_range(&s->rng, 100, 600);
     s->flow = sim_ev_pick(s, f->flow, 250) != 0;
+    s->netbreaks = sim_ev_pick(s, f->netbreaks, 150) != 0;
+    s->netbreak_permille = s->netbreaks ? (uint32_t)sim_rng_range(&s->rng, 2, 20) : 0;
     s->pause_permille = s->flow ? (uint32_t)sim_rng_range(&s->rng, 10, 100) : 0;
     s->queue_events_max = s->flow ? (uint32_t)sim_rng_range(&s->rng, 2, 24) : 65536u;
     s->lists = sim_ev_pick(s, f->lists, 500) != 0;
@@ -413,10 +415,11 @@ static int sim_ev_phases(struct sim_ev *s)
 
 static void sim_ev_header(const struct sim_ev *s)
 {
-    printf("events seed=%llu pubs=%u subs=%u flow=%d lists=%d novote=%d window=%u delay=%llu-%llu "
-           "faulty=",
-           (unsigned long long)s->seed, s->pub_count, s->sub_count, s->flow, s->lists, s->novote,
-           s->window, (unsigned long long)s->delay_ms_min, (unsigned long long)s->delay_ms_max);
+    printf("events seed=%llu pubs=%u subs=%u flow=%d netbreaks=%d lists=%d novote=%d window=%u "
+           "delay=%llu-%llu faulty=",
+           (unsigned long long)s->seed, s->pub_count, s->sub_count, s->flow, s->netbreaks, s->lists,
+           s->novote, s->window, (unsigned long long)s->delay_ms_min,
+           (unsigned long long)s->delay_ms_max);
     for (uint32_t r = 0; r < SIM_EV_N; r++) {
         const struct sim_ev_replica *rep = &s->replicas[r];
         if (rep->byz != 0) {
