@@ -22,7 +22,8 @@
  *
  * Bounds: streams_max open streams (the least recently active undecided one is evicted first),
  * window seqs held per stream (a copy beyond it is held only once f+1 replicas (CFT: one)
- * vouch the stream moved on, which skips the oldest with a gap report), held_bytes_max
+ * vouch the stream moved on, which skips the oldest with a gap report; the bytes of a copy
+ * dropped beyond it are lost, its vote is kept, CLN_SUB_VOTES_KEPT per replica), held_bytes_max
  * payload bytes held, publishers_max remembered (channel, publisher) replay floors (least
  * recently used forgotten first). */
 #ifndef TRONE_CLN_SUB_H

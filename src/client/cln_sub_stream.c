@@ -229,6 +229,7 @@ void cln_sub__stream_close(struct cln_sub *s, struct cln_sub_stream *st)
     TRONE_ASSERT(st->held_count == 0);
     free(st->slots);
     free(st->copies);
+    free(st->votes);
     memset(st, 0, sizeof(*st));
 }
 
@@ -262,9 +263,12 @@ struct cln_sub_stream *cln_sub__stream_open(struct cln_sub *s, uint32_t channel_
                               : s->cfg.n;
     struct cln_sub_slot *slots = calloc(s->cfg.window, sizeof(*slots));
     struct cln_sub_copy *copies = calloc((size_t)s->cfg.window * copies_max, sizeof(*copies));
-    if (slots == NULL || copies == NULL) {
+    struct cln_sub_vote *votes =
+        copies_max > 1 ? calloc((size_t)s->cfg.n * CLN_SUB_VOTES_KEPT, sizeof(*votes)) : NULL;
+    if (slots == NULL || copies == NULL || (copies_max > 1 && votes == NULL)) {
         free(slots);
         free(copies);
+        free(votes);
         return NULL;
     }
     struct cln_sub_stream *st = cln_sub_stream_victim(s);
@@ -279,6 +283,7 @@ struct cln_sub_stream *cln_sub__stream_open(struct cln_sub *s, uint32_t channel_
     st->copies_max = copies_max;
     st->slots = slots;
     st->copies = copies;
+    st->votes = votes;
     for (uint32_t i = 0; i < s->cfg.window; i++) {
         slots[i].decided = -1;
         slots[i].copies = &copies[(size_t)i * copies_max];
@@ -508,6 +513,36 @@ static bool cln_sub_slide(struct cln_sub *s, struct cln_sub_stream *st, uint32_t
     return seq >= st->next_seq && seq - st->next_seq < s->cfg.window;
 }
 
+/* Keeps the vote of a copy from replica that is dropped for being beyond the window. */
+static void cln_sub_vote_keep(struct cln_sub *s, struct cln_sub_stream *st, uint32_t replica,
+                              const struct chan_event *e)
+{
+    if (st->votes == NULL) {
+        return;
+    }
+    uint32_t i = st->vote_next[replica]++ % CLN_SUB_VOTES_KEPT;
+    struct cln_sub_vote *v = &st->votes[(size_t)replica * CLN_SUB_VOTES_KEPT + i];
+    v->seq = e->seq;
+    chan_auth_digest(v->digest, s->channels[st->channel_idx].tag, st->publisher, e);
+}
+
+/* Adds to copy c of slot the kept votes of replicas that sent it beyond the window. */
+static void cln_sub_vote_recall(struct cln_sub *s, struct cln_sub_stream *st,
+                                struct cln_sub_slot *slot, struct cln_sub_copy *c)
+{
+    for (uint32_t r = 0; st->votes != NULL && r < s->cfg.n; r++) {
+        uint64_t bit = (uint64_t)1 << r;
+        for (uint32_t i = 0; i < CLN_SUB_VOTES_KEPT && (slot->voted & bit) == 0; i++) {
+            struct cln_sub_vote *v = &st->votes[(size_t)r * CLN_SUB_VOTES_KEPT + i];
+            if (v->seq == slot->seq && memcmp(v->digest, c->digest, TRONE_HASH_LEN) == 0) {
+                slot->voted |= bit;
+                c->voters |= bit;
+                v->seq = 0;
+            }
+        }
+    }
+}
+
 /* CFT without PKS, the next seq in order and nothing held for it: deliver straight away. */
 static bool cln_sub_fast_path(struct cln_sub *s, struct cln_sub_stream *st,
                               const struct chan_event *e, uint64_t now_us)
@@ -540,6 +575,7 @@ void cln_sub__stream_copy(struct cln_sub *s, struct cln_sub_stream *st, uint32_t
     if (st->next_seq != 0 && e->seq - st->next_seq >= s->cfg.window &&
         !cln_sub_slide(s, st, replica, e->seq)) {
         s->dropped++;
+        cln_sub_vote_keep(s, st, replica, e);
         return;
     }
     struct cln_sub_slot *slot = cln_sub_slot_claim(s, st, e->seq);
@@ -565,6 +601,7 @@ void cln_sub__stream_copy(struct cln_sub *s, struct cln_sub_stream *st, uint32_t
     }
     struct cln_sub_copy *c = &slot->copies[idx];
     c->voters |= bit;
+    cln_sub_vote_recall(s, st, slot, c);
     if (cln_sub_decides(s, st, c, e)) {
         cln_sub_decide(s, st, slot, (uint32_t)idx, now_us);
     } else if (st->next_seq == 0 && st->decided_held > 0) {
