@@ -20,10 +20,8 @@
  * a skip show it was premature). Under flow
  * control, a GAP_WINDOW skip (the subscriber's own window overflowed) is legitimate too, and
  * a copy that reached the subscriber while its seq was a window or more ahead of the stream
- * does not count: cln_sub drops it (a documented bound). That bound can lose an event two
- * correct replicas delivered when the third dropped it: the first copy comes beyond the
- * window and is dropped, the second moves the window and stays alone: a weakness of
- * cln_sub_slide, not fixed yet, shown by the expected-failure scenario events-window-votes.
+ * does not count: cln_sub drops its bytes (a documented bound; it keeps its vote since this
+ * simulator showed events lost when the vote went too, see --scenario events-window-votes).
  *
  * Validity (BFT channels, and every channel in runs without a Byzantine replica): at the end,
  * every event a publisher published on a channel it is authorized on was delivered or
