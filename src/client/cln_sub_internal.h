@@ -30,6 +30,7 @@ struct cln_sub_slot {
     uint64_t seq;     /* 0: empty */
     uint64_t voted;   /* bit r: replica r already sent a copy of this seq */
     int32_t decided;  /* index of the decided copy, -1 while undecided */
+    uint64_t decided_us; /* when it was decided */
     uint32_t copy_count;
     struct cln_sub_copy *copies; /* copies_max entries inside the stream's array */
 };

@@ -182,15 +182,30 @@ static void cln_sub_flush_until(struct cln_sub *s, struct cln_sub_stream *st, ui
     cln_sub_floor_update(s, st);
 }
 
-/* Restarts the gap timer whenever a later seq is decided while next_seq is missing. */
-static void cln_sub_wait_update(struct cln_sub_stream *st, uint64_t now_us)
+/* The gap timer of the missing next_seq runs from the oldest decision behind it: a missing
+ * seq is waited for gap_wait_us once a later seq is decided (cln_sub.h), so holes that
+ * waited together are skipped together. Timing each hole from when it became the head made
+ * k holes cost k waits, and a subscriber under steady flow-control losses fell behind for
+ * good (found by trone-sim --events). Scans the window only when the head moves while
+ * holding decided seqs. */
+static void cln_sub_wait_update(struct cln_sub *s, struct cln_sub_stream *st, uint64_t now_us)
 {
     if (st->decided_held == 0) {
         st->wait_since_us = UINT64_MAX;
-    } else if (st->wait_since_us == UINT64_MAX || st->wait_seq != st->next_seq) {
-        st->wait_since_us = now_us;
-        st->wait_seq = st->next_seq;
+        return;
     }
+    if (st->wait_since_us != UINT64_MAX && st->wait_seq == st->next_seq) {
+        return;
+    }
+    uint64_t oldest = now_us;
+    for (uint32_t k = 1; k < s->cfg.window; k++) {
+        const struct cln_sub_slot *slot = cln_sub_slot_of(s, st, st->next_seq + k);
+        if (slot->seq == st->next_seq + k && slot->decided >= 0 && slot->decided_us < oldest) {
+            oldest = slot->decided_us;
+        }
+    }
+    st->wait_since_us = oldest;
+    st->wait_seq = st->next_seq;
 }
 
 /* ---- Streams ---- */
@@ -394,7 +409,7 @@ static void cln_sub_start_maybe(struct cln_sub *s, struct cln_sub_stream *st, ui
     cln_sub_start(s, st, seq);
     cln_sub_epoch_advance(s, st, now_us);
     cln_sub_drain(s, st);
-    cln_sub_wait_update(st, now_us);
+    cln_sub_wait_update(s, st, now_us);
 }
 
 static void cln_sub_decide(struct cln_sub *s, struct cln_sub_stream *st,
@@ -403,6 +418,7 @@ static void cln_sub_decide(struct cln_sub *s, struct cln_sub_stream *st,
     TRONE_ASSERT(slot->decided < 0);
     TRONE_ASSERT(copy_idx < slot->copy_count);
     slot->decided = (int32_t)copy_idx;
+    slot->decided_us = now_us;
     st->decided_held++;
     st->ever_decided = true;
     if (st->next_seq == 0) {
@@ -411,7 +427,7 @@ static void cln_sub_decide(struct cln_sub *s, struct cln_sub_stream *st,
     }
     cln_sub_epoch_advance(s, st, now_us);
     cln_sub_drain(s, st);
-    cln_sub_wait_update(st, now_us);
+    cln_sub_wait_update(s, st, now_us);
 }
 
 static uint32_t cln_sub_popcount(uint64_t v)
@@ -555,7 +571,7 @@ static bool cln_sub_fast_path(struct cln_sub *s, struct cln_sub_stream *st,
     cln_sub__emit_event(s, st, e->seq, e->time_us, e->payload, e->payload_size);
     st->next_seq++;
     cln_sub_drain(s, st);
-    cln_sub_wait_update(st, now_us);
+    cln_sub_wait_update(s, st, now_us);
     return true;
 }
 
@@ -617,16 +633,21 @@ static bool cln_sub_elapsed(uint64_t now_us, uint64_t since_us, uint64_t wait_us
     return now_us >= since_us && now_us - since_us >= wait_us;
 }
 
-/* Skips the missing seqs before the lowest decided one, reporting them as a gap. */
-static void cln_sub_skip_gap(struct cln_sub *s, struct cln_sub_stream *st)
+/* Skips every missing seq that waited gap_wait since a later seq was decided: up to the
+ * highest seq decided that long ago, reporting the holes as gaps and delivering the rest. */
+static void cln_sub_skip_gap(struct cln_sub *s, struct cln_sub_stream *st, uint64_t now_us)
 {
+    uint64_t end = 0;
     for (uint32_t k = 1; k < s->cfg.window; k++) {
-        struct cln_sub_slot *slot = cln_sub_slot_of(s, st, st->next_seq + k);
-        if (slot->seq == st->next_seq + k && slot->decided >= 0) {
-            cln_sub_flush_until(s, st, slot->seq, CLN_SUB_GAP_TIMEOUT, true);
-            cln_sub_drain(s, st);
-            return;
+        const struct cln_sub_slot *slot = cln_sub_slot_of(s, st, st->next_seq + k);
+        if (slot->seq == st->next_seq + k && slot->decided >= 0 &&
+            cln_sub_elapsed(now_us, slot->decided_us, s->cfg.gap_wait_us)) {
+            end = slot->seq;
         }
+    }
+    if (end != 0) {
+        cln_sub_flush_until(s, st, end, CLN_SUB_GAP_TIMEOUT, true);
+        cln_sub_drain(s, st);
     }
 }
 
@@ -645,8 +666,8 @@ void cln_sub__stream_tick(struct cln_sub *s, struct cln_sub_stream *st, uint64_t
     }
     if (st->wait_since_us != UINT64_MAX &&
         cln_sub_elapsed(now_us, st->wait_since_us, s->cfg.gap_wait_us)) {
-        cln_sub_skip_gap(s, st);
-        cln_sub_wait_update(st, now_us);
+        cln_sub_skip_gap(s, st, now_us);
+        cln_sub_wait_update(s, st, now_us);
     }
 }
 
