@@ -11,10 +11,10 @@
  * on BFT and PKS channels, one on CFT/SI), else gap_wait_us after its first decision; so a
  * replica that reorders cannot make it start past a seq still being voted on. On PKS channels
  * without a publisher list, a stream delivers nothing before f+1 replicas sent its events (a
- * signature only proves that someone holds the key the DELIVER names). A stream delivers in
- * seq order; a missing seq is waited for up to gap_wait_us once a later seq is decided, then
- * skipped with a gap report. A higher epoch of the same publisher starts a new
- * stream; the old one delivers what it holds and closes. Copies below a stream's next seq or
+ * signature only proves that someone holds the key the DELIVER names). A newer epoch of a
+ * publisher already followed starts at seq 1. A stream delivers in seq order; a missing seq is
+ * waited for up to gap_wait_us after a later seq was decided, then skipped with a gap report.
+ * A higher epoch of the same publisher starts a new stream; the old one delivers what it holds and closes. Copies below a stream's next seq or
  * of an epoch older than the publisher's newest decided one are dropped (replays).
  *
  * Total-order channels (order total, DELIVER_TOTAL messages) have ONE stream per channel,
@@ -32,7 +32,8 @@
  *
  * Bounds: streams_max open streams (the least recently active undecided one is evicted first),
  * window seqs held per stream (a copy beyond it is held only once f+1 replicas (CFT: one)
- * vouch the stream moved on, which skips the oldest with a gap report), held_bytes_max
+ * vouch the stream moved on, which skips the oldest with a gap report; the bytes of a copy
+ * dropped beyond it are lost, its vote is kept, CLN_SUB_VOTES_KEPT per replica), held_bytes_max
  * payload bytes held, publishers_max remembered (channel, publisher) replay floors (least
  * recently used forgotten first). */
 #ifndef TRONE_CLN_SUB_H

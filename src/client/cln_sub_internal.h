@@ -30,8 +30,19 @@ struct cln_sub_slot {
     uint64_t seq;     /* 0: empty */
     uint64_t voted;   /* bit r: replica r already sent a copy of this seq */
     int32_t decided;  /* index of the decided copy, -1 while undecided */
+    uint64_t decided_us; /* when it was decided */
     uint32_t copy_count;
     struct cln_sub_copy *copies; /* copies_max entries inside the stream's array */
+};
+
+/* A vote of a copy that came beyond a stream's window: its bytes were dropped, its vote is
+ * kept (the last CLN_SUB_VOTES_KEPT per replica) and counts once a copy of the same seq and
+ * digest is held. Without it a correct replica's early copy was lost with its vote, and an
+ * event two correct replicas delivered could stay undecided (trone-sim --events). */
+#define CLN_SUB_VOTES_KEPT 32u
+struct cln_sub_vote {
+    uint64_t seq; /* 0: unused */
+    uint8_t digest[TRONE_HASH_LEN];
 };
 
 /* One (channel, publisher, epoch) stream. */
@@ -54,6 +65,8 @@ struct cln_sub_stream {
     struct cln_sub_copy *copies;  /* window * copies_max */
     uint32_t floor_idx;        /* cached index of the publisher's floor (checked on use) */
     uint64_t ahead[TRONE_REPLICAS_MAX]; /* highest seq beyond the window sent by replica r */
+    struct cln_sub_vote *votes;         /* n * CLN_SUB_VOTES_KEPT, NULL when copies_max is 1 */
+    uint32_t vote_next[TRONE_REPLICAS_MAX];
 };
 
 /* Replay floor of one (channel, publisher): its newest decided epoch and next seq there. */

@@ -194,15 +194,30 @@ static void cln_sub_flush_until(struct cln_sub *s, struct cln_sub_stream *st, ui
     cln_sub_floor_update(s, st);
 }
 
-/* Restarts the gap timer whenever a later seq is decided while next_seq is missing. */
-static void cln_sub_wait_update(struct cln_sub_stream *st, uint64_t now_us)
+/* The gap timer of the missing next_seq runs from the oldest decision behind it: a missing
+ * seq is waited for gap_wait_us once a later seq is decided (cln_sub.h), so holes that
+ * waited together are skipped together. Timing each hole from when it became the head made
+ * k holes cost k waits, and a subscriber under steady flow-control losses fell behind for
+ * good (found by trone-sim --events). Scans the window only when the head moves while
+ * holding decided seqs. */
+static void cln_sub_wait_update(struct cln_sub *s, struct cln_sub_stream *st, uint64_t now_us)
 {
     if (st->decided_held == 0) {
         st->wait_since_us = UINT64_MAX;
-    } else if (st->wait_since_us == UINT64_MAX || st->wait_seq != st->next_seq) {
-        st->wait_since_us = now_us;
-        st->wait_seq = st->next_seq;
+        return;
     }
+    if (st->wait_since_us != UINT64_MAX && st->wait_seq == st->next_seq) {
+        return;
+    }
+    uint64_t oldest = now_us;
+    for (uint32_t k = 1; k < s->cfg.window; k++) {
+        const struct cln_sub_slot *slot = cln_sub_slot_of(s, st, st->next_seq + k);
+        if (slot->seq == st->next_seq + k && slot->decided >= 0 && slot->decided_us < oldest) {
+            oldest = slot->decided_us;
+        }
+    }
+    st->wait_since_us = oldest;
+    st->wait_seq = st->next_seq;
 }
 
 static uint32_t cln_sub_popcount(uint64_t v)
@@ -223,7 +238,7 @@ static uint32_t cln_sub_popcount(uint64_t v)
  * second vote, and starting at 2 would drop seq 1 for good. A copy held below the first decided
  * seq is waited for (gap_wait_us) like any hole, and skipped with a gap report if it never gets
  * decided, so a forged low seq costs a wait, never an event. */
-static uint64_t cln_sub_start_point(const struct cln_sub *s, const struct cln_sub_stream *st)
+static uint64_t cln_sub_start_point(struct cln_sub *s, const struct cln_sub_stream *st)
 {
     TRONE_ASSERT(st->next_seq == 0);
     TRONE_ASSERT(st->decided_held > 0);
@@ -242,6 +257,15 @@ static uint64_t cln_sub_start_point(const struct cln_sub *s, const struct cln_su
         }
     }
     TRONE_ASSERT(start != 0);
+    /* A newer epoch of a publisher this subscriber followed began at seq 1 (the publisher
+     * restarted): wait for its first seqs, and report what does not come, rather than start
+     * wherever the first copy happened to be (a replica that reconnected to us late forwards
+     * from the middle). */
+    const struct cln_sub_floor *fl = cln_sub__floor_find(s, st->channel_idx, st->publisher);
+    if (fl != NULL && fl->epoch < st->epoch) {
+        uint64_t from = decided_high > s->cfg.window ? decided_high - s->cfg.window + 1 : 1;
+        start = from < start ? from : start;
+    }
     return start;
 }
 
@@ -287,6 +311,8 @@ struct cln_sub_stream *cln_sub__stream_find(struct cln_sub *s, uint32_t channel_
     return NULL;
 }
 
+static void cln_sub_start(struct cln_sub *s, struct cln_sub_stream *st, uint64_t seq);
+
 void cln_sub__stream_close(struct cln_sub *s, struct cln_sub_stream *st)
 {
     TRONE_ASSERT(st->used);
@@ -304,6 +330,7 @@ void cln_sub__stream_close(struct cln_sub *s, struct cln_sub_stream *st)
     TRONE_ASSERT(st->held_count == 0);
     free(st->slots);
     free(st->copies);
+    free(st->votes);
     memset(st, 0, sizeof(*st));
 }
 
@@ -338,9 +365,12 @@ struct cln_sub_stream *cln_sub__stream_open(struct cln_sub *s, uint32_t channel_
                               : s->cfg.n;
     struct cln_sub_slot *slots = calloc(s->cfg.window, sizeof(*slots));
     struct cln_sub_copy *copies = calloc((size_t)s->cfg.window * copies_max, sizeof(*copies));
-    if (slots == NULL || copies == NULL) {
+    struct cln_sub_vote *votes =
+        copies_max > 1 ? calloc((size_t)s->cfg.n * CLN_SUB_VOTES_KEPT, sizeof(*votes)) : NULL;
+    if (slots == NULL || copies == NULL || (copies_max > 1 && votes == NULL)) {
         free(slots);
         free(copies);
+        free(votes);
         return NULL;
     }
     struct cln_sub_stream *st = cln_sub_stream_victim(s);
@@ -354,6 +384,7 @@ struct cln_sub_stream *cln_sub__stream_open(struct cln_sub *s, uint32_t channel_
     st->copies_max = copies_max;
     st->slots = slots;
     st->copies = copies;
+    st->votes = votes;
     for (uint32_t i = 0; i < s->cfg.window; i++) {
         slots[i].decided = -1;
         slots[i].copies = &copies[(size_t)i * copies_max];
@@ -415,14 +446,14 @@ static void cln_sub_try_start(struct cln_sub *s, struct cln_sub_stream *st, uint
     }
     uint64_t start = cln_sub_start_point(s, st);
     if (!force && start != 1 && !enough) {
-        cln_sub_wait_update(st, now_us); /* the timer that forces the start */
+        cln_sub_wait_update(s, st, now_us); /* the timer that forces the start */
         return;
     }
     st->ever_decided = true;
     cln_sub_start(s, st, start);
     cln_sub_epoch_advance(s, st, now_us);
     cln_sub_drain(s, st);
-    cln_sub_wait_update(st, now_us);
+    cln_sub_wait_update(s, st, now_us);
 }
 
 static void cln_sub_decide(struct cln_sub *s, struct cln_sub_stream *st,
@@ -431,6 +462,7 @@ static void cln_sub_decide(struct cln_sub *s, struct cln_sub_stream *st,
     TRONE_ASSERT(slot->decided < 0);
     TRONE_ASSERT(copy_idx < slot->copy_count);
     slot->decided = (int32_t)copy_idx;
+    slot->decided_us = now_us;
     st->decided_held++;
     if (st->next_seq == 0) {
         cln_sub_try_start(s, st, now_us, false);
@@ -439,7 +471,7 @@ static void cln_sub_decide(struct cln_sub *s, struct cln_sub_stream *st,
     st->ever_decided = true;
     cln_sub_epoch_advance(s, st, now_us);
     cln_sub_drain(s, st);
-    cln_sub_wait_update(st, now_us);
+    cln_sub_wait_update(s, st, now_us);
 }
 
 /* Does copy c (just voted for) decide its seq? CFT without PKS: the first copy. PKS: its
@@ -535,6 +567,36 @@ static bool cln_sub_slide(struct cln_sub *s, struct cln_sub_stream *st, uint32_t
     return seq >= st->next_seq && seq - st->next_seq < s->cfg.window;
 }
 
+/* Keeps the vote of a copy from replica that is dropped for being beyond the window. */
+static void cln_sub_vote_keep(struct cln_sub *s, struct cln_sub_stream *st, uint32_t replica,
+                              const struct chan_event *e)
+{
+    if (st->votes == NULL) {
+        return;
+    }
+    uint32_t i = st->vote_next[replica]++ % CLN_SUB_VOTES_KEPT;
+    struct cln_sub_vote *v = &st->votes[(size_t)replica * CLN_SUB_VOTES_KEPT + i];
+    v->seq = e->seq;
+    chan_auth_digest(v->digest, s->channels[st->channel_idx].tag, st->publisher, e);
+}
+
+/* Adds to copy c of slot the kept votes of replicas that sent it beyond the window. */
+static void cln_sub_vote_recall(struct cln_sub *s, struct cln_sub_stream *st,
+                                struct cln_sub_slot *slot, struct cln_sub_copy *c)
+{
+    for (uint32_t r = 0; st->votes != NULL && r < s->cfg.n; r++) {
+        uint64_t bit = (uint64_t)1 << r;
+        for (uint32_t i = 0; i < CLN_SUB_VOTES_KEPT && (slot->voted & bit) == 0; i++) {
+            struct cln_sub_vote *v = &st->votes[(size_t)r * CLN_SUB_VOTES_KEPT + i];
+            if (v->seq == slot->seq && memcmp(v->digest, c->digest, TRONE_HASH_LEN) == 0) {
+                slot->voted |= bit;
+                c->voters |= bit;
+                v->seq = 0;
+            }
+        }
+    }
+}
+
 /* CFT without PKS, the next seq in order and nothing held for it: deliver straight away. */
 static bool cln_sub_fast_path(struct cln_sub *s, struct cln_sub_stream *st,
                               const struct chan_event *e, uint64_t now_us)
@@ -549,7 +611,7 @@ static bool cln_sub_fast_path(struct cln_sub *s, struct cln_sub_stream *st,
                         e->payload_size);
     st->next_seq++;
     cln_sub_drain(s, st);
-    cln_sub_wait_update(st, now_us);
+    cln_sub_wait_update(s, st, now_us);
     return true;
 }
 
@@ -569,6 +631,7 @@ void cln_sub__stream_copy(struct cln_sub *s, struct cln_sub_stream *st, uint32_t
     if (st->next_seq != 0 && e->seq - st->next_seq >= s->cfg.window &&
         !cln_sub_slide(s, st, replica, e->seq)) {
         s->dropped++;
+        cln_sub_vote_keep(s, st, replica, e);
         return;
     }
     struct cln_sub_slot *slot = cln_sub_slot_claim(s, st, e->seq);
@@ -597,6 +660,7 @@ void cln_sub__stream_copy(struct cln_sub *s, struct cln_sub_stream *st, uint32_t
     }
     struct cln_sub_copy *c = &slot->copies[idx];
     c->voters |= bit;
+    cln_sub_vote_recall(s, st, slot, c);
     if (cln_sub_decides(s, st, c, e)) {
         cln_sub_decide(s, st, slot, (uint32_t)idx, now_us);
     } else if (st->next_seq == 0) {
@@ -612,16 +676,21 @@ static bool cln_sub_elapsed(uint64_t now_us, uint64_t since_us, uint64_t wait_us
     return now_us >= since_us && now_us - since_us >= wait_us;
 }
 
-/* Skips the missing seqs before the lowest decided one, reporting them as a gap. */
-static void cln_sub_skip_gap(struct cln_sub *s, struct cln_sub_stream *st)
+/* Skips every missing seq that waited gap_wait since a later seq was decided: up to the
+ * highest seq decided that long ago, reporting the holes as gaps and delivering the rest. */
+static void cln_sub_skip_gap(struct cln_sub *s, struct cln_sub_stream *st, uint64_t now_us)
 {
+    uint64_t end = 0;
     for (uint32_t k = 1; k < s->cfg.window; k++) {
-        struct cln_sub_slot *slot = cln_sub_slot_of(s, st, st->next_seq + k);
-        if (slot->seq == st->next_seq + k && slot->decided >= 0) {
-            cln_sub_flush_until(s, st, slot->seq, CLN_SUB_GAP_TIMEOUT, true);
-            cln_sub_drain(s, st);
-            return;
+        const struct cln_sub_slot *slot = cln_sub_slot_of(s, st, st->next_seq + k);
+        if (slot->seq == st->next_seq + k && slot->decided >= 0 &&
+            cln_sub_elapsed(now_us, slot->decided_us, s->cfg.gap_wait_us)) {
+            end = slot->seq;
         }
+    }
+    if (end != 0) {
+        cln_sub_flush_until(s, st, end, CLN_SUB_GAP_TIMEOUT, true);
+        cln_sub_drain(s, st);
     }
 }
 
@@ -640,8 +709,8 @@ void cln_sub__stream_tick(struct cln_sub *s, struct cln_sub_stream *st, uint64_t
             cln_sub_try_start(s, st, now_us, true);
             return;
         }
-        cln_sub_skip_gap(s, st);
-        cln_sub_wait_update(st, now_us);
+        cln_sub_skip_gap(s, st, now_us);
+        cln_sub_wait_update(s, st, now_us);
     }
 }
 

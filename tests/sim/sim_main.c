@@ -6,6 +6,14 @@
  *   trone-sim --seeds A:B [--model bft|cft|mixed]     run seeds A..B inclusive
  *   trone-sim --scenario NAME [-v]                    run one scripted scenario (see
  *                                                      sim_scenario.c; "list" names them)
+ *   trone-sim --events (--seed N | --seeds A:B) [--model bft|cft|mixed] [--no-vote] [-v]
+ *                                                      the event path's world (sim_ev*.c):
+ *                                                      bft allows a Byzantine replica, cft
+ *                                                      only crashes; --no-vote makes
+ *                                                      subscribers decide BFT channels on the
+ *                                                      first copy, which the checks must catch
+ *   trone-sim --scenario events-NAME [--seed N] [-v]  an event-path scenario (its default
+ *                                                      seeds, or one; events-list names them)
  * Each seed prints its number and parameters first. Exit codes: 0 all good, 2 an invariant
  * was violated, 3 no liveness (the worst over a range); a failed assertion is SIGABRT.
  * The model defaults to bft. A failing seed is replayed with the same --model and --seed. */
@@ -15,11 +23,14 @@
 
 #include "core/log.h"
 #include "sim.h"
+#include "sim_ev.h"
 
 static int usage(void)
 {
     fprintf(stderr, "usage: trone-sim (--seed N | --seeds A:B) [--model bft|cft|mixed] [-v]\n"
-                    "       trone-sim --scenario NAME|list [-v]\n");
+                    "       trone-sim --scenario NAME|list|events-list [-v]\n"
+                    "       trone-sim --events (--seed N | --seeds A:B) [--model M] [--no-vote] "
+                    "[-v]\n");
     return 64;
 }
 
@@ -97,6 +108,8 @@ int main(int argc, char **argv)
     uint64_t last = 0;
     bool have_seeds = false;
     bool verbose = false;
+    bool events = false;
+    bool novote = false;
     int model = SMR_BFT;
     const char *scenario = NULL;
     for (int i = 1; i < argc; i++) {
@@ -104,6 +117,10 @@ int main(int argc, char **argv)
         const char *value = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(arg, "-v") == 0) {
             verbose = true;
+        } else if (strcmp(arg, "--events") == 0) {
+            events = true;
+        } else if (strcmp(arg, "--no-vote") == 0) {
+            novote = true;
         } else if (strcmp(arg, "--seed") == 0 && value != NULL && parse_u64(value, &first)) {
             last = first;
             have_seeds = true;
@@ -123,11 +140,25 @@ int main(int argc, char **argv)
         }
     }
     log_level_set(LOG_WARN);
+    if (scenario != NULL && strncmp(scenario, "events-", 7) == 0) {
+        return sim_ev_scenario_run(scenario, have_seeds ? first : 0, have_seeds ? last : 0,
+                                   verbose);
+    }
     if (scenario != NULL) {
         return sim_scenario_run(scenario, verbose);
     }
     if (!have_seeds) {
         return usage();
+    }
+    if (events) {
+        struct sim_ev_force force;
+        sim_ev_force_none(&force);
+        force.novote = novote;
+        char replay[64];
+        snprintf(replay, sizeof(replay), "--events --model %s%s",
+                 model < 0 ? "mixed" : model == SMR_BFT ? "bft" : "cft",
+                 novote ? " --no-vote" : "");
+        return sim_ev_run_range(first, last, &force, model, replay, verbose);
     }
     return run_range(first, last, model, verbose);
 }
