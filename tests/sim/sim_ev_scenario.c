@@ -3,9 +3,9 @@
  * control, the subscribers' knowledge of publisher lists) and runs a few seeds of it. Two
  * scenarios are expected to FAIL and are registered with ctest as WILL_FAIL: they show that
  * the checks catch what they must (events-byz-forge-novote: subscribers that do not vote on
- * BFT channels deliver forgeries) and a known limitation (events-pks-nolist: a CFT channel
- * with method PKS whose subscribers do not know the authorized publishers accepts events a
- * Byzantine replica signed with its own key). events-window-votes (not in ctest) runs tiny
+ * BFT channels deliver forgeries) and events-pks-nolist (a CFT channel with method PKS whose
+ * subscribers do not know the authorized publishers, facing a Byzantine replica that signs
+ * events with its own key: cln_sub waits for f+1 replicas to vouch for such a publisher). events-window-votes (not in ctest) runs tiny
  * subscriber windows under flow control and counts the copies that came beyond a window,
  * which the normal checks do not: it found cln_sub dropping such a copy's vote with its bytes
  * (fixed); what it still reports are copies whose bytes the window bound dropped (every copy
