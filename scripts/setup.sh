@@ -7,7 +7,7 @@ set -euo pipefail
 
 PACKAGES=(build-essential cmake pkg-config clang libuv1-dev libsodium-dev liblmdb-dev
           libcmocka-dev libinih-dev python3-dissononce iproute2 nftables
-          mosquitto libmosquitto-dev nats-server)
+          mosquitto nats-server)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

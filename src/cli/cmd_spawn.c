@@ -165,16 +165,31 @@ static void spawn_child_exec(const char *exe, char *const argv[], int null_fd, i
         _exit(127);
     }
     execv(exe, argv);
-    static const char message[] = "trone: exec of this binary failed\n";
+    static const char message[] = "trone: exec failed\n";
     (void)write(2, message, sizeof(message) - 1);
     _exit(127);
 }
 
+static int spawn_start_exe(struct spawn_set *s, const char *exe, char *const argv[],
+                           const char *log_path, pid_t *pid, char *errmsg, size_t errmsg_size);
+
 int spawn_start(struct spawn_set *s, char *const argv[], const char *log_path, pid_t *pid,
                 char *errmsg, size_t errmsg_size)
 {
+    return spawn_start_exe(s, s->exe, argv, log_path, pid, errmsg, errmsg_size);
+}
+
+int spawn_start_program(struct spawn_set *s, const char *program, char *const argv[],
+                        const char *log_path, pid_t *pid, char *errmsg, size_t errmsg_size)
+{
+    return spawn_start_exe(s, program, argv, log_path, pid, errmsg, errmsg_size);
+}
+
+static int spawn_start_exe(struct spawn_set *s, const char *exe, char *const argv[],
+                           const char *log_path, pid_t *pid, char *errmsg, size_t errmsg_size)
+{
     char *full[SPAWN_ARGV_MAX + 2];
-    full[0] = s->exe;
+    full[0] = (char *)exe;
     uint32_t count = 0;
     while (count < SPAWN_ARGV_MAX && argv[count] != NULL) {
         full[count + 1] = argv[count];
@@ -208,7 +223,7 @@ int spawn_start(struct spawn_set *s, char *const argv[], const char *log_path, p
         pid_t parent = getpid();
         pid_t child = fork();
         if (child == 0) {
-            spawn_child_exec(s->exe, full, null_fd, log_fd, parent);
+            spawn_child_exec(exe, full, null_fd, log_fd, parent);
         }
         if (child < 0) {
             rc = TRONE_EIO;
