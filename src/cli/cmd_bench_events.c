@@ -726,6 +726,12 @@ static void evt_ratios(const struct evt_bench *b, const struct evb_run *r)
         }
         v = res->fig.events_per_s / bound;
         evt_ratio(b, r, name, v, true, "", ">=0.7", v >= 0.7);
+        printf(b->args->json ? "{\"bench\":\"events-bound\",\"class\":\"%s\",\"cores\":%u,"
+                               "\"ed25519_verify_us\":%.2f,\"verifications_per_event\":%u,"
+                               "\"bound_per_s\":%.1f}\n"
+                             : "bench=events-bound class=%s cores=%u ed25519_verify_us=%.2f "
+                               "verifications_per_event=%u bound_per_s=%.1f\n",
+               res->cls, b->cores, b->verify_us, r->sub_count, bound);
     }
     fflush(stdout);
 }
