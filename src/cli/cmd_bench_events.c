@@ -397,7 +397,11 @@ static void *evt_sub_main(void *arg)
     pthread_barrier_wait(&r->ready);
     uint64_t deadline = evt_now_ns() + (uint64_t)EVT_WARM_MS * 1000000u;
     while (!evb_failed(r) && !evb_sub_warm(r, k->index)) {
-        if (trone_run(c, 5) < 0 || evt_now_ns() > deadline) {
+        int ran = trone_run(c, 5);
+        if (ran < 0) {
+            atomic_store(k->refused, ran); /* the replicas refused the subscription's class */
+        }
+        if (ran < 0 || evt_now_ns() > deadline) {
             evb_fail(r, "subscriber %u: warm-up events did not arrive: %s", k->index,
                      trone_last_error(c));
         }
