@@ -105,8 +105,10 @@ static void evt_usage(FILE *out)
             "  --rate R,...        offered events/s of all publishers together; 0 as fast as\n"
             "                      the window allows; half: half the rate measured at 0\n"
             "                      (default 0,half)\n"
-            "  --window W          events a publisher may run ahead of its slowest subscriber\n"
-            "                      (default 10000)\n"
+            "  --window W          events in flight to a subscriber, split over the\n"
+            "                      publishers: each may run W/P events ahead of its slowest\n"
+            "                      subscriber (default 4096; a replica queues at most 65536\n"
+            "                      events or 8 MiB per subscriber connection, then drops)\n"
             "  --no-baselines      skip Mosquitto and NATS\n"
             "  --json              one JSON object per line\n"
             "\n"
@@ -239,7 +241,7 @@ static int evt_parse(struct evt_args *a, int argc, char **argv)
     *a = (struct evt_args){.replica_count = 4, .sizes = {100, 1024}, .size_count = 2,
                            .pubs = {1}, .pub_count = 1, .subs = {1}, .sub_count = 1,
                            .rates = {{.per_s = 0}, {.half = true}}, .rate_count = 2,
-                           .events = 100000, .window = 10000, .baselines = true};
+                           .events = 100000, .window = 4096, .baselines = true};
     int rc = evt_class_list(a, "cft,fifo,si/bft,fifo,si/cft,fifo,pks/bft,fifo,pks/bft,total,si");
     TRONE_ASSERT(rc == 0);
     for (int i = 2; i < argc; i++) {
@@ -752,7 +754,7 @@ static void evt_run_config(const struct evt_args *a, struct evb_run *r, uint32_t
     r->events_per_pub = a->events > 0 ? (a->events + pubs - 1u) / pubs : 0;
     r->seconds_ns = (uint64_t)(a->seconds * 1e9);
     r->rate_per_pub = offered / (double)pubs;
-    r->window = a->window;
+    r->window = a->window / pubs > 0 ? a->window / pubs : 1u;
 }
 
 /* The offered rate of rate entry k: its number, or half the peak found for system/class. */
