@@ -628,9 +628,22 @@ static void evt_print(const struct evt_bench *b, const char *system, const char 
     fflush(stdout);
 }
 
-static void evt_print_skip(const struct evt_bench *b, const char *system, const char *cls,
-                           const struct evb_run *r, const char *why)
+/* A reason safe inside a double-quoted value (JSON or key="value"). */
+static void evt_quote_safe(char *out, size_t size, const char *text)
 {
+    size_t n = 0;
+    for (size_t i = 0; text[i] != '\0' && n + 1 < size; i++) {
+        char ch = text[i];
+        out[n++] = ch == '"' || ch == '\\' ? '\'' : (unsigned char)ch < 0x20 ? ' ' : ch;
+    }
+    out[n] = '\0';
+}
+
+static void evt_print_skip(const struct evt_bench *b, const char *system, const char *cls,
+                           const struct evb_run *r, const char *reason)
+{
+    char why[512];
+    evt_quote_safe(why, sizeof(why), reason);
     printf(b->args->json ? "{\"bench\":\"events\",\"system\":\"%s\",\"class\":\"%s\","
                            "\"size\":%u,\"publishers\":%u,\"subscribers\":%u,"
                            "\"skipped\":\"%s\"}\n"
@@ -668,9 +681,11 @@ static const struct evt_result *evt_find(const struct evt_bench *b, const char *
 
 /* One ratio line; a missing side prints value=missing with the reason. */
 static void evt_ratio(const struct evt_bench *b, const struct evb_run *r, const char *name,
-                      double value, bool have, const char *missing, const char *target,
+                      double value, bool have, const char *reason, const char *target,
                       bool met)
 {
+    char missing[512];
+    evt_quote_safe(missing, sizeof(missing), reason);
     if (b->args->json) {
         printf("{\"bench\":\"events-ratio\",\"size\":%u,\"publishers\":%u,\"subscribers\":%u,"
                "\"name\":\"%s\",", r->size, r->pub_count, r->sub_count, name);
