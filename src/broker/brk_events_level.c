@@ -61,8 +61,17 @@ static bool brk_events_level_linearize(struct brk_events_level *lv, size_t want)
 {
     size_t first = (lv->wrap != 0 ? lv->wrap : lv->tail) - lv->head;
     size_t second = lv->wrap != 0 ? lv->tail : 0;
-    if (lv->wrap == 0 && want == lv->capacity) {
-        memmove(lv->data, lv->data + lv->head, first);
+    if (lv->wrap == 0) {
+        /* realloc can grow a large buffer in place (mremap) without copying it. */
+        uint8_t *data = want != lv->capacity ? realloc(lv->data, want) : lv->data;
+        if (data == NULL) {
+            return false;
+        }
+        lv->data = data;
+        lv->capacity = want;
+        if (lv->head > 0) {
+            memmove(lv->data, lv->data + lv->head, first);
+        }
     } else {
         uint8_t *data = malloc(want);
         if (data == NULL) {
