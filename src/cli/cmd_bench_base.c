@@ -3,9 +3,9 @@
  * stopped after the measurement, driven by minimal clients written here: MQTT 3.1.1 (CONNECT,
  * SUBSCRIBE, PUBLISH QoS 0) and the NATS text protocol (CONNECT, SUB, PUB, MSG, PING/PONG).
  * Both clients batch their writes and read whatever is available per syscall, as the TRONE
- * client does, so the figures measure the brokers and not a client that makes one syscall per
- * message (libmosquitto's loop reads one packet per call: it is not used for that reason).
- * Only for the benchmark: nothing here is a general-purpose client. */
+ * client does, so every system is driven with the same I/O pattern and the figures compare
+ * brokers, not client libraries (libmosquitto is not used for that reason: its loop makes the
+ * I/O decisions itself). Only for the benchmark: nothing here is a general-purpose client. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
