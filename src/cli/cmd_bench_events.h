@@ -14,7 +14,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "broker/brk_op.h"
 #include "cli/cmd_spawn.h"
+#include "rt/rt_client.h"
 
 #define EVB_CLIENTS_MAX 64u
 /* Payload header: u64 send time (monotonic ns) | u32 publisher index | u32 zero | u64 seq. */
@@ -119,5 +121,30 @@ int evb_mosquitto_run(struct spawn_set *set, struct evb_run *r, struct evb_figur
                       char *why, size_t why_size);
 int evb_nats_run(struct spawn_set *set, struct evb_run *r, struct evb_figures *fig, char *why,
                  size_t why_size);
+
+/* TRONE (cmd_bench_trone.c): one temporary cluster per class. */
+struct evt_cluster {
+    struct spawn_cluster cluster;
+    struct rt_client *admin;
+    struct brk_op op;
+    uint32_t pub_count, sub_count;
+    char errmsg[512];
+};
+
+/* Makes and starts a cluster of replicas in set (name: its directory), waits until it is
+ * ready and registers x->pub_count publishers and x->sub_count subscribers (keys beside the
+ * admin's). Returns 0 or a TRONE_E* code with x->errmsg. */
+int evt_cluster_start(struct evt_cluster *x, struct spawn_set *set, const char *name,
+                      uint32_t replicas);
+/* Stops the replicas; each must exit 0 by itself (else TRONE_EIO, x->errmsg). */
+int evt_cluster_stop(struct evt_cluster *x);
+/* Creates channel tag of class cls, published by every publisher, read by every subscriber. */
+int evt_channel_create(struct evt_cluster *x, const char *tag, const char *cls);
+/* One measurement on a running cluster: 0 with fig, 1 when the class was refused (why), -1 on
+ * failure (why). */
+int evt_trone_run(struct evt_cluster *x, const char *tag, struct evb_run *r,
+                  struct evb_figures *fig, char *why, size_t why_size);
+/* Monotonic clock in ns. */
+uint64_t evb_now_ns(void);
 
 #endif

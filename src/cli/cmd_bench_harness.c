@@ -339,7 +339,7 @@ static int evb_latency_figures(struct evb_run *r, struct evb_figures *fig)
     return 0;
 }
 
-static uint64_t evb_now_ns(void)
+uint64_t evb_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
