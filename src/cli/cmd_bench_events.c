@@ -93,9 +93,8 @@ static void evt_usage(FILE *out)
             "  --size B,...        payload bytes, at least %u (default 100,1024)\n"
             "  --publishers P,...  publisher counts (default 1)\n"
             "  --subscribers S,... subscriber counts (default 1)\n"
-            "  --events N          events per measurement, split over publishers (default\n"
-            "                      100000)\n"
-            "  --seconds S         publish for S seconds instead of a count\n"
+            "  --events N          events per measurement, split over publishers\n"
+            "  --seconds S         publish for S seconds (default 3) instead of a count\n"
             "  --classes LIST      channel classes separated by '/' (default\n"
             "                      cft,fifo,si/bft,fifo,si/cft,fifo,pks/bft,fifo,pks/bft,total,si);\n"
             "                      a class the cluster refuses is reported and skipped\n"
@@ -238,7 +237,7 @@ static int evt_parse(struct evt_args *a, int argc, char **argv)
     *a = (struct evt_args){.replica_count = 4, .sizes = {100, 1024}, .size_count = 2,
                            .pubs = {1}, .pub_count = 1, .subs = {1}, .sub_count = 1,
                            .rates = {{.per_s = 0}, {.half = true}}, .rate_count = 2,
-                           .events = 100000, .window = 4096, .baselines = true};
+                           .seconds = 3, .window = 4096, .baselines = true};
     int rc = evt_class_list(a, "cft,fifo,si/bft,fifo,si/cft,fifo,pks/bft,fifo,pks/bft,total,si");
     TRONE_ASSERT(rc == 0);
     for (int i = 2; i < argc; i++) {
