@@ -67,10 +67,14 @@ struct brk_events_attach {
 };
 
 /* FIFO of records of one urgency level: live bytes are data[head, tail). */
+/* A ring of whole records: live bytes are [head, tail) when wrap is 0, else [head, wrap) then
+ * [0, tail) (tail <= head). A record never straddles the end, so the head record is always
+ * contiguous at data + head. */
 struct brk_events_level {
     uint8_t *data;
     size_t head;
     size_t tail;
+    size_t wrap;
     size_t capacity;
     uint32_t count;
 };

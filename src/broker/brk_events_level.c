@@ -31,16 +31,21 @@ void brk_events__level_pop(struct brk_events *e, struct brk_events_conn *c, uint
     (void)e;
     struct brk_events_level *lv = &c->levels[level];
     TRONE_ASSERT(lv->count > 0);
-    TRONE_ASSERT(lv->head + 4 <= lv->tail);
+    size_t end = lv->wrap != 0 ? lv->wrap : lv->tail;
+    TRONE_ASSERT(lv->head + 4 <= end);
     size_t size = buf_load_u32(lv->data + lv->head);
-    TRONE_ASSERT(lv->head + size <= lv->tail);
+    TRONE_ASSERT(lv->head + size <= end);
     lv->head += size;
     lv->count--;
+    if (lv->wrap != 0 && lv->head == lv->wrap) {
+        lv->head = 0; /* the records written from the start of the buffer come next */
+        lv->wrap = 0;
+    }
     TRONE_ASSERT(c->queued_events > 0 && c->queued_bytes >= size);
     c->queued_events--;
     c->queued_bytes -= size;
     if (lv->count == 0) {
-        TRONE_ASSERT(lv->head == lv->tail);
+        TRONE_ASSERT(lv->head == lv->tail && lv->wrap == 0);
         lv->head = 0;
         lv->tail = 0;
         if (lv->capacity > BRK_EVENTS_LEVEL_KEEP) {
@@ -51,33 +56,75 @@ void brk_events__level_pop(struct brk_events *e, struct brk_events_conn *c, uint
     }
 }
 
-/* Room for size more bytes at the tail: compacts, then grows by doubling up to cap (the
- * connection's byte bound, which the live bytes plus size never exceed). False on ENOMEM. */
+/* Copies the live records to the start of a buffer of want bytes (the old one or a new one)
+ * and unwraps the ring. False on ENOMEM (the level is unchanged). */
+static bool brk_events_level_linearize(struct brk_events_level *lv, size_t want)
+{
+    size_t first = (lv->wrap != 0 ? lv->wrap : lv->tail) - lv->head;
+    size_t second = lv->wrap != 0 ? lv->tail : 0;
+    if (lv->wrap == 0) {
+        /* realloc can grow a large buffer in place (mremap) without copying it. */
+        uint8_t *data = want != lv->capacity ? realloc(lv->data, want) : lv->data;
+        if (data == NULL) {
+            return false;
+        }
+        lv->data = data;
+        lv->capacity = want;
+        if (lv->head > 0) {
+            memmove(lv->data, lv->data + lv->head, first);
+        }
+    } else {
+        uint8_t *data = malloc(want);
+        if (data == NULL) {
+            return false;
+        }
+        if (first > 0) {
+            memcpy(data, lv->data + lv->head, first);
+        }
+        if (second > 0) {
+            memcpy(data + first, lv->data, second);
+        }
+        free(lv->data);
+        lv->data = data;
+        lv->capacity = want;
+    }
+    lv->head = 0;
+    lv->tail = first + second;
+    lv->wrap = 0;
+    return true;
+}
+
+/* Room for size more contiguous bytes at the tail. The level is a ring, so a queue drained
+ * slowly from the head is not moved for every event appended: a record goes after the last
+ * one, or at the start of the buffer once the head left room there. Only when the free bytes
+ * are too fragmented for the record, or the buffer must grow, are the live records copied
+ * (once each per doubling, or once per lap when the buffer is at cap). cap is the connection's
+ * byte bound, which the live bytes plus size never exceed. False on ENOMEM. */
 static bool brk_events_level_reserve(struct brk_events_level *lv, size_t size, size_t cap)
 {
-    if (lv->tail + size <= lv->capacity) {
+    if (lv->wrap == 0 && lv->tail + size <= lv->capacity) {
         return true;
     }
-    if (lv->head > 0) {
-        memmove(lv->data, lv->data + lv->head, lv->tail - lv->head);
-        lv->tail -= lv->head;
-        lv->head = 0;
-    }
-    if (lv->tail + size <= lv->capacity) {
+    if (lv->wrap == 0 && lv->count > 0 && size <= lv->head) {
+        lv->wrap = lv->tail;
+        lv->tail = 0;
         return true;
     }
-    TRONE_ASSERT(lv->tail + size <= cap);
+    if (lv->wrap != 0 && lv->tail + size <= lv->head) {
+        return true;
+    }
+    size_t live = (lv->wrap != 0 ? lv->wrap - lv->head + lv->tail : lv->tail - lv->head);
+    TRONE_ASSERT(live + size <= cap);
     size_t want = lv->capacity > 0 ? lv->capacity : BRK_EVENTS_LEVEL_FIRST;
-    for (uint32_t i = 0; i < 64 && want < lv->tail + size; i++) {
+    for (uint32_t i = 0; i < 64 && (want < live + size || want == lv->capacity) && want < cap;
+         i++) {
         want *= 2;
     }
     want = want > cap ? cap : want;
-    uint8_t *data = realloc(lv->data, want);
-    if (data == NULL) {
+    if (!brk_events_level_linearize(lv, want)) {
         return false;
     }
-    lv->data = data;
-    lv->capacity = want;
+    TRONE_ASSERT(lv->tail + size <= lv->capacity);
     return true;
 }
 

@@ -15,6 +15,7 @@
 
 #include "broker/brk_op.h"
 #include "cli/cmd.h"
+#include "cli/cmd_bench_events.h"
 #include "cli/cmd_spawn.h"
 #include "core/assert.h"
 #include "rt/rt_client.h"
@@ -72,6 +73,7 @@ static void bench_usage(FILE *out)
             "usage: trone bench control [--replicas N] [--ops N] [--clients C[,C...]]\n"
             "                           [--batching on|off|both] [--fault-model bft|cft] [--json]\n"
             "       trone bench crypto [--json]\n"
+            "       trone bench events ... (see trone bench events --help)\n"
             "\n"
             "control: makes a temporary cluster on 127.0.0.1 (free ports), starts N replicas as\n"
             "child processes (batching off = trone replica --batch-max 1), registers C clients,\n"
@@ -179,7 +181,7 @@ static int bench_parse(struct bench_args *a, int argc, char **argv)
     }
     if (argc < 2 || argv[1][0] == '-') {
         return cmd_error(CMD_USAGE, "bench",
-                         "needs a benchmark: control or crypto "
+                         "needs a benchmark: control, crypto or events "
                          "(see trone bench --help)");
     }
     for (int i = 2; i < argc; i++) {
@@ -686,6 +688,9 @@ static int bench_crypto(const struct bench_args *a)
 
 int cmd_bench(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "events") == 0) {
+        return cmd_bench_events(argc, argv);
+    }
     struct bench_args a;
     int rc = bench_parse(&a, argc, argv);
     if (rc != CMD_OK) {

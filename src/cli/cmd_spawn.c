@@ -180,6 +180,12 @@ int spawn_start(struct spawn_set *s, char *const argv[], const char *log_path, p
     return spawn_start_exe(s, NULL, NULL, argv, log_path, pid, errmsg, errmsg_size);
 }
 
+int spawn_start_program(struct spawn_set *s, const char *program, char *const argv[],
+                        const char *log_path, pid_t *pid, char *errmsg, size_t errmsg_size)
+{
+    return spawn_start_exe(s, program, NULL, argv, log_path, pid, errmsg, errmsg_size);
+}
+
 int spawn_start_exe(struct spawn_set *s, const char *exe, const char *env, char *const argv[],
                     const char *log_path, pid_t *pid, char *errmsg, size_t errmsg_size)
 {

@@ -51,6 +51,12 @@ TRONE_MUST_CHECK int spawn_start(struct spawn_set *s, char *const argv[], const 
 TRONE_MUST_CHECK int spawn_start_exe(struct spawn_set *s, const char *exe, const char *env,
                                      char *const argv[], const char *log_path, pid_t *pid,
                                      char *errmsg, size_t errmsg_size);
+/* As spawn_start, for another program (an absolute path; argv[0] becomes that path), such as a
+ * baseline broker of `trone bench events`. Call it from a thread that outlives the child: the
+ * child gets SIGKILL when the thread that started it ends (PR_SET_PDEATHSIG). */
+TRONE_MUST_CHECK int spawn_start_program(struct spawn_set *s, const char *program,
+                                         char *const argv[], const char *log_path, pid_t *pid,
+                                         char *errmsg, size_t errmsg_size);
 /* Reaps pid if it has exited: returns true and its wait status in *wstatus (if not NULL); false
  * while it runs. A pid that is not registered counts as exited with status 0. */
 bool spawn_exited(struct spawn_set *s, pid_t pid, int *wstatus);

@@ -56,14 +56,22 @@ int buf_reserve(struct buf *b, size_t extra)
     return 0;
 }
 
-uint8_t *buf_append(struct buf *b, size_t size)
+uint8_t *buf_append_uninit(struct buf *b, size_t size)
 {
     if (buf_reserve(b, size) != 0) {
         return NULL;
     }
     uint8_t *p = b->data + b->used;
-    memset(p, 0, size);
     b->used += size;
+    return p;
+}
+
+uint8_t *buf_append(struct buf *b, size_t size)
+{
+    uint8_t *p = buf_append_uninit(b, size);
+    if (p != NULL) {
+        memset(p, 0, size);
+    }
     return p;
 }
 
@@ -105,7 +113,7 @@ void buf_put_bytes(struct buf *b, const void *data, size_t size)
     if (size == 0) {
         return;
     }
-    uint8_t *p = buf_append(b, size);
+    uint8_t *p = buf_append_uninit(b, size);
     if (p != NULL) {
         memcpy(p, data, size);
     }

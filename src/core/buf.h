@@ -28,6 +28,10 @@ void buf_reset(struct buf *b);
 TRONE_MUST_CHECK int buf_reserve(struct buf *b, size_t extra);
 /* Appends size bytes, returns a pointer to them (zeroed) or NULL on error. */
 uint8_t *buf_append(struct buf *b, size_t size);
+/* As buf_append without zeroing, for a caller that writes every one of the size bytes before
+ * the buffer is read or sent (copies, framing): on the event path each byte would otherwise
+ * be written twice. */
+uint8_t *buf_append_uninit(struct buf *b, size_t size);
 
 void buf_put_u8(struct buf *b, uint8_t v);
 void buf_put_u16(struct buf *b, uint16_t v);

@@ -473,7 +473,8 @@ int sess_send(struct sess *s, const uint8_t *msg, size_t size)
     if (s->send.n >= NOISE_NONCE_MAX - count) {
         return sess_fail(s, TRONE_EFULL); /* nonces exhausted: a new session is needed */
     }
-    uint8_t *frame = buf_append(&s->out, total);
+    /* Every byte is written below: length, nonce, flag, fragment, and the tag. */
+    uint8_t *frame = buf_append_uninit(&s->out, total);
     if (frame == NULL) {
         return s->out.error == TRONE_ENOMEM ? TRONE_ENOMEM : TRONE_EBUSY;
     }
