@@ -3,6 +3,7 @@
  * and lines are kept for the next read. The first byte picks the protocol and the split point.
  * Whatever arrives, the parsers must not read out of bounds or crash; they may fail the run. */
 #include "../src/cli/cmd_bench_harness.c"
+#include "../src/cli/cmd_bench_proc.c"
 #include "../src/cli/cmd_bench_base.c"
 #include "../src/cli/cmd_spawn.c"
 #include "../src/cli/cmd_common.c"

@@ -16,6 +16,7 @@
 #include "broker/brk_op.h"
 #include "cli/cmd.h"
 #include "cli/cmd_bench_events.h"
+#include "cli/cmd_bench_proc.h"
 #include "cli/cmd_spawn.h"
 #include "core/assert.h"
 #include "rt/rt_client.h"
@@ -358,29 +359,6 @@ static int bench_setup(struct rt_client *admin, struct bench_worker *workers, ui
 
 /* ---- Figures ------------------------------------------------------------------------------ */
 
-/* User+system CPU time of a process in microseconds, from /proc/<pid>/stat; 0 if unreadable. */
-static uint64_t bench_process_cpu_us(pid_t pid)
-{
-    char path[64];
-    char line[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        return 0;
-    }
-    size_t n = fread(line, 1, sizeof(line) - 1, f);
-    fclose(f);
-    line[n] = '\0';
-    const char *p = strrchr(line, ')'); /* the command name may hold spaces */
-    unsigned long long utime = 0;
-    unsigned long long stime = 0;
-    if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
-                            &stime) != 2) {
-        return 0;
-    }
-    long ticks = sysconf(_SC_CLK_TCK);
-    return (utime + stime) * 1000000u / (unsigned long long)(ticks > 0 ? ticks : 100);
-}
 
 static uint64_t bench_replicas_cpu_us(const struct spawn_cluster *c)
 {
@@ -391,30 +369,8 @@ static uint64_t bench_replicas_cpu_us(const struct spawn_cluster *c)
     return total;
 }
 
-static uint64_t bench_self_cpu_us(void)
-{
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) != 0) {
-        return 0;
-    }
-    uint64_t user = (uint64_t)ru.ru_utime.tv_sec * 1000000u + (uint64_t)ru.ru_utime.tv_usec;
-    return user + (uint64_t)ru.ru_stime.tv_sec * 1000000u + (uint64_t)ru.ru_stime.tv_usec;
-}
 
-static int bench_compare_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a;
-    uint64_t y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y ? 1 : 0;
-}
 
-/* Nearest-rank percentile of sorted values, in ms. */
-static double bench_percentile_ms(const uint64_t *sorted, uint32_t count, double p)
-{
-    uint64_t rank = (uint64_t)(p * (double)count + 0.999999);
-    rank = rank < 1 ? 1 : rank > count ? count : rank;
-    return (double)sorted[rank - 1] / 1e6;
-}
 
 static void bench_latency_figures(uint64_t *latency_ns, uint32_t count, struct bench_figures *fig)
 {

@@ -98,9 +98,6 @@ bool evb_stalled(struct evb_run *r, uint64_t now_ns);
 int evb_measure(struct evb_run *r, pthread_t *threads, uint32_t thread_count, const pid_t *pids,
                 uint32_t pid_count, struct evb_figures *fig);
 
-/* /proc readers: user+system CPU µs of pid, and its VmHWM in KiB (0 if unreadable). */
-uint64_t evb_process_cpu_us(pid_t pid);
-uint64_t evb_process_peak_kib(pid_t pid);
 /* A free TCP port on 127.0.0.1 (bound and released; 0 on failure). */
 uint16_t evb_free_port(void);
 /* Connects a blocking TCP socket to 127.0.0.1:port, retrying for at most wait_ms. -1 on

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli/cmd_bench_events.h"
+#include "cli/cmd_bench_proc.h"
 #include "core/assert.h"
 
 #define EVB_LATENCY_INITIAL 65536u
@@ -243,72 +244,10 @@ bool evb_stalled(struct evb_run *r, uint64_t now_ns)
 
 /* ---- The measured phase ------------------------------------------------------------------- */
 
-uint64_t evb_process_cpu_us(pid_t pid)
-{
-    char path[64];
-    char line[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        return 0;
-    }
-    size_t n = fread(line, 1, sizeof(line) - 1, f);
-    fclose(f);
-    line[n] = '\0';
-    const char *p = strrchr(line, ')'); /* the command name may hold spaces */
-    unsigned long long utime = 0;
-    unsigned long long stime = 0;
-    if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
-                            &stime) != 2) {
-        return 0;
-    }
-    long ticks = sysconf(_SC_CLK_TCK);
-    return (utime + stime) * 1000000u / (unsigned long long)(ticks > 0 ? ticks : 100);
-}
 
-uint64_t evb_process_peak_kib(pid_t pid)
-{
-    char path[64];
-    char line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        return 0;
-    }
-    unsigned long long kib = 0;
-    for (uint32_t i = 0; i < 128 && fgets(line, sizeof(line), f) != NULL; i++) {
-        if (sscanf(line, "VmHWM: %llu kB", &kib) == 1) {
-            break;
-        }
-    }
-    fclose(f);
-    return kib;
-}
 
-static uint64_t evb_self_cpu_us(void)
-{
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) != 0) {
-        return 0;
-    }
-    uint64_t user = (uint64_t)ru.ru_utime.tv_sec * 1000000u + (uint64_t)ru.ru_utime.tv_usec;
-    return user + (uint64_t)ru.ru_stime.tv_sec * 1000000u + (uint64_t)ru.ru_stime.tv_usec;
-}
 
-static int evb_compare_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a;
-    uint64_t y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y ? 1 : 0;
-}
 
-/* Nearest-rank percentile of sorted values, in ms. */
-static double evb_percentile_ms(const uint64_t *sorted, uint64_t count, double p)
-{
-    uint64_t rank = (uint64_t)(p * (double)count + 0.999999);
-    rank = rank < 1 ? 1 : rank > count ? count : rank;
-    return (double)sorted[rank - 1] / 1e6;
-}
 
 /* Every subscriber's delays in one sorted array. */
 static int evb_latency_figures(struct evb_run *r, struct evb_figures *fig)
@@ -330,10 +269,10 @@ static int evb_latency_figures(struct evb_run *r, struct evb_figures *fig)
         memcpy(all + at, r->latency_ns[s], r->latency_count[s] * sizeof(uint64_t));
         at += r->latency_count[s];
     }
-    qsort(all, total, sizeof(all[0]), evb_compare_u64);
-    fig->p50_ms = evb_percentile_ms(all, total, 0.50);
-    fig->p99_ms = evb_percentile_ms(all, total, 0.99);
-    fig->p999_ms = evb_percentile_ms(all, total, 0.999);
+    qsort(all, total, sizeof(all[0]), bench_compare_u64);
+    fig->p50_ms = bench_percentile_ms(all, total, 0.50);
+    fig->p99_ms = bench_percentile_ms(all, total, 0.99);
+    fig->p999_ms = bench_percentile_ms(all, total, 0.999);
     fig->max_ms = (double)all[total - 1] / 1e6;
     free(all);
     return 0;
@@ -350,7 +289,7 @@ static uint64_t evb_servers_cpu_us(const pid_t *pids, uint32_t count)
 {
     uint64_t total = 0;
     for (uint32_t k = 0; k < count; k++) {
-        total += evb_process_cpu_us(pids[k]);
+        total += bench_process_cpu_us(pids[k]);
     }
     return total;
 }
@@ -364,12 +303,12 @@ int evb_measure(struct evb_run *r, pthread_t *threads, uint32_t thread_count, co
     uint64_t start_ns = evb_now_ns();
     atomic_store(&r->start_ns, start_ns);
     uint64_t server_cpu = evb_servers_cpu_us(pids, pid_count);
-    uint64_t self_cpu = evb_self_cpu_us();
+    uint64_t self_cpu = bench_self_cpu_us();
     for (uint32_t k = 0; k < thread_count; k++) {
         pthread_join(threads[k], NULL);
     }
     server_cpu = evb_servers_cpu_us(pids, pid_count) - server_cpu;
-    self_cpu = evb_self_cpu_us() - self_cpu;
+    self_cpu = bench_self_cpu_us() - self_cpu;
     if (evb_failed(r)) {
         return -1;
     }
@@ -392,7 +331,7 @@ int evb_measure(struct evb_run *r, pthread_t *threads, uint32_t thread_count, co
     fig->client_cpu_us_per_event = (double)self_cpu / (double)published;
     fig->server_count = pid_count < TRONE_REPLICAS_MAX ? pid_count : TRONE_REPLICAS_MAX;
     for (uint32_t k = 0; k < fig->server_count; k++) {
-        fig->server_peak_kib[k] = evb_process_peak_kib(pids[k]);
+        fig->server_peak_kib[k] = bench_process_peak_kib(pids[k]);
     }
     return evb_latency_figures(r, fig);
 }

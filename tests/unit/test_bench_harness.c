@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "../../src/cli/cmd_bench_harness.c"
+#include "../../src/cli/cmd_bench_proc.c"
 
 /* ---- Fixture ------------------------------------------------------------------------------ */
 
@@ -247,9 +248,9 @@ static void test_measure_figures(void **state)
 static void test_helpers(void **state)
 {
     (void)state;
-    assert_true(evb_process_peak_kib(getpid()) > 0);
-    assert_int_equal(evb_process_peak_kib(-1), 0);
-    assert_int_equal(evb_process_cpu_us(-1), 0);
+    assert_true(bench_process_peak_kib(getpid()) > 0);
+    assert_int_equal(bench_process_peak_kib(-1), 0);
+    assert_int_equal(bench_process_cpu_us(-1), 0);
     assert_true(evb_free_port() > 0);
     char path[256];
     assert_true(evb_find_program("sh", path, sizeof(path)));
