@@ -56,7 +56,8 @@ int brk_events_config_check(const struct brk_events_config *c)
         c->flush_total_bytes_max > TRONE_MESSAGE_MAX || c->pool_bytes_max < BRK_EVENTS_RECORD_MAX ||
         c->pool_bytes_max > (UINT32_MAX >> 1) || c->total_wait_us == 0 ||
         c->fetch_retry_us == 0 || c->fetch_answers_max == 0 || c->replicas > TRONE_REPLICAS_MAX ||
-        (c->replicas > 0 && c->self >= c->replicas)) {
+        (c->replicas > 0 && c->self >= c->replicas) ||
+        (c->overflow != BRK_EVENTS_DROP_OLDEST && c->overflow != BRK_EVENTS_DISCONNECT)) {
         return TRONE_EINVAL;
     }
     return 0;

@@ -31,6 +31,16 @@
 #define BRK_EVENTS_EVENT_MAX (8u + 8u + 8u + 2u + CHAN_AUTH_MAX + 4u + CHAN_PAYLOAD_MAX)
 #define BRK_EVENTS_RECORD_MAX (BRK_EVENTS_RECORD_OVERHEAD + BRK_EVENTS_EVENT_MAX)
 
+/* What a subscriber connection whose queue is full gets (the slow-subscriber policy). */
+enum brk_events_overflow {
+    /* The oldest event of the least urgent level is dropped, counted per (tag, publisher) and
+     * reported to the subscriber in a GAP before its next events. */
+    BRK_EVENTS_DROP_OLDEST = 0,
+    /* The connection is closed: the subscriber reconnects, re-attaches and learns what it
+     * missed from the holes in its streams' sequence numbers (reported as gaps). */
+    BRK_EVENTS_DISCONNECT = 1,
+};
+
 struct brk_events_config {
     uint32_t conn_max;            /* connections with attachments at once */
     uint32_t attach_max;          /* attachments of all connections together */
@@ -38,6 +48,7 @@ struct brk_events_config {
     uint32_t stream_max;          /* (publisher, tag, epoch) streams remembered, LRU-evicted */
     uint32_t queue_events_max;    /* queued events per connection */
     uint32_t queue_bytes_max;     /* queued bytes per connection (records, overhead included) */
+    enum brk_events_overflow overflow; /* what a full connection queue does */
     uint32_t gap_max;             /* (tag, publisher) pairs with an unsent GAP per connection */
     uint32_t deliver_bytes_max;   /* bytes of one DELIVER message (one event may exceed it) */
     uint32_t flush_conn_bytes_max;  /* bytes emitted per connection per flush */
@@ -98,6 +109,7 @@ struct brk_events_stats {
     uint64_t unauthorized;  /* queued events discarded: subscriber detached or not authorized */
     uint64_t delivered;     /* events emitted in DELIVERs */
     uint64_t evicted;       /* streams evicted from the stream table */
+    uint64_t disconnected;  /* connections closed for falling behind (DISCONNECT, GAP table) */
     uint64_t pooled;        /* total order: events put in the pending pool */
     uint64_t pool_evicted;  /* total order: unordered events evicted from the full pool */
     uint64_t orders;        /* total order: executed ORDERs learnt */

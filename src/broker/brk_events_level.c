@@ -128,10 +128,12 @@ static bool brk_events_level_reserve(struct brk_events_level *lv, size_t size, s
     return true;
 }
 
-/* Drops everything a connection holds (its GAP table overflowed: it is to be closed). */
+/* Drops everything a connection holds: it is to be closed (its GAP table overflowed, or its
+ * queue filled under BRK_EVENTS_DISCONNECT). */
 static void brk_events_conn_doom(struct brk_events *e, struct brk_events_conn *c)
 {
     c->doomed = true;
+    e->stats.disconnected++;
     for (uint32_t l = 0; l < BRK_EVENTS_LEVELS; l++) {
         for (uint32_t n = 0; n <= e->config.queue_events_max && c->levels[l].count > 0; n++) {
             e->stats.dropped++;
@@ -193,6 +195,11 @@ static bool brk_events_make_room(struct brk_events *e, struct brk_events_conn *c
         if (c->queued_events < e->config.queue_events_max &&
             c->queued_bytes + size <= e->config.queue_bytes_max) {
             return true;
+        }
+        if (e->config.overflow == BRK_EVENTS_DISCONNECT) {
+            e->stats.dropped++; /* the new event; the queued ones are counted by the doom */
+            brk_events_conn_doom(e, c);
+            return false;
         }
         uint32_t victim = brk_events_least_urgent(c);
         TRONE_ASSERT(victim != BRK_EVENTS_NONE); /* size <= queue_bytes_max (config check) */

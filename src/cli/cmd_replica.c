@@ -24,6 +24,9 @@ struct cmd_replica_options {
     uint32_t batch_max;
     uint32_t pipeline_max;
     uint64_t request_timeout_ms;
+    uint32_t queue_events_max;
+    uint32_t queue_bytes_max;
+    enum brk_events_overflow overflow;
 };
 
 static void cmd_replica_usage(FILE *out)
@@ -31,6 +34,8 @@ static void cmd_replica_usage(FILE *out)
     fprintf(out,
             "usage: trone replica --id I [--cluster FILE] [--key FILE] [--data DIR] [--rebuild]\n"
             "                     [--batch-max N] [--pipeline N] [--request-timeout-ms N]\n"
+            "                     [--queue-events N] [--queue-bytes N]\n"
+            "                     [--slow-subscriber drop-oldest|disconnect]\n"
             "\n"
             "Runs replica I of the cluster until SIGINT or SIGTERM: listens on its address,\n"
             "connects to every other replica (Noise KK) and accepts clients (Noise IK) that are\n"
@@ -55,8 +60,17 @@ static void cmd_replica_usage(FILE *out)
             "  --pipeline N            proposals in flight (default 4)\n"
             "  --request-timeout-ms N  a request pending this long starts a view change\n"
             "                          (default 2000)\n"
+            "  --queue-events N        events queued per subscriber connection before the\n"
+            "                          slow-subscriber policy applies (default 65536)\n"
+            "  --queue-bytes N         bytes queued per subscriber connection (default\n"
+            "                          8388608; at least %u)\n"
+            "  --slow-subscriber P     when a subscriber's queue is full: drop-oldest (default:\n"
+            "                          the oldest event of the least urgent channel is dropped\n"
+            "                          and the subscriber is sent a GAP counting what it lost)\n"
+            "                          or disconnect (the connection is closed; the subscriber\n"
+            "                          reconnects and reports the missing sequence numbers)\n"
             "  --help                  this help\n",
-            (unsigned)TRONE_BATCH_MAX);
+            (unsigned)TRONE_BATCH_MAX, (unsigned)BRK_EVENTS_RECORD_MAX);
 }
 
 /* A decimal integer in [min, max], the whole text. */
@@ -93,8 +107,9 @@ static int cmd_replica_value(const char *name, int argc, char **argv, int *i, co
 /* Handles one replica-specific option; 1 consumed, 0 unknown, negative CMD_USAGE on error. */
 static int cmd_replica_option(struct cmd_replica_options *o, int argc, char **argv, int *i)
 {
-    static const char *const names[] = {"--id", "--data", "--batch-max", "--pipeline",
-                                        "--request-timeout-ms"};
+    static const char *const names[] = {"--id",           "--data",         "--batch-max",
+                                        "--pipeline",     "--request-timeout-ms",
+                                        "--queue-events", "--queue-bytes",  "--slow-subscriber"};
     const char *value = NULL;
     size_t which = 0;
     int rc = 0;
@@ -110,9 +125,22 @@ static int cmd_replica_option(struct cmd_replica_options *o, int argc, char **ar
         o->data_dir = value;
         return 1;
     }
-    static const unsigned long long maxima[] = {TRONE_REPLICAS_MAX - 1, 0, TRONE_BATCH_MAX, 1024,
-                                                3600u * 1000u};
-    if (cmd_replica_number(names[which], value, which == 0 ? 0 : 1, maxima[which], &v) != 0) {
+    if (which == 7) {
+        if (strcmp(value, "drop-oldest") == 0) {
+            o->overflow = BRK_EVENTS_DROP_OLDEST;
+        } else if (strcmp(value, "disconnect") == 0) {
+            o->overflow = BRK_EVENTS_DISCONNECT;
+        } else {
+            cmd_error(CMD_USAGE, "replica",
+                      "--slow-subscriber is drop-oldest or disconnect, not '%s'", value);
+            return -CMD_USAGE;
+        }
+        return 1;
+    }
+    static const unsigned long long maxima[] = {
+        TRONE_REPLICAS_MAX - 1, 0, TRONE_BATCH_MAX, 1024, 3600u * 1000u, 1u << 24, 1u << 30};
+    unsigned long long minimum = which == 0 ? 0 : which == 6 ? BRK_EVENTS_RECORD_MAX : 1;
+    if (cmd_replica_number(names[which], value, minimum, maxima[which], &v) != 0) {
         return -CMD_USAGE;
     }
     if (which == 0) {
@@ -121,8 +149,12 @@ static int cmd_replica_option(struct cmd_replica_options *o, int argc, char **ar
         o->batch_max = (uint32_t)v;
     } else if (which == 3) {
         o->pipeline_max = (uint32_t)v;
-    } else {
+    } else if (which == 4) {
         o->request_timeout_ms = v;
+    } else if (which == 5) {
+        o->queue_events_max = (uint32_t)v;
+    } else {
+        o->queue_bytes_max = (uint32_t)v;
     }
     return 1;
 }
@@ -259,6 +291,9 @@ int cmd_replica(int argc, char **argv)
         config->request_timeout_ms = o.request_timeout_ms;
         config->data_dir = o.data_dir;
         config->rebuild = o.rebuild;
+        config->queue_events_max = o.queue_events_max;
+        config->queue_bytes_max = o.queue_bytes_max;
+        config->overflow = o.overflow;
         char reason[512];
         int err = rt_replica_run(config, reason, sizeof(reason));
         if (err != 0) {

@@ -649,6 +649,13 @@ static int rt_replica_events_init(struct rt_replica *r)
     ec.attach_max = RT_CONNS_MAX;
     ec.replicas = r->replica_count; /* FETCH asks one peer at a time */
     ec.self = r->self;
+    if (r->config->queue_events_max > 0) {
+        ec.queue_events_max = r->config->queue_events_max;
+    }
+    if (r->config->queue_bytes_max > 0) {
+        ec.queue_bytes_max = r->config->queue_bytes_max;
+    }
+    ec.overflow = r->config->overflow;
     randombytes_buf(ec.hash_key, sizeof(ec.hash_key));
     int rc = brk_events_init(&r->events, &ec);
     sodium_memzero(ec.hash_key, sizeof(ec.hash_key));

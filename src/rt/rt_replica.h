@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/brk_events.h"
 #include "core/cfg.h"
 #include "core/key.h"
 #include "trone/error.h"
@@ -27,6 +28,9 @@ struct rt_replica_config {
     uint64_t request_timeout_ms; /* 0: the smr default */
     const char *data_dir;        /* an existing directory for the store; NULL: no persistence */
     bool rebuild;                /* wipe the store in data_dir and rebuild from the peers */
+    uint32_t queue_events_max;   /* per subscriber connection; 0: the brk_events default */
+    uint32_t queue_bytes_max;    /* per subscriber connection; 0: the brk_events default */
+    enum brk_events_overflow overflow; /* slow-subscriber policy */
 };
 
 /* Runs the replica until SIGINT or SIGTERM, then closes everything. Returns 0 after a clean

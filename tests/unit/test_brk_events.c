@@ -789,6 +789,49 @@ static int setup_pool(void **state)
     return 0;
 }
 
+/* The disconnect policy: a subscriber whose queue fills is closed (listed in the flush's
+ * closes, counted), nothing more is queued for it, and the replica's memory for it is freed;
+ * another subscriber of the same channel is not affected. */
+static int setup_disconnect(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    struct brk_events_config cfg;
+    brk_events_config_defaults(&cfg);
+    cfg.queue_events_max = 100;
+    cfg.queue_bytes_max = BRK_EVENTS_RECORD_MAX;
+    cfg.overflow = BRK_EVENTS_DISCONNECT;
+    fixture_make(f, &cfg);
+    *state = f;
+    return 0;
+}
+
+static void test_flow_control_disconnect(void **state)
+{
+    struct fixture *f = *state;
+    const uint64_t other = CONN_SUB + 100;
+    assert_int_equal(tag_message(f, CONN_SUB, SUB, CHAN_MSG_ATTACH, "c.lo"), 0);
+    assert_int_equal(tag_message(f, other, SUB, CHAN_MSG_ATTACH, "c.lo"), 0);
+    brk_events_conn_pause(&f->ev, CONN_SUB, true);
+    /* 100 events fit the paused queue; the other connection drains every time. */
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.lo", 3, 1, 100), 0);
+    brk_events_flush(&f->ev, &f->table, 1, &f->out);
+    assert_int_equal(f->out->close_count, 0);
+    assert_int_equal(brk_events_conn_queued(&f->ev, CONN_SUB, NULL, NULL), 100);
+    /* One more: the paused queue is full, so its connection is to be closed. */
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.lo", 3, 101, 1), 0);
+    brk_events_flush(&f->ev, &f->table, 2, &f->out);
+    assert_int_equal(f->out->close_count, 1);
+    assert_true(f->out->closes[0] == CONN_SUB);
+    assert_true(brk_events_stats(&f->ev)->disconnected == 1);
+    assert_true(brk_events_stats(&f->ev)->dropped == 101);
+    assert_int_equal(brk_events_conn_queued(&f->ev, CONN_SUB, NULL, NULL), 0);
+    assert_int_equal(brk_events_conn_queued(&f->ev, other, NULL, NULL), 0);
+    brk_events_conn_close(&f->ev, CONN_SUB);
+    /* The other subscriber got all 101 events: the policy cost only the slow one. */
+    assert_true(brk_events_stats(&f->ev)->delivered == 101);
+}
+
 int main(void)
 {
     if (sodium_init() < 0) {
@@ -809,6 +852,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_total_pool_bound, setup_pool, teardown),
         cmocka_unit_test_setup_teardown(test_total_fetch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_total_fetch_rotation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flow_control_disconnect, setup_disconnect, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
