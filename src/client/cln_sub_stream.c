@@ -269,7 +269,7 @@ static uint64_t cln_sub_start_point(struct cln_sub *s, const struct cln_sub_stre
     return start;
 }
 
-/* Is st a PKS stream whose publisher nothing vouches for yet? Without the channel's publisher
+/* Is st a PKS or PKE stream whose publisher nothing vouches for yet? Without the channel's publisher
  * list a signature only proves that someone holds the key it names, and a replica that lies
  * could name a key of its own. Such a publisher is taken as authorized once f+1 replicas sent
  * its events (correct replicas forward only authorized publishers'); until then the stream
@@ -277,7 +277,7 @@ static uint64_t cln_sub_start_point(struct cln_sub *s, const struct cln_sub_stre
 static bool cln_sub_unvouched(const struct cln_sub *s, const struct cln_sub_stream *st)
 {
     const struct cln_sub_channel *ch = &s->channels[st->channel_idx];
-    return ch->cls.method == BRK_METHOD_PKS && ch->publisher_count == 0 && st->next_seq == 0 &&
+    return cln_sub_signed(&ch->cls) && ch->publisher_count == 0 && st->next_seq == 0 &&
            cln_sub_popcount(st->senders) < s->cfg.f + 1u;
 }
 
@@ -435,7 +435,7 @@ static void cln_sub_try_start(struct cln_sub *s, struct cln_sub_stream *st, uint
         return;
     }
     const struct cln_sub_channel *ch = &s->channels[st->channel_idx];
-    bool pks = ch->cls.method == BRK_METHOD_PKS;
+    bool pks = cln_sub_signed(&ch->cls); /* PKS or PKE */
     uint32_t need = ch->cls.fault == BRK_FAULT_BFT || pks ? s->cfg.f + 1u : 1u;
     bool enough = cln_sub_popcount(st->senders) >= need;
     if (cln_sub_unvouched(s, st)) {

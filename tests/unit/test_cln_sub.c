@@ -49,7 +49,7 @@ static void fx_make(struct fx *x, const char *cls_text, bool listed, uint32_t wi
     assert_int_equal(cln_sub_init(&x->sub, &cfg), 0);
     struct brk_class cls;
     assert_int_equal(brk_class_parse(&cls, cls_text, NULL, 0), 0);
-    x->pks = cls.method == BRK_METHOD_PKS;
+    x->pks = cls.method == BRK_METHOD_PKS || cls.method == BRK_METHOD_PKE; /* signed */
     const uint8_t(*list)[TRONE_KEY_LEN] = (const uint8_t(*)[TRONE_KEY_LEN])x->pk;
     assert_int_equal(cln_sub_channel_add(&x->sub, TAG, &cls, listed ? list : NULL,
                                          listed ? 1 : 0), 0);
@@ -409,11 +409,10 @@ static void test_start_forged_low_and_lone_sender(void **state)
 /* PKS without a publisher list, on a CFT channel: events well signed by a key the lying
  * replica made up (and names as the publisher) are never delivered, not even after gap_wait;
  * the real publisher is delivered once f+1 replicas forwarded its events. */
-static void test_pks_unlisted_made_up_key(void **state)
+static void made_up_key_case(const char *cls)
 {
-    (void)state;
     struct fx x;
-    fx_make(&x, "cft,pks", false, 0);
+    fx_make(&x, cls, false, 0);
     send_ex(&x, 3, x.evil_pk, x.evil_sk, EPOCH, 1, 0, 0);
     send_ex(&x, 3, x.evil_pk, x.evil_sk, EPOCH, 2, 0, 0);
     tick(&x, GAP_US);
@@ -426,6 +425,21 @@ static void test_pks_unlisted_made_up_key(void **state)
     send(&x, 0, 2, 4 * GAP_US);
     expect_seqs(&x, 1, 2);
     fx_close(&x);
+}
+
+static void test_pks_unlisted_made_up_key(void **state)
+{
+    (void)state;
+    made_up_key_case("cft,pks");
+}
+
+/* PKE events are signed like PKS ones (the ciphertext), so the same rule applies: a replica
+ * that names a key of its own (it could also wrap a channel key of its own for us) is not
+ * believed before f+1 replicas forwarded that publisher's events. */
+static void test_pke_unlisted_made_up_key(void **state)
+{
+    (void)state;
+    made_up_key_case("cft,pke");
 }
 
 /* Malformed bytes and the wrong message types are refused; GAP notices are reported with the
@@ -804,6 +818,7 @@ int main(void)
         cmocka_unit_test(test_pks_first_copy_out_of_order),
         cmocka_unit_test(test_start_forged_low_and_lone_sender),
         cmocka_unit_test(test_pks_unlisted_made_up_key),
+        cmocka_unit_test(test_pke_unlisted_made_up_key),
         cmocka_unit_test(test_bad_input_and_notice),
         cmocka_unit_test(test_total_cft_first_copy),
         cmocka_unit_test(test_total_bft_same_sequence),
