@@ -287,7 +287,7 @@ int64_t cln_pub_publish(struct cln_pub *p, uint32_t channel_idx, const uint8_t *
     }
     if (ch->hashes != NULL) {
         cln_pub_event_hash(ch->hashes[seq % p->cfg.unacked_events_max], p->cfg.epoch, seq, time_us,
-                           bytes, auth_size, bytes + auth_size, payload_size);
+                           bytes, auth_size, bytes + auth_size, wire_size);
     }
     (void)now_us;
     TRONE_ASSERT(ch->ring_head - ch->ring_tail <= 2 * p->cfg.unacked_bytes_max);
