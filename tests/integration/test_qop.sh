@@ -9,6 +9,7 @@
 # registered client `intruder`, not a subscriber, is refused on the PKE channel; and a reader
 # added to the PKE channel while its publisher runs gets the events published after the
 # publisher re-keyed (it learns the new key from the block every event of a new key carries).
+# The same for HA and PKE on total-order channels (bft,total,ha and cft,total,pke).
 # Usage: test_qop.sh PATH_TO_TRONE
 . "$(dirname "$0")/lib.sh"
 itest_begin qop "$@"
@@ -54,20 +55,24 @@ itest_op channel create q.ha --class cft,ha --subscribers reader
 itest_op channel create q.pks --class bft,pks --subscribers reader
 itest_op channel create q.pke --class bft,pke --subscribers reader
 itest_op channel create q.si --class cft --subscribers reader
+# Total order carries the HA/PKE envelope through ORDER digests (docs/PROTOCOL.md section 10).
+itest_op channel create q.hat --class bft,total,ha --subscribers reader
+itest_op channel create q.pket --class cft,total,pke --subscribers reader
 
-for pair in q.ha:ha q.pks:pks q.pke:pke q.si:si; do
+for pair in q.ha:fifo,ha q.pks:fifo,pks q.pke:fifo,pke q.si:fifo,si q.hat:total,ha \
+  q.pket:total,pke; do
   tag=${pair%%:*}
   method=${pair##*:}
   out=$(timeout 45 "$TRONE" channel show "$tag" --timeout 30 2>&1) ||
     itest_fail "channel show $tag failed: $out"
-  echo "$out" | grep -qE "class +[a-z]+,fifo,$method," ||
+  echo "$out" | grep -qE "class +[a-z]+,$method," ||
     itest_fail "channel show $tag does not print method $method: $out"
 done
 
 # Every channel: the reader gets exactly the published stream. Markers differ per channel so
 # the dump check below knows which channel's payload it found.
-for ch in ha pks pke si; do
-  marker=$(echo "$ch" | tr a-z A-Z)SECRET
+for ch in ha pks pke si hat pket; do
+  marker=$(echo "${ch%t}" | tr a-z A-Z)SECRET
   want=$(seq 1 $N | sed "s/^/$marker-/")
   sub_start "$ch" "q.$ch" "$N" "$D/reader.key"
   pid=$SUB_PID
