@@ -232,6 +232,14 @@ static void rt_client_on_closed(void *ctx, struct rt_conn *conn, int err)
     }
 }
 
+static void rt_client_on_drained(void *ctx, struct rt_conn *conn)
+{
+    struct rt_client *c = ctx;
+    if (conn->dialer != NULL && c->hooks.drained != NULL) {
+        c->hooks.drained(c->hooks.ctx, conn->dialer->peer_id);
+    }
+}
+
 /* ---- Waiting ------------------------------------------------------------------------------ */
 
 /* Runs the loop until done says so or timeout_ms passes (0: one non-blocking turn). The loop
@@ -538,7 +546,8 @@ static int rt_client_net_init(struct rt_client *c, const struct key_identity *ke
         .ctx = c,
         .opened = rt_client_on_opened,
         .message = rt_client_on_message,
-        .closed = rt_client_on_closed};
+        .closed = rt_client_on_closed,
+        .drained = rt_client_on_drained};
     int rc = rt_net_init(&c->net, &c->loop, &nc, &h);
     sodium_memzero(nc.ed_secret, sizeof(nc.ed_secret));
     if (rc != 0) {

@@ -67,6 +67,8 @@ struct rt_client_hooks {
     void (*message)(void *ctx, uint32_t replica, const uint8_t *msg, size_t size);
     /* The session with replica j closed (err says why); the dialer retries in the background. */
     void (*closed)(void *ctx, uint32_t replica, int err);
+    /* Optional: everything queued for replica j was written to its socket. */
+    void (*drained)(void *ctx, uint32_t replica);
 };
 
 /* Installs hooks (copied); NULL removes them. Cannot fail. */

@@ -328,6 +328,10 @@ static void rt_conn_on_write(uv_write_t *req, int status)
     if (status < 0 && !c->closing) {
         c->uv_error = status;
         rt_conn_close(c, rt_err_from_uv(status));
+        return;
+    }
+    if (c->output_bytes == 0 && !c->closing && c->opened && c->net->handler.drained != NULL) {
+        c->net->handler.drained(c->net->handler.ctx, c);
     }
 }
 

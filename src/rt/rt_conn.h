@@ -81,6 +81,9 @@ struct rt_net_handler {
     /* Optional: called first by every rt_net_flush, before any byte is written, so the owner
      * can make durable what the data about to leave depends on (write-ahead). */
     void (*before_flush)(void *ctx);
+    /* Optional: every byte handed to the socket of c was written (its write queue drained),
+     * so a sender that stopped at a backlog bound can go on without polling. */
+    void (*drained)(void *ctx, struct rt_conn *c);
 };
 
 struct rt_net_config {

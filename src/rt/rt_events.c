@@ -23,7 +23,8 @@
 #define RT_EVENTS_COMP "events"
 /* Unwritten bytes per connection above which no more PUBLISH messages are built for it. */
 #define RT_EVENTS_BACKLOG_MAX (1024u * 1024u)
-/* While a connection is backlogged, look again this often (writes do not wake us). */
+/* While a connection is backlogged, look again this often (a drained write queue also wakes
+ * us: rt_events_on_drained). */
 #define RT_EVENTS_BACKLOG_RETRY_MS 20u
 /* A replica that refused an ATTACH is asked again this often (its table may lag). */
 #define RT_EVENTS_ATTACH_RETRY_MS 1000u
@@ -268,6 +269,19 @@ static void rt_events_on_closed(void *ctx, uint32_t replica, int err)
     }
     log_debug(RT_EVENTS_COMP, "msg=\"session closed\" replica=%u err=%s", replica,
               trone_err_name(err));
+}
+
+/* A connection's writes completed: a publisher held back by the backlog bound goes on now
+ * rather than at its next retry (RT_EVENTS_BACKLOG_RETRY_MS capped large events to about
+ * one backlog per retry per connection). */
+static void rt_events_on_drained(void *ctx, uint32_t replica)
+{
+    struct rt_events *e = ctx;
+    (void)replica;
+    if (e->backlogged) {
+        rt_events_pump(e);
+        rt_client_flush(e->rtc);
+    }
 }
 
 static uint32_t rt_events_popcount(uint64_t mask)
@@ -624,7 +638,8 @@ int rt_events_create(struct rt_client *rtc, const struct key_identity *key, uint
     struct rt_client_hooks hooks = {.ctx = e,
                                     .opened = rt_events_on_opened,
                                     .message = rt_events_on_message,
-                                    .closed = rt_events_on_closed};
+                                    .closed = rt_events_on_closed,
+                                    .drained = rt_events_on_drained};
     rt_client_hooks_set(rtc, &hooks);
     for (uint32_t j = 0; j < e->n; j++) {
         if (rt_client_replica_open(rtc, j)) {
