@@ -127,7 +127,8 @@ TRONE_MUST_CHECK int trone_subscribe(struct trone_client *c, const char *tag, tr
 TRONE_MUST_CHECK int trone_unsubscribe(struct trone_client *c, const char *tag);
 
 /* Waits at most timeout_ms (0: do not wait) for the next event of a channel subscribed without
- * a callback and fills *ev (valid until the next call on c). Returns 0, TRONE_ETIMEDOUT, or
+ * a callback and fills *ev (valid until the next call on c). Queued events of the most urgent
+ * channel come first; among channels of equal urgency, in delivery order (callbacks too). Returns 0, TRONE_ETIMEDOUT, or
  * TRONE_EPERM when every replica refused a subscription (the reason is in trone_last_error). */
 TRONE_MUST_CHECK int trone_receive(struct trone_client *c, struct trone_event *ev,
                                    uint64_t timeout_ms);

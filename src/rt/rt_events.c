@@ -35,6 +35,7 @@
 
 struct rt_events_sub {
     bool active;
+    uint8_t urgency; /* of the channel's class */
     char tag[TRONE_TAG_MAX + 1];
     int core_idx; /* the channel in the subscriber core */
     struct rt_events_queue queue;
@@ -525,6 +526,7 @@ int rt_events_sub_add(struct rt_events *e, const char *tag, const struct brk_cla
         return rc;
     }
     s->active = true;
+    s->urgency = cls->urgency;
     s->core_idx = core_idx;
     snprintf(s->tag, sizeof(s->tag), "%s", tag);
     for (uint32_t j = 0; j < e->n; j++) {
@@ -568,6 +570,12 @@ int rt_events_sub_error(const struct rt_events *e, uint32_t idx)
 bool rt_events_sub_active(const struct rt_events *e, uint32_t idx)
 {
     return idx < RT_EVENTS_SUBS_MAX && e->subs[idx].active;
+}
+
+uint8_t rt_events_sub_urgency(const struct rt_events *e, uint32_t idx)
+{
+    TRONE_ASSERT(idx < RT_EVENTS_SUBS_MAX && e->subs[idx].active);
+    return e->subs[idx].urgency;
 }
 
 uint64_t rt_events_arrival_next(struct rt_events *e) { return e->arrival++; }

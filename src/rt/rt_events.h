@@ -79,6 +79,8 @@ struct rt_events_queue *rt_events_sub_queue(struct rt_events *e, uint32_t idx);
 int rt_events_sub_error(const struct rt_events *e, uint32_t idx);
 /* True if idx (< RT_EVENTS_SUBS_MAX) is a subscription. */
 bool rt_events_sub_active(const struct rt_events *e, uint32_t idx);
+/* The urgency (0..7) of subscription idx's channel. */
+uint8_t rt_events_sub_urgency(const struct rt_events *e, uint32_t idx);
 /* Counts each delivery so queues can be read in delivery order; the next arrival number. */
 uint64_t rt_events_arrival_next(struct rt_events *e);
 

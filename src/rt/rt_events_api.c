@@ -461,11 +461,14 @@ static void trone_event_fill(struct trone_client *c, uint32_t idx,
     ev->lost = entry->lost;
 }
 
-/* The subscription whose oldest queued entry arrived first among those with (callback true) or
- * without (false) a callback; -1 if none has one. */
+/* The subscription to hand over next among those with (callback true) or without (false) a
+ * callback: the most urgent channel with something queued, then the entry that arrived first
+ * (the last hop of the urgency promise: an application that fell behind gets the urgent
+ * events it has waiting before older ones of less urgent channels); -1 if none has one. */
 static int trone_oldest(struct trone_client *c, bool callback)
 {
     int best = -1;
+    int best_urgency = -1;
     uint64_t best_arrival = UINT64_MAX;
     for (uint32_t i = 0; i < RT_EVENTS_SUBS_MAX; i++) {
         if (!rt_events_sub_active(c->events, i) || (c->callbacks[i] != NULL) != callback) {
@@ -474,8 +477,11 @@ static int trone_oldest(struct trone_client *c, bool callback)
         const uint8_t *payload = NULL;
         const struct rt_events_entry *entry = rt_events_queue_peek(
             rt_events_sub_queue(c->events, i), rt_events_arrival_next(c->events), &payload);
-        if (entry != NULL && entry->arrival < best_arrival) {
+        int urgency = (int)rt_events_sub_urgency(c->events, i);
+        if (entry != NULL && (urgency > best_urgency ||
+                              (urgency == best_urgency && entry->arrival < best_arrival))) {
             best = (int)i;
+            best_urgency = urgency;
             best_arrival = entry->arrival;
         }
     }
