@@ -334,6 +334,17 @@ static void test_bad_input(void **state)
 
 /* ---- Total order ---- */
 
+/* A publisher of 4 replicas (f = 1), every session up. */
+static void start_bft4(struct cln_pub *p)
+{
+    struct cln_pub_config cfg;
+    config_make(&cfg, 4, 1);
+    assert_int_equal(cln_pub_init(p, &cfg), 0);
+    for (uint32_t r = 0; r < 4; r++) {
+        cln_pub_replica_up(p, r, 0);
+    }
+}
+
 /* Takes the next ORDER; checks its fields and that its digest is brk_order_digest over the
  * brk_order_event_hash of the events exactly as the PUBLISHes to replica 0 carried them. */
 static void expect_order(struct cln_pub *p, const char *tag, uint64_t first, uint32_t count,
@@ -392,13 +403,8 @@ static void order_result(struct cln_pub *p, int smr_status, int32_t status)
 static void test_total_order(void **state)
 {
     (void)state;
-    struct cln_pub_config cfg;
     struct cln_pub p;
-    config_make(&cfg, 4, 1);
-    assert_int_equal(cln_pub_init(&p, &cfg), 0);
-    for (uint32_t r = 0; r < 4; r++) {
-        cln_pub_replica_up(&p, r, 0);
-    }
+    start_bft4(&p);
     uint32_t fifo = (uint32_t)open_channel(&p, "f", "bft");
     uint32_t ch = (uint32_t)open_channel(&p, "t", "bft,total,pks");
     uint8_t hashes[16][TRONE_HASH_LEN];
@@ -444,13 +450,8 @@ static void test_total_order_qop(void **state)
     (void)state;
     static const char *classes[] = {"cft,total,ha", "bft,total,pke"};
     for (uint32_t k = 0; k < 2; k++) {
-        struct cln_pub_config cfg;
         struct cln_pub p;
-        config_make(&cfg, 4, 1);
-        assert_int_equal(cln_pub_init(&p, &cfg), 0);
-        for (uint32_t r = 0; r < 4; r++) {
-            cln_pub_replica_up(&p, r, 0);
-        }
+        start_bft4(&p);
         uint32_t ch = (uint32_t)open_channel(&p, "t", classes[k]);
         uint8_t recipient[TRONE_KEY_LEN];
         uint8_t secret[crypto_sign_SECRETKEYBYTES];
