@@ -644,7 +644,8 @@ static int rt_events_cores_init(struct rt_events *e, const struct key_identity *
 }
 
 /* Verification threads: TRONE_VERIFY_THREADS (0 turns the pool off), else one per online
- * core up to 4 (the loop thread and the publisher's signing need the cores too). */
+ * core up to 4 (more only queue for the same cores), none on a single core (nothing to
+ * gain over verifying on the loop thread). */
 static uint32_t rt_events_verify_threads(void)
 {
     const char *text = getenv("TRONE_VERIFY_THREADS");
@@ -658,7 +659,7 @@ static uint32_t rt_events_verify_threads(void)
                  text, RT_VERIFY_THREADS_MAX);
     }
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    return cores < 1 ? 1u : cores > 4 ? 4u : (uint32_t)cores;
+    return cores <= 1 ? 0u : cores > 4 ? 4u : (uint32_t)cores;
 }
 
 int rt_events_create(struct rt_client *rtc, const struct key_identity *key, uint64_t epoch,
