@@ -307,8 +307,8 @@ static struct cln_sub_stream *cln_sub_stream_for(struct cln_sub *s, uint32_t cha
 }
 
 static void cln_sub_deliver(struct cln_sub *s, uint32_t replica, struct buf_reader *r,
-                            const struct chan_msg *m, const uint8_t *checks,
-                            uint32_t check_count, uint64_t now_us)
+                            const struct chan_msg *m, const uint8_t *checks, uint32_t check_count,
+                            uint64_t now_us)
 {
     int idx = cln_sub_channel_find(s, m->tag);
     if (idx < 0 || s->channels[idx].cls.order != BRK_ORDER_FIFO ||
@@ -464,9 +464,9 @@ int cln_sub_verify_wanted(const struct cln_sub *s, const uint8_t *data, size_t s
     return (int)m.event_count;
 }
 
-int cln_sub_receive_checked(struct cln_sub *s, uint32_t replica, const uint8_t *data,
-                            size_t size, const uint8_t *checks, uint32_t check_count,
-                            uint64_t now_us, struct cln_sub_output *out)
+int cln_sub_receive_checked(struct cln_sub *s, uint32_t replica, const uint8_t *data, size_t size,
+                            const uint8_t *checks, uint32_t check_count, uint64_t now_us,
+                            struct cln_sub_output *out)
 {
     TRONE_ASSERT(replica < s->cfg.n);
     TRONE_ASSERT(checks != NULL || check_count == 0);

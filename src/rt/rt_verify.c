@@ -24,7 +24,7 @@ enum rt_verify_state { RT_VERIFY_QUEUED = 0, RT_VERIFY_RUNNING = 1, RT_VERIFY_DO
 /* One held message. */
 struct rt_verify_msg {
     uint32_t replica;
-    uint8_t *data;  /* owned copy, then refs */
+    uint8_t *data; /* owned copy, then refs */
     size_t size;
     uint64_t *refs; /* per event: the job that checks it, or RT_VERIFY_NONE */
     uint32_t event_count;
@@ -32,17 +32,17 @@ struct rt_verify_msg {
     uint8_t publisher[TRONE_KEY_LEN];
     uint64_t job_first; /* its own jobs are [job_first, job_end) */
     uint64_t job_end;
-    uint64_t ref_min;   /* the oldest job it refers to (RT_VERIFY_NONE: none) */
-    uint32_t undone;    /* own jobs not finished (mutex) */
+    uint64_t ref_min; /* the oldest job it refers to (RT_VERIFY_NONE: none) */
+    uint32_t undone;  /* own jobs not finished (mutex) */
 };
 
 /* One signature check. */
 struct rt_verify_job {
     struct rt_verify_msg *msg; /* owner; e points into its data */
     struct chan_event e;
-    uint64_t chain;            /* the previous job of its bucket (loop thread only) */
-    uint8_t state;             /* enum rt_verify_state (mutex) */
-    uint8_t result;            /* enum cln_sub_check once DONE (mutex) */
+    uint64_t chain; /* the previous job of its bucket (loop thread only) */
+    uint8_t state;  /* enum rt_verify_state (mutex) */
+    uint8_t result; /* enum cln_sub_check once DONE (mutex) */
 };
 
 struct rt_verify {
@@ -53,8 +53,8 @@ struct rt_verify {
     uint32_t started;
     pthread_t threads[RT_VERIFY_THREADS_MAX];
     pthread_mutex_t mutex;
-    pthread_cond_t work;   /* a job was published, or stop */
-    pthread_cond_t done;   /* a job finished */
+    pthread_cond_t work; /* a job was published, or stop */
+    pthread_cond_t done; /* a job finished */
     bool stop;
     /* Messages: [msg_tail, msg_head) are held, slot = number % RT_VERIFY_MSGS_MAX. */
     struct rt_verify_msg msgs[RT_VERIFY_MSGS_MAX];
@@ -176,10 +176,7 @@ static void rt_verify_drain(struct rt_verify *v)
     pthread_mutex_unlock(&v->mutex);
 }
 
-static void rt_verify_on_async(uv_async_t *async)
-{
-    rt_verify_drain(async->data);
-}
+static void rt_verify_on_async(uv_async_t *async) { rt_verify_drain(async->data); }
 
 /* Caller runs: finishes the oldest held message on this thread (its unclaimed jobs here, the
  * claimed ones by their threads), then feeds what is finished. */

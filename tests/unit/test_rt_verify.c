@@ -113,8 +113,11 @@ static void deliver_build(struct fx *x, struct buf *b, uint64_t first, uint32_t 
     for (uint32_t i = 0; i < count; i++) {
         uint8_t payload[24] = "payload", sig[CHAN_AUTH_PKS_SIZE];
         payload[8] = (uint8_t)(first + i);
-        struct chan_event e = {.epoch = EPOCH, .seq = first + i, .time_us = first + i,
-                               .payload = payload, .payload_size = sizeof(payload)};
+        struct chan_event e = {.epoch = EPOCH,
+                               .seq = first + i,
+                               .time_us = first + i,
+                               .payload = payload,
+                               .payload_size = sizeof(payload)};
         chan_auth_sign(sig, hows[i] == FORGED ? x->evil_sk : x->sk, TAG, &e);
         payload[9] = hows[i] == ALTERED ? 1 : 0;
         e.auth = sig;
@@ -132,12 +135,11 @@ static void push(struct fx *x, uint32_t replica, const struct buf *b, bool all_w
     assert_int_equal(chan_msg_read_header(&r, b->data, b->used, &m), 0);
     uint32_t count = all_wanted ? m.event_count : 0;
     assert_true(count <= 4);
-    assert_int_equal(rt_verify_push(x->v, replica, b->data, b->used, count ? wanted : NULL,
-                                    count), 0);
+    assert_int_equal(rt_verify_push(x->v, replica, b->data, b->used, count ? wanted : NULL, count),
+                     0);
 }
 
-static void expect_checks(const struct fed *f, uint32_t replica, uint8_t a, uint8_t b,
-                          uint8_t c)
+static void expect_checks(const struct fed *f, uint32_t replica, uint8_t a, uint8_t b, uint8_t c)
 {
     assert_int_equal(f->replica, replica);
     assert_int_equal(f->check_count, 3);
