@@ -208,7 +208,8 @@ static bool rt_verify_same(const struct rt_verify_job *job, const char *tag,
     return j->seq == e->seq && j->epoch == e->epoch && j->time_us == e->time_us &&
            j->auth_size == e->auth_size && j->payload_size == e->payload_size &&
            memcmp(job->msg->publisher, publisher, TRONE_KEY_LEN) == 0 &&
-           strcmp(job->msg->tag, tag) == 0 && memcmp(j->auth, e->auth, e->auth_size) == 0 &&
+           strcmp(job->msg->tag, tag) == 0 &&
+           (e->auth_size == 0 || memcmp(j->auth, e->auth, e->auth_size) == 0) &&
            (e->payload_size == 0 || memcmp(j->payload, e->payload, e->payload_size) == 0);
 }
 
