@@ -2,6 +2,9 @@
  * a subscriber core with small bounds. Records: u8 op | u8 replica | u16 length | bytes.
  * op 0: raw message bytes; op 1: a well-formed DELIVER built from the bytes (so voting, PKS,
  * windows and epochs are reached; DELIVER_TOTAL on the total-order channel); op 2: tick.
+ * Built DELIVERs go through cln_sub_receive_checked with the checks a runtime would make
+ * (cln_sub_verify_wanted, then a truthful chan_auth_verify of each wanted event); raw bytes
+ * must be refused by cln_sub_verify_wanted exactly when cln_sub_receive refuses them.
  * Checks that no stream delivers a seq (the total-order channel: a position) twice or out of
  * order, and that every held byte is released at close. */
 #include "../src/client/cln_sub.c"
@@ -105,6 +108,26 @@ static void fuzz_build(struct fuzz_state *fz, struct buf *b, const uint8_t *p, s
     }
 }
 
+/* What the runtime would do (rt_events, rt_verify): checks[i] for each wanted event. */
+static void fuzz_checks(const struct fuzz_state *fz, const struct buf *b,
+                        const uint8_t wanted[CHAN_EVENTS_PER_MSG_MAX],
+                        uint8_t checks[CHAN_EVENTS_PER_MSG_MAX], uint32_t count)
+{
+    struct buf_reader r;
+    struct chan_msg m;
+    if (chan_msg_read_header(&r, b->data, b->used, &m) != 0 || m.event_count != count) {
+        abort(); /* cln_sub_verify_wanted accepted it */
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        struct chan_event e;
+        chan_msg_read_event(&r, &e);
+        checks[i] = wanted[i] == 0                                  ? CLN_SUB_CHECK_NONE
+                    : chan_auth_verify(m.tag, m.publisher, &e) == 0 ? CLN_SUB_CHECK_VALID
+                                                                    : CLN_SUB_CHECK_INVALID;
+    }
+    (void)fz;
+}
+
 static void fuzz_setup(struct fuzz_state *fz)
 {
     memset(fz, 0, sizeof(*fz));
@@ -150,11 +173,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (op == 2) {
             rc = cln_sub_tick(&fz.sub, fz.now, &out);
         } else if (op == 1) {
+            static uint8_t wanted[CHAN_EVENTS_PER_MSG_MAX], checks[CHAN_EVENTS_PER_MSG_MAX];
             fuzz_build(&fz, &b, data + at, length);
-            rc = b.used > 0 ? cln_sub_receive(&fz.sub, replica, b.data, b.used, fz.now, &out)
+            int count = b.used > 0 ? cln_sub_verify_wanted(&fz.sub, b.data, b.used, wanted)
+                                   : TRONE_EBADMSG;
+            if (count > 0) {
+                fuzz_checks(&fz, &b, wanted, checks, (uint32_t)count);
+            }
+            rc = count >= 0 ? cln_sub_receive_checked(&fz.sub, replica, b.data, b.used, checks,
+                                                      (uint32_t)count, fz.now, &out)
                             : TRONE_EBADMSG;
         } else {
+            static uint8_t wanted[CHAN_EVENTS_PER_MSG_MAX];
+            int count = cln_sub_verify_wanted(&fz.sub, data + at, length, wanted);
             rc = cln_sub_receive(&fz.sub, replica, data + at, length, fz.now, &out);
+            if ((count < 0) != (rc == TRONE_EBADMSG)) {
+                abort(); /* the two must agree on what is malformed */
+            }
         }
         at += length;
         if (rc == 0) {

@@ -307,7 +307,8 @@ static struct cln_sub_stream *cln_sub_stream_for(struct cln_sub *s, uint32_t cha
 }
 
 static void cln_sub_deliver(struct cln_sub *s, uint32_t replica, struct buf_reader *r,
-                            const struct chan_msg *m, uint64_t now_us)
+                            const struct chan_msg *m, const uint8_t *checks, uint32_t check_count,
+                            uint64_t now_us)
 {
     int idx = cln_sub_channel_find(s, m->tag);
     if (idx < 0 || s->channels[idx].cls.order != BRK_ORDER_FIFO ||
@@ -327,7 +328,8 @@ static void cln_sub_deliver(struct cln_sub *s, uint32_t replica, struct buf_read
             s->dropped++;
             continue;
         }
-        cln_sub__stream_copy(s, st, replica, &e, now_us);
+        uint8_t check = i < check_count ? checks[i] : (uint8_t)CLN_SUB_CHECK_NONE;
+        cln_sub__stream_copy(s, st, replica, &e, check, now_us);
     }
 }
 
@@ -367,7 +369,7 @@ static void cln_sub_deliver_total(struct cln_sub *s, uint32_t replica, struct bu
                                   .auth_size = (uint16_t)(CLN_SUB_TOTAL_HEADER + e.auth_size),
                                   .payload = e.payload,
                                   .payload_size = e.payload_size};
-        cln_sub__stream_copy(s, st, replica, &copy, now_us);
+        cln_sub__stream_copy(s, st, replica, &copy, CLN_SUB_CHECK_NONE, now_us);
     }
 }
 
@@ -396,7 +398,78 @@ static void cln_sub_notice(struct cln_sub *s, uint32_t replica, const struct cha
 int cln_sub_receive(struct cln_sub *s, uint32_t replica, const uint8_t *data, size_t size,
                     uint64_t now_us, struct cln_sub_output *out)
 {
+    return cln_sub_receive_checked(s, replica, data, size, NULL, 0, now_us, out);
+}
+
+/* The stream of (idx, publisher, epoch) if open, else NULL; *replay says whether an epoch
+ * without a stream is older than the publisher's newest (cln_sub_stream_for drops it). Follows
+ * cln_sub_stream_for without changing anything. */
+static const struct cln_sub_stream *cln_sub_stream_peek(const struct cln_sub *s, uint32_t idx,
+                                                        const uint8_t publisher[TRONE_KEY_LEN],
+                                                        uint64_t epoch, bool *replay)
+{
+    *replay = false;
+    for (uint32_t i = 0; i < s->cfg.streams_max; i++) {
+        const struct cln_sub_stream *st = &s->streams[i];
+        if (st->used && st->epoch == epoch && st->channel_idx == idx &&
+            memcmp(st->publisher, publisher, TRONE_KEY_LEN) == 0) {
+            return st;
+        }
+    }
+    for (uint32_t i = 0; i < s->cfg.publishers_max; i++) {
+        const struct cln_sub_floor *fl = &s->floors[i];
+        if (fl->used && fl->channel_idx == idx &&
+            memcmp(fl->publisher, publisher, TRONE_KEY_LEN) == 0) {
+            *replay = epoch < fl->epoch;
+            break;
+        }
+    }
+    return NULL;
+}
+
+int cln_sub_verify_wanted(const struct cln_sub *s, const uint8_t *data, size_t size,
+                          uint8_t wanted[CHAN_EVENTS_PER_MSG_MAX])
+{
+    struct buf_reader r;
+    struct chan_msg m;
+    if (chan_msg_check(data, size) != 0 || chan_msg_read_header(&r, data, size, &m) != 0) {
+        return TRONE_EBADMSG;
+    }
+    if (m.type != CHAN_MSG_DELIVER) {
+        return m.type == CHAN_MSG_GAP || m.type == CHAN_MSG_DELIVER_TOTAL ? 0 : TRONE_EBADMSG;
+    }
+    TRONE_ASSERT(m.event_count <= CHAN_EVENTS_PER_MSG_MAX); /* checked by the decoder */
+    int idx = cln_sub_channel_find(s, m.tag);
+    const struct cln_sub_channel *ch = idx >= 0 ? &s->channels[idx] : NULL;
+    bool verifies = ch != NULL && ch->cls.order == BRK_ORDER_FIFO &&
+                    (ch->cls.method == BRK_METHOD_PKS || ch->cls.method == BRK_METHOD_PKE) &&
+                    (ch->publisher_count > 0 || ch->cls.fault == BRK_FAULT_CFT) &&
+                    cln_sub_publisher_allowed(ch, m.publisher);
+    const struct cln_sub_stream *st = NULL;
+    bool replay = false;
+    for (uint32_t i = 0; i < m.event_count; i++) {
+        struct chan_event e;
+        chan_msg_read_event(&r, &e);
+        TRONE_ASSERT(r.error == 0); /* the whole message was checked first */
+        wanted[i] = 0;
+        if (!verifies) {
+            continue;
+        }
+        if (st == NULL || st->epoch != e.epoch) { /* one lookup per run of one epoch */
+            st = cln_sub_stream_peek(s, (uint32_t)idx, m.publisher, e.epoch, &replay);
+        }
+        bool want = st != NULL ? cln_sub__stream_wants_verify(s, st, &e) : !replay;
+        wanted[i] = want ? 1u : 0u;
+    }
+    return (int)m.event_count;
+}
+
+int cln_sub_receive_checked(struct cln_sub *s, uint32_t replica, const uint8_t *data, size_t size,
+                            const uint8_t *checks, uint32_t check_count, uint64_t now_us,
+                            struct cln_sub_output *out)
+{
     TRONE_ASSERT(replica < s->cfg.n);
+    TRONE_ASSERT(checks != NULL || check_count == 0);
     cln_sub_output_begin(s);
     struct buf_reader r;
     struct chan_msg m;
@@ -407,7 +480,7 @@ int cln_sub_receive(struct cln_sub *s, uint32_t replica, const uint8_t *data, si
         return TRONE_EBADMSG;
     }
     if (m.type == CHAN_MSG_DELIVER) {
-        cln_sub_deliver(s, replica, &r, &m, now_us);
+        cln_sub_deliver(s, replica, &r, &m, checks, check_count, now_us);
     } else if (m.type == CHAN_MSG_DELIVER_TOTAL) {
         cln_sub_deliver_total(s, replica, &r, &m, now_us);
     } else {

@@ -159,6 +159,38 @@ int cln_sub_channel_find(const struct cln_sub *s, const char *tag);
 TRONE_MUST_CHECK int cln_sub_receive(struct cln_sub *s, uint32_t replica, const uint8_t *data,
                                      size_t size, uint64_t now_us, struct cln_sub_output *out);
 
+/* Signature checks done outside the core, so that a runtime can verify PKS/PKE signatures on
+ * other threads (rt_verify.h) while the core stays free of threads. A check is a promise about
+ * one copy: chan_auth_verify(tag, publisher, e) on exactly the bytes of that event in that
+ * message returned 0 (VALID) or an error (INVALID). The core trusts it as it trusts its own
+ * verification; NONE leaves the check to the core, as cln_sub_receive does. */
+enum cln_sub_check {
+    CLN_SUB_CHECK_NONE = 0,
+    CLN_SUB_CHECK_VALID = 1,
+    CLN_SUB_CHECK_INVALID = 2,
+};
+
+/* Which events of a DELIVER message the core would verify if the message came now: fills
+ * wanted[i] with 1 or 0 for each event i and returns the event count (0 for other message
+ * types, whose events are never verified). An event is wanted when its channel is PKS or PKE
+ * and decides on a verified copy (CFT, or BFT with a publisher list), its publisher is allowed
+ * and its seq is neither delivered, decided, a replay of an older epoch nor beyond a started
+ * stream's window. It is a hint: the core's state moves on before the message comes, so a
+ * wanted event may no longer need its check (a wasted verification), and an event not wanted
+ * is checked by the core itself if it needs it then. wanted has CHAN_EVENTS_PER_MSG_MAX
+ * entries. Returns TRONE_EBADMSG for a malformed message (as cln_sub_receive would). Changes
+ * nothing. */
+TRONE_MUST_CHECK int cln_sub_verify_wanted(const struct cln_sub *s, const uint8_t *data,
+                                           size_t size, uint8_t wanted[CHAN_EVENTS_PER_MSG_MAX]);
+
+/* cln_sub_receive with checks[i] (enum cln_sub_check) for event i of a DELIVER message, i <
+ * check_count; events beyond check_count, and every event of other messages, are NONE. checks
+ * may be NULL when check_count is 0. Same returns and ownership as cln_sub_receive. */
+TRONE_MUST_CHECK int cln_sub_receive_checked(struct cln_sub *s, uint32_t replica,
+                                             const uint8_t *data, size_t size,
+                                             const uint8_t *checks, uint32_t check_count,
+                                             uint64_t now_us, struct cln_sub_output *out);
+
 /* Timer: reports gaps waited for long enough, closes finished streams. Returns 0 or
  * TRONE_ENOMEM (an output could not be built; state stays consistent). */
 TRONE_MUST_CHECK int cln_sub_tick(struct cln_sub *s, uint64_t now_us,

@@ -108,9 +108,12 @@ struct cln_sub_stream *cln_sub__stream_find(struct cln_sub *s, uint32_t channel_
 struct cln_sub_stream *cln_sub__stream_open(struct cln_sub *s, uint32_t channel_idx,
                                             const uint8_t publisher[TRONE_KEY_LEN],
                                             uint64_t epoch);
-/* One copy of an event from replica into st. */
+/* One copy of an event from replica into st; check is an enum cln_sub_check for it. */
 void cln_sub__stream_copy(struct cln_sub *s, struct cln_sub_stream *st, uint32_t replica,
-                          const struct chan_event *e, uint64_t now_us);
+                          const struct chan_event *e, uint8_t check, uint64_t now_us);
+/* Would a verified signature of e decide something in st (cln_sub_verify_wanted)? */
+bool cln_sub__stream_wants_verify(const struct cln_sub *s, const struct cln_sub_stream *st,
+                                  const struct chan_event *e);
 /* Gap timeout and closing of one stream. */
 void cln_sub__stream_tick(struct cln_sub *s, struct cln_sub_stream *st, uint64_t now_us);
 /* Delivers what st holds in order (gaps between reported), then frees it. */

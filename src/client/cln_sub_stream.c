@@ -476,9 +476,11 @@ static void cln_sub_decide(struct cln_sub *s, struct cln_sub_stream *st,
 
 /* Does copy c (just voted for) decide its seq? CFT without PKS: the first copy. PKS: its
  * signature, checked once per distinct copy, when the publisher is known to be authorized
- * (listed, or CFT where replicas do not lie). BFT: f+1 replicas sent this very copy. */
+ * (listed, or CFT where replicas do not lie); check says whether the runtime already verified
+ * e (cln_sub_receive_checked), and only then is the core's own verification skipped. BFT: f+1
+ * replicas sent this very copy, whatever its signature. */
 static bool cln_sub_decides(const struct cln_sub *s, const struct cln_sub_stream *st,
-                            struct cln_sub_copy *c, const struct chan_event *e)
+                            struct cln_sub_copy *c, const struct chan_event *e, uint8_t check)
 {
     const struct cln_sub_channel *ch = &s->channels[st->channel_idx];
     bool bft = ch->cls.fault == BRK_FAULT_BFT;
@@ -492,7 +494,9 @@ static bool cln_sub_decides(const struct cln_sub *s, const struct cln_sub_stream
     if (cln_sub_signed(&ch->cls) && !c->verify_tried &&
         (ch->publisher_count > 0 || !bft)) {
         c->verify_tried = true;
-        if (chan_auth_verify(ch->tag, st->publisher, e) == 0) {
+        bool valid = check == CLN_SUB_CHECK_NONE ? chan_auth_verify(ch->tag, st->publisher, e) == 0
+                                                 : check == CLN_SUB_CHECK_VALID;
+        if (valid) {
             return true;
         }
     }
@@ -615,11 +619,23 @@ static bool cln_sub_fast_path(struct cln_sub *s, struct cln_sub_stream *st,
     return true;
 }
 
+bool cln_sub__stream_wants_verify(const struct cln_sub *s, const struct cln_sub_stream *st,
+                                  const struct chan_event *e)
+{
+    TRONE_ASSERT(st->used);
+    if (st->next_seq != 0 && (e->seq < st->next_seq || e->seq - st->next_seq >= s->cfg.window)) {
+        return false; /* a duplicate, a replay, or beyond the window (cln_sub__stream_copy) */
+    }
+    const struct cln_sub_slot *slot = cln_sub_slot_of(s, st, e->seq);
+    return slot->seq != e->seq || slot->decided < 0;
+}
+
 void cln_sub__stream_copy(struct cln_sub *s, struct cln_sub_stream *st, uint32_t replica,
-                          const struct chan_event *e, uint64_t now_us)
+                          const struct chan_event *e, uint8_t check, uint64_t now_us)
 {
     TRONE_ASSERT(replica < s->cfg.n);
     TRONE_ASSERT(e->seq != 0);
+    TRONE_ASSERT(check <= CLN_SUB_CHECK_INVALID);
     st->last_use = ++s->clock;
     if (st->next_seq != 0 && e->seq < st->next_seq) {
         s->dropped++; /* a duplicate or a replay */
@@ -661,7 +677,7 @@ void cln_sub__stream_copy(struct cln_sub *s, struct cln_sub_stream *st, uint32_t
     struct cln_sub_copy *c = &slot->copies[idx];
     c->voters |= bit;
     cln_sub_vote_recall(s, st, slot, c);
-    if (cln_sub_decides(s, st, c, e)) {
+    if (cln_sub_decides(s, st, c, e, check)) {
         cln_sub_decide(s, st, slot, (uint32_t)idx, now_us);
     } else if (st->next_seq == 0) {
         cln_sub_try_start(s, st, now_us, false); /* one more sender may be what it waited for */

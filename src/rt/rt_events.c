@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 #include <uv.h>
@@ -18,6 +19,7 @@
 #include "core/assert.h"
 #include "core/log.h"
 #include "rt/rt_conn.h"
+#include "rt/rt_verify.h"
 
 
 #define RT_EVENTS_COMP "events"
@@ -61,6 +63,8 @@ struct rt_events {
     bool order_wait; /* an ORDER waits for the protocol client to be free */
     uint64_t arrival;
     struct buf scratch;
+    struct rt_verify *verify; /* PKS/PKE checks off the loop thread; NULL: the core verifies */
+    uint8_t wanted[CHAN_EVENTS_PER_MSG_MAX];
     struct rt_ratelimit warn_limit;
     struct rt_events_sub subs[RT_EVENTS_SUBS_MAX];
 };
@@ -337,12 +341,59 @@ static int rt_events_on_attached(struct rt_events *e, uint32_t replica, const ui
     return 0;
 }
 
+/* A DELIVER checked by the pool, in arrival order (rt_verify_feed_cb). */
+static void rt_events_on_verified(void *ctx, uint32_t replica, const uint8_t *msg, size_t size,
+                                  const uint8_t *checks, uint32_t check_count)
+{
+    struct rt_events *e = ctx;
+    uint64_t now_us = rt_events_now_us();
+    struct cln_sub_output out;
+    int rc = cln_sub_receive_checked(&e->sub, replica, msg, size, checks, check_count, now_us,
+                                     &out);
+    if (rc == 0) {
+        rt_events_sub_filter(e, &out, now_us);
+    } else {
+        rt_events_warn(e, replica, "bad event message after its check", rc); /* checked at push */
+    }
+    rt_events_arm(e);
+}
+
+/* DELIVER, DELIVER_TOTAL, GAP: to the subscriber core, through the verification pool when
+ * some event wants its signature checked or earlier messages are still held there (so that
+ * the core sees every message in arrival order). */
+static int rt_events_sub_message(struct rt_events *e, uint32_t replica, const uint8_t *msg,
+                                 size_t size, uint64_t now_us)
+{
+    if (e->verify != NULL) {
+        int count = cln_sub_verify_wanted(&e->sub, msg, size, e->wanted);
+        if (count < 0) {
+            return count;
+        }
+        bool any = false;
+        for (int i = 0; i < count && !any; i++) {
+            any = e->wanted[i] != 0;
+        }
+        if ((any || rt_verify_holding(e->verify)) &&
+            rt_verify_push(e->verify, replica, msg, size, any ? e->wanted : NULL,
+                           any ? (uint32_t)count : 0) == 0) {
+            return 0;
+        }
+        /* Not held (no memory or no thread): nothing is held any more, so the core takes it
+         * now, in order, and verifies itself. */
+    }
+    struct cln_sub_output out;
+    int rc = cln_sub_receive(&e->sub, replica, msg, size, now_us, &out);
+    if (rc == 0) {
+        rt_events_sub_filter(e, &out, now_us);
+    }
+    return rc;
+}
+
 static void rt_events_on_message(void *ctx, uint32_t replica, const uint8_t *msg, size_t size)
 {
     struct rt_events *e = ctx;
     uint64_t now_us = rt_events_now_us();
     int rc = TRONE_EBADMSG;
-    struct cln_sub_output out;
     switch ((enum chan_msg_type)msg[0]) {
     case CHAN_MSG_ACK:
         rc = cln_pub_receive(&e->pub, replica, msg, size, now_us);
@@ -353,10 +404,7 @@ static void rt_events_on_message(void *ctx, uint32_t replica, const uint8_t *msg
     case CHAN_MSG_DELIVER:
     case CHAN_MSG_DELIVER_TOTAL:
     case CHAN_MSG_GAP:
-        rc = cln_sub_receive(&e->sub, replica, msg, size, now_us, &out);
-        if (rc == 0) {
-            rt_events_sub_filter(e, &out, now_us);
-        }
+        rc = rt_events_sub_message(e, replica, msg, size, now_us);
         break;
     default:
         break; /* PUBLISH, ATTACH, DETACH never come from a replica */
@@ -617,6 +665,25 @@ static int rt_events_cores_init(struct rt_events *e, const struct key_identity *
     return cln_sub_init(&e->sub, &sc);
 }
 
+/* Verification threads: TRONE_VERIFY_THREADS (0 turns the pool off), else one per online
+ * core up to 4 (more only queue for the same cores), none on a single core (nothing to
+ * gain over verifying on the loop thread). */
+static uint32_t rt_events_verify_threads(void)
+{
+    const char *text = getenv("TRONE_VERIFY_THREADS");
+    if (text != NULL && text[0] != '\0') {
+        char *end = NULL;
+        unsigned long v = strtoul(text, &end, 10);
+        if (*end == '\0' && v <= RT_VERIFY_THREADS_MAX) {
+            return (uint32_t)v;
+        }
+        log_warn(RT_EVENTS_COMP, "msg=\"TRONE_VERIFY_THREADS ignored\" value=\"%.16s\" max=%u",
+                 text, RT_VERIFY_THREADS_MAX);
+    }
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores <= 1 ? 0u : cores > 4 ? 4u : (uint32_t)cores;
+}
+
 int rt_events_create(struct rt_client *rtc, const struct key_identity *key, uint64_t epoch,
                      struct rt_events **out)
 {
@@ -639,6 +706,11 @@ int rt_events_create(struct rt_client *rtc, const struct key_identity *key, uint
         buf_close(&e->scratch);
         free(e);
         return rc;
+    }
+    uint32_t threads = rt_events_verify_threads();
+    if (threads > 0 && rt_verify_create(rt_client_loop(rtc), threads, rt_events_on_verified, e,
+                                        &e->verify) != 0) {
+        e->verify = NULL; /* the core verifies on the loop thread, as without threads */
     }
     rc = uv_timer_init(rt_client_loop(rtc), &e->timer);
     TRONE_ASSERT(rc == 0); /* a timer init only links the handle into the loop */
@@ -666,7 +738,8 @@ void rt_events_destroy(struct rt_events *e)
     rt_client_hooks_set(e->rtc, NULL);
     rt_client_submit_cancel(e->rtc);
     uv_close((uv_handle_t *)&e->timer, NULL);
-    (void)rt_client_run(e->rtc, 0, NULL, NULL); /* one turn runs the close */
+    rt_verify_close(e->verify); /* joins its threads; held messages are dropped */
+    (void)rt_client_run(e->rtc, 0, NULL, NULL); /* one turn runs the closes */
     for (uint32_t i = 0; i < RT_EVENTS_SUBS_MAX; i++) {
         rt_events_queue_close(&e->subs[i].queue);
     }

@@ -1,7 +1,8 @@
 /* test_cln_sub.c: the subscriber core (cln_sub.h): CFT first copy and dedup; BFT voting with
  * a Byzantine replica that alters, forges, replays, reorders or drops everything (never
  * delivered, FIFO holds, nothing lost); PKS one-copy delivery and forged signatures; gap
- * timeouts; epoch changes; the window bound; bad input. */
+ * timeouts; epoch changes; the window bound; bad input; signatures checked outside the core
+ * (cln_sub_receive_checked, cln_sub_verify_wanted). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -92,11 +93,15 @@ static void fx_output(struct fx *x, const struct cln_sub_output *out)
     }
 }
 
+/* No check given: the message goes through cln_sub_receive (the core verifies itself). */
+#define UNCHECKED 0xffu
+
 /* Replica sends one DELIVER with one event. sign_sk: the key that signs (PKS); tweak alters
- * the payload after signing. */
-static void send_ex(struct fx *x, uint32_t replica, const uint8_t *claimed_pk,
-                    const uint8_t *sign_sk, uint64_t epoch, uint64_t seq, uint8_t tweak,
-                    uint64_t now)
+ * the payload after signing; check: the enum cln_sub_check the runtime attached to the event
+ * (cln_sub_receive_checked), or UNCHECKED. */
+static void send_checked(struct fx *x, uint32_t replica, const uint8_t *claimed_pk,
+                         const uint8_t *sign_sk, uint64_t epoch, uint64_t seq, uint8_t tweak,
+                         uint64_t now, uint8_t check)
 {
     uint8_t payload[16], sig[CHAN_AUTH_PKS_SIZE];
     payload_of(payload, epoch, seq, 0);
@@ -116,9 +121,21 @@ static void send_ex(struct fx *x, uint32_t replica, const uint8_t *claimed_pk,
     chan_msg_put_event(&b, &e);
     assert_int_equal(b.error, 0);
     struct cln_sub_output out;
-    assert_int_equal(cln_sub_receive(&x->sub, replica, b.data, b.used, now, &out), 0);
+    if (check == UNCHECKED) {
+        assert_int_equal(cln_sub_receive(&x->sub, replica, b.data, b.used, now, &out), 0);
+    } else {
+        assert_int_equal(
+            cln_sub_receive_checked(&x->sub, replica, b.data, b.used, &check, 1, now, &out), 0);
+    }
     buf_close(&b);
     fx_output(x, &out);
+}
+
+static void send_ex(struct fx *x, uint32_t replica, const uint8_t *claimed_pk,
+                    const uint8_t *sign_sk, uint64_t epoch, uint64_t seq, uint8_t tweak,
+                    uint64_t now)
+{
+    send_checked(x, replica, claimed_pk, sign_sk, epoch, seq, tweak, now, UNCHECKED);
 }
 
 static void send(struct fx *x, uint32_t replica, uint64_t seq, uint64_t now)
@@ -470,6 +487,150 @@ static void test_bad_input_and_notice(void **state)
     assert_int_equal(cln_sub_receive(&x.sub, 2, b.data, b.used, 0, &out), TRONE_EBADMSG);
     buf_close(&b);
     fx_close(&x);
+}
+
+/* ---- Checks made outside the core (cln_sub_receive_checked) ---- */
+
+/* A copy the runtime marked invalid never decides on its own, and the core does not verify it
+ * again (here its signature is in fact good, so only the mark can have stopped it), nor an
+ * identical copy from another replica (one check per distinct copy, as when the core
+ * verifies); the seq is skipped after the gap wait like any event that never came. */
+static void test_checked_invalid_never_decides(void **state)
+{
+    (void)state;
+    struct fx x;
+    fx_make(&x, "cft,pks", true, 0);
+    send_checked(&x, 0, x.pk, x.sk, EPOCH, 1, 0, 0, CLN_SUB_CHECK_INVALID);
+    send_checked(&x, 1, x.pk, x.sk, EPOCH, 1, 0, 0, UNCHECKED);
+    send_checked(&x, 2, x.pk, x.sk, EPOCH, 1, 0, 0, CLN_SUB_CHECK_VALID);
+    assert_int_equal(x.delivered_count, 0);
+    send_checked(&x, 0, x.pk, x.sk, EPOCH, 2, 0, 10, CLN_SUB_CHECK_VALID);
+    assert_int_equal(x.delivered_count, 0); /* decided, waits for seq 1 */
+    tick(&x, 10 + GAP_US);
+    assert_int_equal(x.gaps, 1);
+    assert_int_equal(x.gap_seq, 1);
+    expect_seqs(&x, 2, 1);
+    fx_close(&x);
+}
+
+/* A copy marked valid decides exactly as a copy the core verified itself: the same deliveries
+ * from the same inputs, with and without marks, on CFT and on BFT with a publisher list. The
+ * core trusts the mark (it skips its own verification, which is the point): a copy whose
+ * signature is bad but is marked valid is delivered, so the runtime must mark truthfully. */
+static void test_checked_valid_decides_like_verified(void **state)
+{
+    (void)state;
+    static const char *classes[] = {"cft,pks", "bft,pks", "cft,pke"};
+    for (uint32_t k = 0; k < 3; k++) {
+        struct fx a, b;
+        fx_make(&a, classes[k], true, 0);
+        fx_make(&b, classes[k], true, 0);
+        static const uint64_t seqs[] = {2, 1, 1, 3, 5, 4, 4, 5};
+        for (uint32_t i = 0; i < 8; i++) {
+            uint32_t replica = i % 4u;
+            send_checked(&a, replica, a.pk, a.sk, EPOCH, seqs[i], 0, i, UNCHECKED);
+            send_checked(&b, replica, b.pk, b.sk, EPOCH, seqs[i], 0, i, CLN_SUB_CHECK_VALID);
+            assert_int_equal(a.delivered_count, b.delivered_count);
+        }
+        expect_seqs(&b, 1, 5);
+        fx_close(&a);
+        fx_close(&b);
+    }
+    struct fx x;
+    fx_make(&x, "bft,pks", true, 0);
+    send_checked(&x, 3, x.pk, x.evil_sk, EPOCH, 1, 0, 0, CLN_SUB_CHECK_VALID);
+    expect_seqs(&x, 1, 1);
+    fx_close(&x);
+}
+
+/* BFT with a publisher list and a Byzantine replica: its forged copies (payload altered after
+ * signing, or signed by another key), truthfully marked invalid, are never delivered; correct
+ * copies marked valid are delivered on one copy; a forged copy still needs f+1 votes, as when
+ * the core verifies, and one Byzantine replica cannot give them. */
+static void test_checked_bft_forged_never_delivered(void **state)
+{
+    (void)state;
+    struct fx x;
+    fx_make(&x, "bft,pks", true, 0);
+    for (uint64_t seq = 1; seq <= 6; seq++) {
+        uint8_t tweak = seq % 2 == 0 ? 7 : 0;
+        const uint8_t *sk = seq % 2 == 0 ? x.sk : x.evil_sk;
+        send_checked(&x, 3, x.pk, sk, EPOCH, seq, tweak, seq, CLN_SUB_CHECK_INVALID);
+        send_checked(&x, 3, x.pk, sk, EPOCH, seq, tweak, seq, CLN_SUB_CHECK_INVALID);
+        assert_int_equal(x.delivered_count, seq - 1); /* fx_output checks every payload */
+        send_checked(&x, (uint32_t)(seq % 3), x.pk, x.sk, EPOCH, seq, 0, seq,
+                     CLN_SUB_CHECK_VALID);
+        expect_seqs(&x, 1, (uint32_t)seq);
+    }
+    send_checked(&x, 3, x.pk, x.evil_sk, EPOCH, 7, 0, 7, CLN_SUB_CHECK_INVALID);
+    send_checked(&x, 0, x.pk, x.sk, EPOCH, 7, 0, 7, CLN_SUB_CHECK_INVALID); /* not this copy */
+    assert_int_equal(x.delivered_count, 6);
+    send_checked(&x, 1, x.pk, x.sk, EPOCH, 7, 0, 7, UNCHECKED); /* the 2nd vote of the copy */
+    expect_seqs(&x, 1, 7);
+    assert_int_equal(x.gaps, 0);
+    fx_close(&x);
+}
+
+/* Builds a DELIVER of seqs first..first+count-1 by x's publisher on tag. */
+static void deliver_build(struct fx *x, struct buf *b, const char *tag, uint64_t first,
+                          uint32_t count)
+{
+    struct chan_msg m = {.type = CHAN_MSG_DELIVER, .event_count = count};
+    snprintf(m.tag, sizeof(m.tag), "%s", tag);
+    memcpy(m.publisher, x->pk, TRONE_KEY_LEN);
+    buf_reset(b);
+    chan_msg_put_header(b, &m);
+    for (uint32_t i = 0; i < count; i++) {
+        uint8_t payload[16], sig[CHAN_AUTH_PKS_SIZE];
+        payload_of(payload, EPOCH, first + i, 0);
+        struct chan_event e = {.epoch = EPOCH, .seq = first + i, .time_us = (first + i) * 10,
+                               .payload = payload, .payload_size = sizeof(payload)};
+        chan_auth_sign(sig, x->sk, tag, &e);
+        e.auth = sig;
+        e.auth_size = sizeof(sig);
+        chan_msg_put_event(b, &e);
+    }
+    assert_int_equal(b->error, 0);
+}
+
+/* cln_sub_verify_wanted asks for checks only where a verified copy could decide: PKS/PKE
+ * channels that decide on one copy, seqs neither delivered nor decided; never on BFT without
+ * a publisher list, SI, unknown channels or GAP messages; and it changes nothing. */
+static void test_verify_wanted(void **state)
+{
+    (void)state;
+    static uint8_t wanted[CHAN_EVENTS_PER_MSG_MAX];
+    struct buf b = {0};
+    struct fx x;
+    fx_make(&x, "cft,pks", true, 0);
+    deliver_build(&x, &b, TAG, 1, 4);
+    assert_int_equal(cln_sub_verify_wanted(&x.sub, b.data, b.used, wanted), 4);
+    assert_memory_equal(wanted, ((uint8_t[]){1, 1, 1, 1}), 4);
+    send(&x, 0, 1, 0);
+    send(&x, 0, 3, 0); /* decided, held behind seq 2 */
+    assert_int_equal(cln_sub_verify_wanted(&x.sub, b.data, b.used, wanted), 4);
+    assert_memory_equal(wanted, ((uint8_t[]){0, 1, 0, 1}), 4);
+    expect_seqs(&x, 1, 1);
+    deliver_build(&x, &b, "other", 1, 2);
+    assert_int_equal(cln_sub_verify_wanted(&x.sub, b.data, b.used, wanted), 2);
+    assert_memory_equal(wanted, ((uint8_t[]){0, 0}), 2);
+    uint8_t junk[4] = {CHAN_MSG_DELIVER, 1, 0, 'a'};
+    assert_int_equal(cln_sub_verify_wanted(&x.sub, junk, sizeof(junk), wanted), TRONE_EBADMSG);
+    struct chan_msg m = {.type = CHAN_MSG_GAP, .dropped = 1};
+    strcpy(m.tag, TAG);
+    buf_reset(&b);
+    chan_msg_put_header(&b, &m);
+    assert_int_equal(cln_sub_verify_wanted(&x.sub, b.data, b.used, wanted), 0);
+    fx_close(&x);
+    static const char *none[] = {"bft,pks", "cft", "bft"};
+    for (uint32_t k = 0; k < 3; k++) {
+        fx_make(&x, none[k], k != 0, 0); /* BFT PKS without a list decides by votes only */
+        deliver_build(&x, &b, TAG, 1, 2);
+        assert_int_equal(cln_sub_verify_wanted(&x.sub, b.data, b.used, wanted), 2);
+        assert_memory_equal(wanted, ((uint8_t[]){0, 0}), 2);
+        fx_close(&x);
+    }
+    buf_close(&b);
 }
 
 /* ---- Total order ---- */
@@ -829,6 +990,10 @@ int main(void)
         cmocka_unit_test(test_start_vouched_or_timer),
         cmocka_unit_test(test_cft_new_epoch_starts_at_one),
         cmocka_unit_test(test_window_keeps_votes),
+        cmocka_unit_test(test_checked_invalid_never_decides),
+        cmocka_unit_test(test_checked_valid_decides_like_verified),
+        cmocka_unit_test(test_checked_bft_forged_never_delivered),
+        cmocka_unit_test(test_verify_wanted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
