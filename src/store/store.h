@@ -114,4 +114,21 @@ TRONE_MUST_CHECK int store_retention_set(struct store *s, uint64_t channel, uint
 TRONE_MUST_CHECK int store_retention_step(struct store *s, uint64_t now_ms, uint32_t delete_max,
                                           uint32_t *deleted);
 
+/* ---- Stream index: which event channels (streams) a group (a durable channel) holds. ---- */
+
+/* Largest descriptor of one stream. */
+#define STORE_STREAM_DESC_MAX 256u
+/* Records that group holds stream channel, described by data (opaque, at most
+ * STORE_STREAM_DESC_MAX bytes), in the open batch; rewriting the same entry costs no write.
+ * Errors are sticky for the batch, as store_log_put's; TRONE_EINVAL without a batch. */
+int store_stream_put(struct store *s, uint64_t group, uint64_t channel, const uint8_t *data,
+                     size_t size);
+/* The first stream of group whose channel id is above after (0: the first one), in
+ * channel id order: sets *channel and copies its descriptor (at most data_max bytes) to
+ * data, *size. 0, TRONE_ENOENT when there is none, TRONE_ECORRUPT. Reads the open batch when
+ * there is one (so it sees the batch's own writes). */
+TRONE_MUST_CHECK int store_stream_next(struct store *s, uint64_t group, uint64_t after,
+                                       uint64_t *channel, uint8_t *data, size_t data_max,
+                                       size_t *size);
+
 #endif

@@ -1,7 +1,7 @@
 /* store_io.c: the store on LMDB (store.h). The only file of TRONE that includes lmdb.h.
- * Four databases in one environment: "meta" (format, replica, cluster), "log" (replication
- * records keyed kind|seq), "events" (keyed channel|position) and "chans" (per channel
- * counters and retention). Every value starts with a 16-byte BLAKE2b of a domain byte, the
+ * Five databases in one environment: "meta" (format, replica, cluster), "log" (replication
+ * records keyed kind|seq), "events" (keyed channel|position), "chans" (per channel
+ * counters and retention) and "streams" (the stream index keyed group|channel). Every value starts with a 16-byte BLAKE2b of a domain byte, the
  * key and the payload, checked at every read, so a flipped bit or a value moved under
  * another key reads as TRONE_ECORRUPT instead of as data. */
 #include "store/store.h"
@@ -33,7 +33,8 @@ enum store_domain {
     STORE_DOM_META = 1,
     STORE_DOM_LOG = 2,
     STORE_DOM_EVENT = 3,
-    STORE_DOM_CHAN = 4
+    STORE_DOM_CHAN = 4,
+    STORE_DOM_STREAM = 5
 };
 
 struct store {
@@ -42,6 +43,7 @@ struct store {
     MDB_dbi log;
     MDB_dbi events;
     MDB_dbi chans;
+    MDB_dbi streams;
     MDB_txn *txn; /* the open batch, or NULL */
     int batch_error;
     int lock_fd;
@@ -243,7 +245,7 @@ static int open_env(struct store *s, const struct store_config *c, bool *existed
     }
     int rc = mdb_env_create(&s->env);
     if (rc == 0) {
-        rc = mdb_env_set_maxdbs(s->env, 4);
+        rc = mdb_env_set_maxdbs(s->env, 5);
     }
     if (rc == 0) {
         rc = mdb_env_set_mapsize(s->env, c->map_size_bytes != 0 ? c->map_size_bytes
@@ -333,6 +335,11 @@ static int open_meta(struct store *s, const struct store_config *c, bool existed
     }
     if (rc == 0) {
         rc = mdb_dbi_open(txn, "chans", MDB_CREATE, &s->chans);
+    }
+    if (rc == 0) {
+        /* Added with durable channels; a store of an older build gets it empty (same format:
+         * an older build ignores it). */
+        rc = mdb_dbi_open(txn, "streams", MDB_CREATE, &s->streams);
     }
     if (rc != 0) {
         mdb_txn_abort(txn);
@@ -903,6 +910,84 @@ int store_retention_step(struct store *s, uint64_t now_ms, uint32_t delete_max, 
         if (*deleted > 0) {
             s->full = false;
         }
+    }
+    return rc;
+}
+
+/* ---- Stream index ------------------------------------------------------------------------- */
+
+static void stream_key(uint8_t out[STORE_EVENT_KEY_LEN], uint64_t group, uint64_t channel)
+{
+    be64_store(out, group);
+    be64_store(out + 8, channel);
+}
+
+int store_stream_put(struct store *s, uint64_t group, uint64_t channel, const uint8_t *data,
+                     size_t size)
+{
+    if (s->txn == NULL || size > STORE_STREAM_DESC_MAX) {
+        return TRONE_EINVAL;
+    }
+    if (s->batch_error != 0) {
+        return s->batch_error;
+    }
+    uint8_t k[STORE_EVENT_KEY_LEN];
+    stream_key(k, group, channel);
+    MDB_val key = {.mv_size = sizeof(k), .mv_data = k};
+    MDB_val old;
+    if (mdb_get(s->txn, s->streams, &key, &old) == 0) {
+        const uint8_t *p = NULL;
+        size_t n = 0;
+        if (value_check(STORE_DOM_STREAM, &key, &old, &p, &n) == 0 && n == size &&
+            memcmp(p, data, size) == 0) {
+            return 0; /* already indexed: no write */
+        }
+    }
+    return batch_fail(s, value_put(s->txn, s->streams, STORE_DOM_STREAM, &key, NULL, 0, data,
+                                   size));
+}
+
+int store_stream_next(struct store *s, uint64_t group, uint64_t after, uint64_t *channel,
+                      uint8_t *data, size_t data_max, size_t *size)
+{
+    MDB_txn *txn = NULL;
+    bool own = false;
+    int rc = read_txn(s, &txn, &own);
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_cursor *cur = NULL;
+    rc = store_err(mdb_cursor_open(txn, s->streams, &cur));
+    uint8_t k[STORE_EVENT_KEY_LEN];
+    stream_key(k, group, after + 1);
+    MDB_val key = {.mv_size = sizeof(k), .mv_data = k};
+    MDB_val val;
+    int mrc = rc == 0 && after < UINT64_MAX ? mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE)
+                                             : MDB_NOTFOUND;
+    if (rc == 0 && (mrc == MDB_NOTFOUND ||
+                    (mrc == 0 && (key.mv_size != sizeof(k) || be64_load(key.mv_data) != group)))) {
+        rc = TRONE_ENOENT;
+    } else if (rc == 0 && mrc != 0) {
+        rc = store_err(mrc);
+    }
+    if (rc == 0) {
+        const uint8_t *p = NULL;
+        size_t n = 0;
+        rc = value_check(STORE_DOM_STREAM, &key, &val, &p, &n);
+        if (rc == 0 && n > data_max) {
+            rc = TRONE_ECORRUPT;
+        }
+        if (rc == 0) {
+            *channel = be64_load((const uint8_t *)key.mv_data + 8);
+            memcpy(data, p, n);
+            *size = n;
+        }
+    }
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
+    if (own) {
+        mdb_txn_abort(txn);
     }
     return rc;
 }
