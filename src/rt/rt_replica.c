@@ -728,6 +728,11 @@ static int rt_replica_store_init(struct rt_replica *r, char *errmsg, size_t errm
     if (rc == 0) {
         rt_replica_apply(r, out);
         rt_store_commit(&r->store);
+        struct brk_events_durable durable = {.ctx = &r->store,
+                                             .put = rt_store_event_put,
+                                             .stream_next = rt_store_stream_next,
+                                             .read = rt_store_event_read};
+        brk_events_durable_set(&r->events, &durable);
     }
     return rc;
 }

@@ -185,3 +185,75 @@ void rt_store_close(struct rt_store *st)
     store_close(st->store);
     st->store = NULL;
 }
+
+/* ---- Durable events ------------------------------------------------------------------------ */
+
+static void rt_store_batch_open(struct rt_store *st)
+{
+    if (st->batch_open) {
+        return;
+    }
+    int rc = store_batch_begin(st->store);
+    if (rc != 0) {
+        rt_store_fail(st, rc);
+    }
+    st->batch_open = true;
+    st->batch_opened_ns = uv_hrtime();
+}
+
+int rt_store_event_put(void *ctx, uint64_t group, uint64_t stream, const uint8_t *desc,
+                       size_t desc_size, uint64_t position, uint64_t time_us,
+                       const uint8_t *record, size_t size)
+{
+    struct rt_store *st = ctx;
+    TRONE_ASSERT(st->store != NULL);
+    if (store_full(st->store)) {
+        return TRONE_EFULL; /* refused whole; nothing joins the batch */
+    }
+    rt_store_batch_open(st);
+    if (stream != st->indexed_stream) {
+        int rc = store_stream_put(st->store, group, stream, desc, desc_size);
+        if (rc != 0) {
+            return rc; /* sticky: the commit fails and says why */
+        }
+        st->indexed_stream = stream;
+    }
+    int rc = store_event_put(st->store, stream, position, time_us / 1000u, record, size);
+    if (rc == TRONE_EINVAL) {
+        return 0; /* at or below what the stream holds: stored before (a resend) */
+    }
+    if (rc == 0) {
+        st->batch_sync = true; /* forwarded and acked only after the commit */
+        st->batch_records++;
+        st->events++;
+    }
+    return rc;
+}
+
+int rt_store_stream_next(void *ctx, uint64_t group, uint64_t after, uint64_t *stream,
+                         uint8_t *desc, size_t desc_max, size_t *desc_size)
+{
+    struct rt_store *st = ctx;
+    return store_stream_next(st->store, group, after, stream, desc, desc_max, desc_size);
+}
+
+struct rt_store_read_ctx {
+    rt_store_read_cb cb;
+    void *ctx;
+};
+
+static int rt_store_read_one(void *ctx, uint64_t position, uint64_t time_ms, const uint8_t *data,
+                             size_t size)
+{
+    (void)time_ms;
+    struct rt_store_read_ctx *x = ctx;
+    return x->cb(x->ctx, position, data, size);
+}
+
+int rt_store_event_read(void *ctx, uint64_t stream, uint64_t position, uint32_t count_max,
+                        rt_store_read_cb cb, void *cb_ctx)
+{
+    struct rt_store *st = ctx;
+    struct rt_store_read_ctx x = {.cb = cb, .ctx = cb_ctx};
+    return store_event_read(st->store, stream, position, count_max, rt_store_read_one, &x);
+}

@@ -53,6 +53,9 @@ void store_close(struct store *s);
 /* Removes the store files of dir (to rebuild from peers). 0, or TRONE_EIO with a reason. */
 TRONE_MUST_CHECK int store_wipe(const char *dir, char *errmsg, size_t errmsg_size);
 void store_stats_get(const struct store *s, struct store_stats *out);
+/* Is the store full (a write hit the disk or map limit; durable events are refused until
+ * retention frees space or store_full_clear)? Cheap: no transaction. */
+bool store_full(const struct store *s);
 
 /* ---- Grouped writes: begin, any number of puts and drops, then one commit (one fsync). ---- */
 

@@ -491,6 +491,8 @@ void store_stats_get(const struct store *s, struct store_stats *out)
     }
 }
 
+bool store_full(const struct store *s) { return s->full; }
+
 /* ---- Batches ------------------------------------------------------------------------------ */
 
 int store_batch_begin(struct store *s)
