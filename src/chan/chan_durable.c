@@ -43,9 +43,16 @@ size_t chan_durable_desc_encode(const struct chan_durable_stream *d, uint8_t *ou
 
 uint64_t chan_durable_stream_id(const struct chan_durable_stream *d)
 {
-    uint8_t desc[CHAN_DURABLE_DESC_MAX];
-    size_t size = chan_durable_desc_encode(d, desc);
-    return chan_durable_hash("trone-durable-stream", desc, size);
+    uint8_t key[1 + TRONE_KEY_LEN + TRONE_TAG_MAX];
+    size_t tag_size = strlen(d->tag);
+    TRONE_ASSERT(tag_size <= TRONE_TAG_MAX);
+    key[0] = d->total ? 1 : 0;
+    memcpy(key + 1, d->publisher, TRONE_KEY_LEN);
+    memcpy(key + 1 + TRONE_KEY_LEN, d->tag, tag_size);
+    uint64_t high = chan_durable_hash("trone-durable-stream", key, 1 + TRONE_KEY_LEN + tag_size);
+    uint64_t epoch_ms = (d->epoch / 1000u) & CHAN_DURABLE_EPOCH_MASK;
+    uint64_t id = (high << CHAN_DURABLE_EPOCH_BITS) | epoch_ms;
+    return id == 0 ? 1 : id;
 }
 
 int chan_durable_desc_decode(struct chan_durable_stream *d, const uint8_t *data, size_t size)

@@ -28,7 +28,13 @@ struct chan_durable_stream {
 
 /* The store group of a channel tag (never 0). */
 uint64_t chan_durable_group(const char *tag);
-/* The store channel of a stream (never 0). */
+/* The store channel of a stream (never 0): the high 20 bits hash (kind, publisher, tag), the
+ * low 44 bits are the epoch in ms (the publisher's start time: 2^44 ms is 557 years), so a
+ * replay, which walks stream ids in order, gives a publisher's epochs oldest first (a
+ * subscriber drops an older epoch once it delivered a newer one). Two streams sharing an id
+ * need the same hash and the same start millisecond; the store refuses the second one. */
+#define CHAN_DURABLE_EPOCH_BITS 44u
+#define CHAN_DURABLE_EPOCH_MASK ((UINT64_C(1) << CHAN_DURABLE_EPOCH_BITS) - 1u)
 uint64_t chan_durable_stream_id(const struct chan_durable_stream *d);
 /* Writes d's descriptor to out (CHAN_DURABLE_DESC_MAX bytes suffice); returns its size. */
 size_t chan_durable_desc_encode(const struct chan_durable_stream *d, uint8_t *out);

@@ -123,7 +123,8 @@ TRONE_MUST_CHECK int store_retention_step(struct store *s, uint64_t now_ms, uint
 #define STORE_STREAM_DESC_MAX 256u
 /* Records that group holds stream channel, described by data (opaque, at most
  * STORE_STREAM_DESC_MAX bytes), in the open batch; rewriting the same entry costs no write.
- * Errors are sticky for the batch, as store_log_put's; TRONE_EINVAL without a batch. */
+ * TRONE_EEXIST (not sticky) if channel is indexed with another descriptor. Other errors are
+ * sticky for the batch, as store_log_put's; TRONE_EINVAL without a batch. */
 int store_stream_put(struct store *s, uint64_t group, uint64_t channel, const uint8_t *data,
                      size_t size);
 /* The first stream of group whose channel id is above after (0: the first one), in

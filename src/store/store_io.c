@@ -944,6 +944,7 @@ int store_stream_put(struct store *s, uint64_t group, uint64_t channel, const ui
             memcmp(p, data, size) == 0) {
             return 0; /* already indexed: no write */
         }
+        return TRONE_EEXIST; /* another stream holds this id: refused, the batch stays usable */
     }
     return batch_fail(s, value_put(s->txn, s->streams, STORE_DOM_STREAM, &key, NULL, 0, data,
                                    size));

@@ -453,6 +453,7 @@ static void test_stream_index(void **state)
     assert_int_equal(store_stream_put(s, 6, 1, (const uint8_t *)"other", 5), 0);
     assert_int_equal(store_stream_put(s, 4, 99, (const uint8_t *)"before", 6), 0);
     assert_int_equal(store_stream_put(s, 5, 10, (const uint8_t *)"ten", 3), 0); /* again */
+    assert_int_equal(store_stream_put(s, 5, 10, (const uint8_t *)"TEN", 3), TRONE_EEXIST);
     uint64_t id = 0;
     uint8_t d[STORE_STREAM_DESC_MAX];
     size_t n = 0;
