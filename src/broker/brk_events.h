@@ -51,11 +51,13 @@ typedef int (*brk_events_read_cb)(void *ctx, uint64_t position, const uint8_t *r
 struct brk_events_durable {
     void *ctx;
     /* Stores the record (publisher key | wire event) of stream `stream` (descriptor desc,
-     * chan_durable.h) of group `group` at position, with the publisher's time. 0 (also for a
+     * chan_durable.h) of group `group` at position, with the publisher's time; the stream's
+     * retention is the channel class's (0: no limit). 0 (also for a
      * position the stream already holds or passed: nothing written), TRONE_EFULL (refused:
      * the disk or the store is full), or another TRONE_E* (refused). */
     int (*put)(void *ctx, uint64_t group, uint64_t stream, const uint8_t *desc, size_t desc_size,
-               uint64_t position, uint64_t time_us, const uint8_t *record, size_t size);
+               uint64_t position, uint64_t time_us, const uint8_t *record, size_t size,
+               uint64_t retain_ms, uint64_t retain_bytes);
     /* The first stream of group with id above after (0: the first), its id and descriptor
      * (at most desc_max bytes). 0, TRONE_ENOENT when there is none, or an error. */
     int (*stream_next)(void *ctx, uint64_t group, uint64_t after, uint64_t *stream,

@@ -49,7 +49,8 @@ int brk_events__durable_put(struct brk_events *e, const struct brk_channel *ch,
     memcpy(record + TRONE_KEY_LEN, event, event_size);
     int rc = e->config.durable.put(e->config.durable.ctx, chan_durable_group(ch->tag), stream,
                                    desc, desc_size, position, buf_load_u64(event + 16), record,
-                                   TRONE_KEY_LEN + event_size);
+                                   TRONE_KEY_LEN + event_size, ch->cls.retain_ms,
+                                   ch->cls.retain_bytes);
     if (rc != 0) {
         e->stats.store_refused++;
         e->store_status = rc;

@@ -203,7 +203,8 @@ static void rt_store_batch_open(struct rt_store *st)
 
 int rt_store_event_put(void *ctx, uint64_t group, uint64_t stream, const uint8_t *desc,
                        size_t desc_size, uint64_t position, uint64_t time_us,
-                       const uint8_t *record, size_t size)
+                       const uint8_t *record, size_t size, uint64_t retain_ms,
+                       uint64_t retain_bytes)
 {
     struct rt_store *st = ctx;
     TRONE_ASSERT(st->store != NULL);
@@ -212,9 +213,14 @@ int rt_store_event_put(void *ctx, uint64_t group, uint64_t stream, const uint8_t
     }
     rt_store_batch_open(st);
     if (stream != st->indexed_stream) {
+        /* A stream met for the first time in this loop's run of puts: index it and give it
+         * its channel's retention (no write when both are already so). */
         int rc = store_stream_put(st->store, group, stream, desc, desc_size);
+        if (rc == 0) {
+            rc = store_retention_set(st->store, stream, retain_ms, retain_bytes);
+        }
         if (rc != 0) {
-            return rc; /* sticky: the commit fails and says why */
+            return rc; /* EEXIST: refused; others are sticky: the commit fails and says why */
         }
         st->indexed_stream = stream;
     }
@@ -256,4 +262,29 @@ int rt_store_event_read(void *ctx, uint64_t stream, uint64_t position, uint32_t 
     struct rt_store *st = ctx;
     struct rt_store_read_ctx x = {.cb = cb, .ctx = cb_ctx};
     return store_event_read(st->store, stream, position, count_max, rt_store_read_one, &x);
+}
+
+#define RT_STORE_RETENTION_STEP 1024u
+
+bool rt_store_retention(struct rt_store *st, uint64_t now_ms)
+{
+    if (st->store == NULL) {
+        return false;
+    }
+    rt_store_commit(st); /* retention runs in its own short transaction */
+    uint32_t deleted = 0;
+    bool was_full = store_full(st->store);
+    int rc = store_retention_step(st->store, now_ms, RT_STORE_RETENTION_STEP, &deleted);
+    if (rc != 0) {
+        log_warn(RT_STORE_COMP, "msg=\"retention step failed\" dir=%s err=%s", st->dir,
+                 trone_err_name(rc));
+        return false;
+    }
+    st->retention_deleted += deleted;
+    if (was_full && !store_full(st->store)) {
+        log_info(RT_STORE_COMP, "msg=\"retention freed space: durable events accepted again\" "
+                 "dir=%s", st->dir);
+        st->full_logged = false;
+    }
+    return deleted == RT_STORE_RETENTION_STEP;
 }

@@ -107,7 +107,8 @@ struct store_channel_info {
 /* TRONE_ENOENT for a channel that never stored an event nor had a retention set. */
 TRONE_MUST_CHECK int store_channel_info(struct store *s, uint64_t channel,
                                         struct store_channel_info *out);
-/* Sets a channel's retention (0 = unlimited) in its own small transaction. */
+/* Sets a channel's retention (0 = unlimited) in its own small transaction, or inside the open
+ * batch if there is one (no write when unchanged; errors then sticky for the batch). */
 TRONE_MUST_CHECK int store_retention_set(struct store *s, uint64_t channel, uint64_t age_ms_max,
                                          uint64_t bytes_max);
 /* Applies retention incrementally: deletes at most delete_max of the oldest events that are

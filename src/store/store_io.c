@@ -796,7 +796,21 @@ int store_channel_info(struct store *s, uint64_t channel, struct store_channel_i
 int store_retention_set(struct store *s, uint64_t channel, uint64_t age_ms_max, uint64_t bytes_max)
 {
     if (s->txn != NULL) {
-        return TRONE_EBUSY;
+        /* Inside the open batch: committed (or rolled back) with it. */
+        if (s->batch_error != 0) {
+            return s->batch_error;
+        }
+        struct store_channel_info info;
+        int rc = chan_get(s->txn, s, channel, &info);
+        if (rc == 0 && info.age_ms_max == age_ms_max && info.bytes_max == bytes_max) {
+            return 0;
+        }
+        if (rc == 0 || rc == TRONE_ENOENT) {
+            info.age_ms_max = age_ms_max;
+            info.bytes_max = bytes_max;
+            rc = chan_put(s->txn, s, channel, &info);
+        }
+        return batch_fail(s, rc);
     }
     MDB_txn *txn = NULL;
     int rc = store_err(mdb_txn_begin(s->env, NULL, 0, &txn));
