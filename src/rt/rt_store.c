@@ -208,7 +208,15 @@ int rt_store_event_put(void *ctx, uint64_t group, uint64_t stream, const uint8_t
 {
     struct rt_store *st = ctx;
     TRONE_ASSERT(st->store != NULL);
-    if (store_full(st->store)) {
+    if (store_event_room(st->store, size + desc_size) != 0) {
+        if (!st->full_logged) {
+            st->full_logged = true;
+            log_error(RT_STORE_COMP,
+                      "msg=\"disk or store full: refusing durable events (publishers get "
+                      "TRONE_EFULL), everything else goes on\" dir=%s "
+                      "hint=\"free disk space or lower the channels' retain-bytes; durable "
+                      "events are accepted again once there is room\"", st->dir);
+        }
         return TRONE_EFULL; /* refused whole; nothing joins the batch */
     }
     rt_store_batch_open(st);
@@ -274,6 +282,9 @@ bool rt_store_retention(struct rt_store *st, uint64_t now_ms)
     rt_store_commit(st); /* retention runs in its own short transaction */
     uint32_t deleted = 0;
     bool was_full = store_full(st->store);
+    if (was_full) {
+        (void)store_space_refresh(st->store);
+    }
     int rc = store_retention_step(st->store, now_ms, RT_STORE_RETENTION_STEP, &deleted);
     if (rc != 0) {
         log_warn(RT_STORE_COMP, "msg=\"retention step failed\" dir=%s err=%s", st->dir,
@@ -282,7 +293,7 @@ bool rt_store_retention(struct rt_store *st, uint64_t now_ms)
     }
     st->retention_deleted += deleted;
     if (was_full && !store_full(st->store)) {
-        log_info(RT_STORE_COMP, "msg=\"retention freed space: durable events accepted again\" "
+        log_info(RT_STORE_COMP, "msg=\"there is room again: durable events accepted again\" "
                  "dir=%s", st->dir);
         st->full_logged = false;
     }

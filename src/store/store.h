@@ -53,9 +53,18 @@ void store_close(struct store *s);
 /* Removes the store files of dir (to rebuild from peers). 0, or TRONE_EIO with a reason. */
 TRONE_MUST_CHECK int store_wipe(const char *dir, char *errmsg, size_t errmsg_size);
 void store_stats_get(const struct store *s, struct store_stats *out);
-/* Is the store full (a write hit the disk or map limit; durable events are refused until
- * retention frees space or store_full_clear)? Cheap: no transaction. */
+/* Is the store full (a write hit the disk or map limit, or store_event_room found too little
+ * room; durable events are refused until store_space_refresh or retention frees space)?
+ * Cheap: no transaction. */
 bool store_full(const struct store *s);
+/* Is there room for a durable event of size bytes while keeping a reserve of the file
+ * system's free bytes and of the map for the replication records? 0, or TRONE_EFULL (the
+ * store is then full: refuse the event before it joins a batch, whose commit would otherwise
+ * fail whole). Checks the file system every 256 KiB of events (statvfs). */
+TRONE_MUST_CHECK int store_event_room(struct store *s, size_t size);
+/* Checks the free space again after a refusal: clears the full state once the file system
+ * and the map have twice the reserve free. Returns true if it cleared it. */
+bool store_space_refresh(struct store *s);
 
 /* ---- Grouped writes: begin, any number of puts and drops, then one commit (one fsync). ---- */
 

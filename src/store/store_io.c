@@ -28,6 +28,12 @@
 #define STORE_META_LEN (4u + 4u + TRONE_HASH_LEN)
 #define STORE_CHAN_LEN 48u
 #define STORE_EVENT_HEAD_LEN 8u
+/* Room kept for the replication records when durable events are refused: the file system's
+ * free bytes and the map's. The free bytes are checked again after this many bytes of events
+ * (statvfs is a system call; the reserve covers what is written between two checks). */
+#define STORE_DISK_RESERVE (2u * 1024u * 1024u)
+#define STORE_MAP_RESERVE (4u * 1024u * 1024u)
+#define STORE_DISK_CHECK_BYTES (256u * 1024u)
 /* Domain bytes of the checksums: a value of one database never verifies in another. */
 enum store_domain {
     STORE_DOM_META = 1,
@@ -48,6 +54,9 @@ struct store {
     int batch_error;
     int lock_fd;
     bool full;
+    bool space_low;        /* durable events refused before the disk or map runs out */
+    uint64_t disk_free;    /* bytes free on the file system at the last check */
+    uint64_t since_check;  /* bytes of events put since that check */
     bool created;
     uint64_t commits;
     uint64_t log_records;
@@ -491,7 +500,79 @@ void store_stats_get(const struct store *s, struct store_stats *out)
     }
 }
 
-bool store_full(const struct store *s) { return s->full; }
+bool store_full(const struct store *s) { return s->full || s->space_low; }
+
+/* Bytes free on the file system of the store, UINT64_MAX if unknown. */
+static uint64_t disk_free_bytes(const struct store *s)
+{
+    struct statvfs st;
+    if (statvfs(s->dir, &st) != 0) {
+        return UINT64_MAX;
+    }
+    return (uint64_t)st.f_bavail * st.f_frsize;
+}
+
+/* Bytes of the map in use (committed pages), and its size. */
+static void map_usage(const struct store *s, uint64_t *used, uint64_t *size)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &st) != 0) {
+        *used = 0;
+        *size = UINT64_MAX;
+        return;
+    }
+    *used = ((uint64_t)info.me_last_pgno + 1u) * st.ms_psize;
+    *size = info.me_mapsize;
+}
+
+int store_event_room(struct store *s, size_t size)
+{
+    if (s->full || s->space_low) {
+        return TRONE_EFULL;
+    }
+    /* LMDB needs pages beyond the value (branch pages, copy-on-write of the path, the free
+     * list): count each event three times over, plus a fixed reserve. */
+    uint64_t need = 3u * (uint64_t)size + 4096u;
+    uint64_t used = 0;
+    uint64_t map = 0;
+    map_usage(s, &used, &map);
+    if (map != UINT64_MAX && used + need + STORE_MAP_RESERVE > map) {
+        s->space_low = true;
+        return TRONE_EFULL;
+    }
+    s->since_check += need;
+    if (s->disk_free == 0 || s->since_check >= STORE_DISK_CHECK_BYTES) {
+        s->disk_free = disk_free_bytes(s);
+        s->since_check = 0;
+    }
+    if (s->disk_free != UINT64_MAX && s->disk_free < STORE_DISK_RESERVE + s->since_check) {
+        s->space_low = true;
+        return TRONE_EFULL;
+    }
+    return 0;
+}
+
+bool store_space_refresh(struct store *s)
+{
+    if (!s->space_low && !s->full) {
+        return false;
+    }
+    uint64_t used = 0;
+    uint64_t map = 0;
+    map_usage(s, &used, &map);
+    uint64_t free_bytes = disk_free_bytes(s);
+    s->disk_free = free_bytes;
+    s->since_check = 0;
+    bool map_room = map == UINT64_MAX || used + 2u * STORE_MAP_RESERVE <= map;
+    bool disk_room = free_bytes == UINT64_MAX || free_bytes >= 2u * STORE_DISK_RESERVE;
+    if (map_room && disk_room) {
+        s->space_low = false;
+        s->full = false;
+        return true;
+    }
+    return false;
+}
 
 /* ---- Batches ------------------------------------------------------------------------------ */
 
