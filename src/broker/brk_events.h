@@ -224,6 +224,11 @@ struct brk_events {
     uint32_t fetch_answers[TRONE_REPLICAS_MAX];   /* answers in that window */
     uint32_t replaying;          /* attachments replaying stored events */
     int32_t store_status;        /* the last put's refusal (0 once one succeeds) */
+    char group_tag[TRONE_TAG_MAX + 1]; /* the durable group of the last tag stored (a hash) */
+    uint64_t group;
+    uint64_t desc_stream;   /* the stream whose descriptor desc holds */
+    uint8_t desc[1u + TRONE_KEY_LEN + 8u + 1u + TRONE_TAG_MAX]; /* CHAN_DURABLE_DESC_MAX */
+    size_t desc_size;
 };
 
 /* Sane defaults: 4096 connections and attachments, 64 attachments per connection, 16384

@@ -13,6 +13,9 @@
 #include "chan/chan_durable.h"
 #include "core/assert.h"
 
+_Static_assert(sizeof(((struct brk_events *)0)->desc) == CHAN_DURABLE_DESC_MAX,
+               "the cached descriptor fits");
+
 uint64_t brk_events__durable_stream(const char *tag, const uint8_t publisher[TRONE_KEY_LEN],
                                     uint64_t epoch, bool total)
 {
@@ -32,22 +35,32 @@ int brk_events__durable_put(struct brk_events *e, const struct brk_channel *ch,
     TRONE_ASSERT(e->config.durable.put != NULL);
     TRONE_ASSERT(event_size >= 24u);
     bool total = ch->cls.order == BRK_ORDER_TOTAL;
-    struct chan_durable_stream d;
-    memset(&d, 0, sizeof(d));
-    d.total = total;
-    if (!total) {
-        memcpy(d.publisher, publisher, TRONE_KEY_LEN);
-        d.epoch = buf_load_u64(event);
+    if (e->desc_stream != stream) {
+        /* The descriptor is built once per stream change, not per event. */
+        struct chan_durable_stream d;
+        memset(&d, 0, sizeof(d));
+        d.total = total;
+        if (!total) {
+            memcpy(d.publisher, publisher, TRONE_KEY_LEN);
+            d.epoch = buf_load_u64(event);
+        }
+        size_t tag_size = strlen(ch->tag);
+        memcpy(d.tag, ch->tag, tag_size + 1);
+        e->desc_size = chan_durable_desc_encode(&d, e->desc);
+        e->desc_stream = stream;
     }
-    snprintf(d.tag, sizeof(d.tag), "%s", ch->tag);
-    uint8_t desc[CHAN_DURABLE_DESC_MAX];
-    size_t desc_size = chan_durable_desc_encode(&d, desc);
+    const uint8_t *desc = e->desc;
+    size_t desc_size = e->desc_size;
     /* The record: publisher key | wire event (whose time is at offset 16). */
     uint8_t record[BRK_EVENTS_EVENT_MAX + TRONE_KEY_LEN];
     TRONE_ASSERT(event_size <= BRK_EVENTS_EVENT_MAX);
     memcpy(record, publisher, TRONE_KEY_LEN);
     memcpy(record + TRONE_KEY_LEN, event, event_size);
-    int rc = e->config.durable.put(e->config.durable.ctx, chan_durable_group(ch->tag), stream,
+    if (e->group == 0 || strcmp(e->group_tag, ch->tag) != 0) {
+        e->group = chan_durable_group(ch->tag); /* one hash per tag change, not per event */
+        snprintf(e->group_tag, sizeof(e->group_tag), "%s", ch->tag);
+    }
+    int rc = e->config.durable.put(e->config.durable.ctx, e->group, stream,
                                    desc, desc_size, position, buf_load_u64(event + 16), record,
                                    TRONE_KEY_LEN + event_size, ch->cls.retain_ms,
                                    ch->cls.retain_bytes);

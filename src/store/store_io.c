@@ -51,6 +51,12 @@ struct store {
     MDB_dbi chans;
     MDB_dbi streams;
     MDB_txn *txn; /* the open batch, or NULL */
+    /* The channel record the batch's event puts update, written back once at commit (or when
+     * another channel's event comes) instead of read, checksummed and rewritten per event. */
+    bool cache_valid;
+    bool cache_dirty;
+    uint64_t cache_channel;
+    struct store_channel_info cache_info;
     int batch_error;
     int lock_fd;
     bool full;
@@ -204,6 +210,26 @@ static int chan_put(MDB_txn *txn, const struct store *s, uint64_t channel,
     buf_store_u64(p + 32, info->age_ms_max);
     buf_store_u64(p + 40, info->bytes_max);
     return value_put(txn, s->chans, STORE_DOM_CHAN, &key, p, sizeof(p), NULL, 0);
+}
+
+/* Writes the cached channel record of the batch back (if changed). Sticky errors. */
+static int chan_cache_flush(struct store *s)
+{
+    if (!s->cache_valid || !s->cache_dirty || s->txn == NULL) {
+        return 0;
+    }
+    s->cache_dirty = false;
+    int rc = chan_put(s->txn, s, s->cache_channel, &s->cache_info);
+    if (rc != 0 && s->batch_error == 0) {
+        s->batch_error = rc;
+    }
+    return rc;
+}
+
+static void chan_cache_drop(struct store *s)
+{
+    s->cache_valid = false;
+    s->cache_dirty = false;
 }
 
 /* ---- Open and close --------------------------------------------------------------------- */
@@ -587,11 +613,13 @@ int store_batch_begin(struct store *s)
         return store_err(rc);
     }
     s->batch_error = 0;
+    chan_cache_drop(s);
     return 0;
 }
 
 void store_batch_abort(struct store *s)
 {
+    chan_cache_drop(s);
     if (s->txn != NULL) {
         mdb_txn_abort(s->txn);
         s->txn = NULL;
@@ -616,6 +644,8 @@ int store_batch_commit(struct store *s)
     if (s->txn == NULL) {
         return TRONE_EINVAL;
     }
+    (void)chan_cache_flush(s);
+    chan_cache_drop(s);
     int rc = s->batch_error;
     if (rc != 0) {
         mdb_txn_abort(s->txn);
@@ -776,14 +806,24 @@ int store_event_put(struct store *s, uint64_t channel, uint64_t position, uint64
     if (s->batch_error != 0) {
         return s->batch_error;
     }
-    struct store_channel_info info;
-    int rc = chan_get(s->txn, s, channel, &info);
-    if (rc != 0 && rc != TRONE_ENOENT) {
-        return batch_fail(s, rc);
+    if (!s->cache_valid || s->cache_channel != channel) {
+        if (chan_cache_flush(s) != 0) {
+            return s->batch_error;
+        }
+        int rc = chan_get(s->txn, s, channel, &s->cache_info);
+        if (rc != 0 && rc != TRONE_ENOENT) {
+            chan_cache_drop(s);
+            return batch_fail(s, rc);
+        }
+        s->cache_valid = true;
+        s->cache_dirty = false;
+        s->cache_channel = channel;
     }
+    struct store_channel_info info = s->cache_info;
     if (position == 0 || position <= info.last) {
         return TRONE_EINVAL;
     }
+    int rc = 0;
     uint8_t k[STORE_EVENT_KEY_LEN];
     event_key(k, channel, position);
     MDB_val key = {.mv_size = sizeof(k), .mv_data = k};
@@ -799,7 +839,9 @@ int store_event_put(struct store *s, uint64_t channel, uint64_t position, uint64
     info.last = position;
     info.count++;
     info.bytes += size;
-    return batch_fail(s, chan_put(s->txn, s, channel, &info));
+    s->cache_info = info;
+    s->cache_dirty = true; /* written back at commit */
+    return 0;
 }
 
 /* Decodes an event value: time and payload. */
@@ -861,6 +903,10 @@ int store_event_read(struct store *s, uint64_t channel, uint64_t position, uint3
 
 int store_channel_info(struct store *s, uint64_t channel, struct store_channel_info *out)
 {
+    if (s->txn != NULL && s->cache_valid && s->cache_channel == channel) {
+        *out = s->cache_info;
+        return 0;
+    }
     MDB_txn *txn = NULL;
     bool own = false;
     int rc = read_txn(s, &txn, &own);
@@ -881,6 +927,10 @@ int store_retention_set(struct store *s, uint64_t channel, uint64_t age_ms_max, 
         if (s->batch_error != 0) {
             return s->batch_error;
         }
+        if (chan_cache_flush(s) != 0) {
+            return s->batch_error;
+        }
+        chan_cache_drop(s);
         struct store_channel_info info;
         int rc = chan_get(s->txn, s, channel, &info);
         if (rc == 0 && info.age_ms_max == age_ms_max && info.bytes_max == bytes_max) {
