@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_durable_replay.sh: durable channels survive a whole-cluster crash and replay exactly
 # (issue 4, docs/PROTOCOL.md section 11). Four real replica processes with their data
-# directories on disk; N events are published on a BFT and on a CFT durable FIFO channel, then
+# directories on disk; N events are published on a BFT and a CFT durable FIFO channel and on a
+# BFT durable total-order channel (positions are the agreed ones there), then
 # all four replicas are SIGKILLed and restarted from their directories. Then:
 #   - `trone sub --from 0` prints event-1..event-N exactly once, in order (BFT: replayed
 #     copies are voted, f+1 matching);
@@ -23,11 +24,12 @@ itest_wait_ready 0 1 2 3
 itest_op channel create dur.bft --class bft,fifo,durable
 itest_op channel create dur.cft --class cft,fifo,durable
 itest_op channel create plain.cft --class cft,fifo
+itest_op channel create dur.total --class bft,total,durable
 
 # expect FROM TO: the lines event-FROM..event-TO.
 expect() { seq "$1" "$2" | sed 's/^/event-/'; }
 
-for tag in dur.bft dur.cft; do
+for tag in dur.bft dur.cft dur.total; do
   expect 1 $N | timeout 60 "$TRONE" pub $tag >"$D/pub.$tag.log" 2>&1 ||
     itest_fail "trone pub $tag failed: $(tail -n 1 "$D/pub.$tag.log")"
 done
@@ -37,7 +39,7 @@ for i in 0 1 2 3; do itest_kill $i; done
 for i in 0 1 2 3; do itest_start $i; done
 itest_wait_ready 0 1 2 3
 
-for tag in dur.bft dur.cft; do
+for tag in dur.bft dur.cft dur.total; do
   timeout 60 "$TRONE" sub $tag --from 0 --count $N --timeout 40 >"$D/all.$tag" 2>"$D/all.$tag.err" ||
     itest_fail "sub $tag --from 0 failed: $(tail -n 1 "$D/all.$tag.err")"
   [ "$(cat "$D/all.$tag")" = "$(expect 1 $N)" ] ||
@@ -97,5 +99,5 @@ out=$(timeout 60 "$TRONE" sub plain.cft --from 0 --count 1 --timeout 20 2>&1); r
 out=$("$TRONE" sub dur.cft --since yesterday 2>&1); rc=$?
 [ $rc = 2 ] || itest_fail "sub --since yesterday: rc=$rc (want 2) $out"
 
-itest_pass "$N events on bft and cft durable channels survived a full-cluster SIGKILL;" \
+itest_pass "$N events on bft, cft and total-order durable channels survived a full-cluster SIGKILL;" \
   "--from 0, --from $K, --since and replay-then-live exact"
