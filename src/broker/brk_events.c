@@ -420,6 +420,7 @@ static int brk_events_publish(struct brk_events *e, const struct brk_table *tabl
     uint32_t stream = BRK_EVENTS_NONE;
     uint64_t durable_stream = 0;
     int32_t refused = 0;
+    uint64_t last_seq = 0;
     for (uint32_t i = 0; i < m.event_count; i++) {
         size_t at = r.used;
         struct chan_event ev;
@@ -443,6 +444,7 @@ static int brk_events_publish(struct brk_events *e, const struct brk_table *tabl
                 target_count = brk_events__targets(e, table, ch, durable_stream);
             }
         }
+        last_seq = ev.seq;
         if (refused == 0) {
             refused = brk_events_publish_one(e, table, now_us, ch, key, stream, ev.seq,
                                              data + at, r.used - at, target_count,
@@ -451,6 +453,11 @@ static int brk_events_publish(struct brk_events *e, const struct brk_table *tabl
     }
     TRONE_ASSERT(stream != BRK_EVENTS_NONE);
     brk_events_ack(e, conn_id, m.tag, e->streams[stream].epoch, e->streams[stream].accepted, 0);
+    if (refused == 0 && durable && e->store_status != 0 && last_seq > e->streams[stream].accepted) {
+        /* Events left waiting behind a refused one: while the store refuses, every ACK that
+         * does not cover the message says so (a bare ACK would read as "resend later"). */
+        refused = e->store_status;
+    }
     if (refused != 0) {
         /* What came before the refusal counts (the ACK above); the refusal follows it. */
         e->out.status = refused;

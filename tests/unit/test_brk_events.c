@@ -1045,6 +1045,10 @@ static void test_durable_full_refused(void **state)
     assert_int_equal(last_ack(f, CONN_PUB, 1000000, TRONE_EFULL), 2);
     assert_int_equal(brk_events_stats(&f->ev)->store_refused, 1);
     assert_int_equal(brk_events_store_status(&f->ev), TRONE_EFULL);
+    /* Later events, out of order behind the refused one, are refused too (a bare ACK would
+     * clear the publisher's view of the refusal). */
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.dur", 1000000, 5, 2), 0);
+    assert_int_equal(last_ack(f, CONN_PUB, 1000000, TRONE_EFULL), 2);
     char text[512];
     drain_text(f, text, sizeof(text));
     assert_string_equal(text, "1.1 1.2 ");
