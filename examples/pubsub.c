@@ -4,7 +4,12 @@
  *
  *   trone init cluster --replicas 4; start the replicas (see README.md)
  *   trone channel create demo.events --class bft,fifo
- *   TRONE_CLUSTER=$PWD/cluster/cluster.conf ./pubsub demo.events 5 */
+ *   TRONE_CLUSTER=$PWD/cluster/cluster.conf ./pubsub demo.events 5
+ *
+ * On a durable channel (class "...,durable") a third argument resumes: the replicas first
+ * replay every event they keep after that position (0: from the oldest), then the live ones:
+ *   trone channel create demo.durable --class cft,fifo,durable
+ *   ./pubsub demo.durable 5 0      (a second run prints the first run's events too) */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,8 +29,9 @@ static void on_event(void *ctx, const struct trone_event *ev)
         fprintf(stderr, "gap on %s: %" PRIu64 " events lost\n", ev->channel, ev->lost);
         return;
     }
-    printf("%s seq=%" PRIu64 " latency=%" PRIu64 "us: %.*s\n", ev->channel, ev->seq,
-           ev->received_us - ev->time_us, (int)ev->payload_size, (const char *)ev->payload);
+    printf("%s seq=%" PRIu64 " position=%" PRIu64 " latency=%" PRIu64 "us: %.*s\n",
+           ev->channel, ev->seq, ev->position, ev->received_us - ev->time_us,
+           (int)ev->payload_size, (const char *)ev->payload);
     seen->count++;
 }
 
@@ -33,8 +39,9 @@ int main(int argc, char **argv)
 {
     const char *tag = argc > 1 ? argv[1] : "demo.events";
     int total = argc > 2 ? atoi(argv[2]) : 5;
-    if (total <= 0 || total > 100000) {
-        fprintf(stderr, "usage: pubsub [TAG [COUNT]]\n");
+    long long from = argc > 3 ? atoll(argv[3]) : -1; /* -1: live only */
+    if (total <= 0 || total > 100000 || from < -1) {
+        fprintf(stderr, "usage: pubsub [TAG [COUNT [FROM_POSITION]]]\n");
         return 2;
     }
     /* NULL paths: $TRONE_CLUSTER (or ./cluster/cluster.conf) and $TRONE_KEY (or the admin). */
@@ -45,7 +52,11 @@ int main(int argc, char **argv)
         return 1;
     }
     struct seen seen = {0};
-    rc = trone_subscribe(c, tag, on_event, &seen);
+    if (from >= 0) {
+        rc = trone_subscribe_from(c, tag, TRONE_START_FROM, (uint64_t)from, on_event, &seen);
+    } else {
+        rc = trone_subscribe(c, tag, on_event, &seen);
+    }
     for (int i = 1; rc == 0 && i <= total; i++) {
         char text[64];
         int size = snprintf(text, sizeof(text), "hello %d", i);

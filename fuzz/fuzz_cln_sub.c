@@ -1,7 +1,9 @@
-/* fuzz_cln_sub.c: arbitrary DELIVER and GAP messages from arbitrary replicas, and ticks, into
- * a subscriber core with small bounds. Records: u8 op | u8 replica | u16 length | bytes.
- * op 0: raw message bytes; op 1: a well-formed DELIVER built from the bytes (so voting, PKS,
- * windows and epochs are reached; DELIVER_TOTAL on the total-order channel); op 2: tick.
+/* fuzz_cln_sub.c: arbitrary DELIVER, GAP and REPLAY messages from arbitrary replicas, and
+ * ticks, into a subscriber core with small bounds. Records: u8 op | u8 replica | u16 length |
+ * bytes. op 0: raw message bytes; op 1: a well-formed DELIVER built from the bytes (so voting,
+ * PKS, windows and epochs are reached; DELIVER_TOTAL on the total-order channel); op 2: tick;
+ * op 3: a well-formed REPLAY (a stream's first position, or END) on the replayed channels
+ * (alpha from 0, beta from 3, omega from 0); op 4: the replica goes away, or is asked again.
  * Built DELIVERs go through cln_sub_receive_checked with the checks a runtime would make
  * (cln_sub_verify_wanted, then a truthful chan_auth_verify of each wanted event); raw bytes
  * must be refused by cln_sub_verify_wanted exactly when cln_sub_receive refuses them.
@@ -20,8 +22,8 @@
 #define FUZZ_CHANNELS 5u
 #define FUZZ_TOTAL 4u /* the total-order channel */
 static const char *const fuzz_tags[FUZZ_CHANNELS] = {"alpha", "beta", "gamma", "delta", "omega"};
-static const char *const fuzz_classes[FUZZ_CHANNELS] = {"cft", "bft", "bft,pks",
-                                                        "cft,pks,urgency=7", "bft,total"};
+static const char *const fuzz_classes[FUZZ_CHANNELS] = {
+    "cft,durable", "bft,durable", "bft,pks", "cft,pks,urgency=7", "bft,total,durable"};
 
 struct fuzz_seen {
     uint32_t channel_idx;
@@ -96,7 +98,7 @@ static void fuzz_build(struct fuzz_state *fz, struct buf *b, const uint8_t *p, s
     chan_msg_put_header(b, &m);
     for (uint32_t i = 0; i < m.event_count; i++) {
         uint8_t sig[CHAN_AUTH_PKS_SIZE];
-        struct chan_event e = {.epoch = 1u + p[3] % 3u, .seq = 1u + (p[4] + i) % 40u,
+        struct chan_event e = {.epoch = (1u + p[3] % 3u) * 1000000u, .seq = 1u + (p[4] + i) % 40u,
                                .time_us = 7, .payload = p + 6,
                                .payload_size = (uint32_t)(size - 6)};
         if (p[2] % 3 != 2) {
@@ -128,6 +130,29 @@ static void fuzz_checks(const struct fuzz_state *fz, const struct buf *b,
     (void)fz;
 }
 
+/* bytes: u8 tag | u8 publisher | u8 epoch | u8 first (0: END) */
+static void fuzz_build_replay(struct fuzz_state *fz, struct buf *b, const uint8_t *p,
+                              size_t size)
+{
+    if (size < 4) {
+        return;
+    }
+    static const uint32_t replayed[3] = {0, 1, FUZZ_TOTAL};
+    uint32_t ch = replayed[p[0] % 3];
+    struct chan_msg m = {.type = CHAN_MSG_REPLAY};
+    strcpy(m.tag, fuzz_tags[ch]);
+    if (p[3] % 41 == 0) {
+        m.flags = CHAN_REPLAY_END;
+    } else {
+        if (ch != FUZZ_TOTAL) {
+            memcpy(m.publisher, fz->pk[p[1] % 2], TRONE_KEY_LEN);
+            m.epoch = (1u + p[2] % 3u) * 1000000u;
+        }
+        m.first = p[3] % 41;
+    }
+    chan_msg_put_header(b, &m);
+}
+
 static void fuzz_setup(struct fuzz_state *fz)
 {
     memset(fz, 0, sizeof(*fz));
@@ -150,6 +175,16 @@ static void fuzz_setup(struct fuzz_state *fz)
             abort();
         }
     }
+    if (cln_sub_replay(&fz->sub, 0, CHAN_START_FROM, 0) != 0 ||
+        cln_sub_replay(&fz->sub, 1, CHAN_START_FROM, 3) != 0 ||
+        cln_sub_replay(&fz->sub, FUZZ_TOTAL, CHAN_START_FROM, 0) != 0) {
+        abort();
+    }
+    for (uint32_t r = 0; r < 4; r++) {
+        cln_sub_replay_expect(&fz->sub, 0, r);
+        cln_sub_replay_expect(&fz->sub, 1, r);
+        cln_sub_replay_expect(&fz->sub, FUZZ_TOTAL, r);
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -162,7 +197,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct buf b = {0};
     struct cln_sub_output out;
     for (size_t at = 0; size - at >= 4;) {
-        uint8_t op = data[at] % 3;
+        uint8_t op = data[at] % 5;
         uint32_t replica = data[at + 1] % 4u;
         size_t length = (size_t)data[at + 2] | (size_t)data[at + 3] << 8;
         at += 4;
@@ -170,7 +205,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fz.now += data[at - 3] % 64u;
         buf_reset(&b);
         int rc = 0;
-        if (op == 2) {
+        if (op == 4) {
+            if (length > 0 && data[at] % 2 == 0) {
+                cln_sub_replay_expect(&fz.sub, data[at] % 2 == 0 ? 0 : 1, replica);
+                rc = TRONE_EBADMSG; /* no output to check */
+            } else {
+                rc = cln_sub_replica_down(&fz.sub, replica, UINT32_MAX, fz.now, &out);
+            }
+        } else if (op == 3) {
+            fuzz_build_replay(&fz, &b, data + at, length);
+            rc = b.used > 0 ? cln_sub_receive(&fz.sub, replica, b.data, b.used, fz.now, &out)
+                            : TRONE_EBADMSG;
+        } else if (op == 2) {
             rc = cln_sub_tick(&fz.sub, fz.now, &out);
         } else if (op == 1) {
             static uint8_t wanted[CHAN_EVENTS_PER_MSG_MAX], checks[CHAN_EVENTS_PER_MSG_MAX];

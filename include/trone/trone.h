@@ -60,8 +60,12 @@ struct trone_event {
     /* Total-order channels (class "total"): the event's position in the channel's one agreed
      * sequence (1, 2, ...; every correct subscriber delivers the same event at the same
      * position, in position order). A GAP there has seq = the first missing position and an
-     * all-zero publisher. 0 on FIFO channels. */
+     * all-zero publisher. On durable FIFO channels the publisher's seq (what
+     * trone_subscribe_from resumes from); 0 on other FIFO channels. */
     uint64_t position;
+    /* GAP of a replay (trone_subscribe_from): 1 if these events are no longer kept by the
+     * replicas (retention removed them, or the replicas never held them), else 0. */
+    int not_kept;
 };
 
 /* Called by trone_run and trone_receive for each event of a channel subscribed with a
@@ -122,6 +126,27 @@ uint64_t trone_unacked(const struct trone_client *c);
  * made for a failed call. */
 TRONE_MUST_CHECK int trone_subscribe(struct trone_client *c, const char *tag, trone_event_cb cb,
                                      void *ctx);
+/* Where a subscription to a durable channel (class "durable") starts. */
+enum trone_start {
+    TRONE_START_LIVE = 0,  /* only events published from now on (what trone_subscribe does) */
+    TRONE_START_FROM = 1,  /* every kept event after position `start`, then the live ones;
+                              start 0: from the oldest event kept */
+    TRONE_START_SINCE = 2, /* every kept event the publisher stamped at or after `start`
+                              (µs since 1970), then the live ones */
+};
+/* Subscribes as trone_subscribe does, but on a durable channel the replicas first replay the
+ * events they keep (docs/PROTOCOL.md section 11), then the live stream follows with no gap and
+ * no duplicate. A position is what struct trone_event.position gives: on total-order
+ * channels the agreed position, on FIFO channels the publisher's seq (so FROM applies to each
+ * publisher stream of the channel: meant to resume one publisher's stream; SINCE resumes
+ * across publisher restarts). Replayed events are decided like live ones (f+1 matching copies,
+ * or a verified signature, under BFT). Events no longer kept (retention) are reported as one
+ * TRONE_EVENT_GAP per stream. Returns what trone_subscribe returns, and TRONE_EINVAL for a
+ * start on a channel that is not durable or an unknown kind. Example:
+ *     trone_subscribe_from(c, "dur.events", TRONE_START_FROM, last_position_seen, cb, ctx); */
+TRONE_MUST_CHECK int trone_subscribe_from(struct trone_client *c, const char *tag,
+                                          enum trone_start kind, uint64_t start,
+                                          trone_event_cb cb, void *ctx);
 /* Stops the stream of tag on every replica and drops its queued events. Returns 0 or
  * TRONE_ENOENT (not subscribed on c). */
 TRONE_MUST_CHECK int trone_unsubscribe(struct trone_client *c, const char *tag);

@@ -39,6 +39,7 @@ void brk_events_config_defaults(struct brk_events_config *c)
     c->fetch_delay_us = 200000u;
     c->fetch_retry_us = 500000u;
     c->fetch_answers_max = 64;
+    c->replay_chunk = 256;
 }
 
 int brk_events_config_check(const struct brk_events_config *c)
@@ -55,7 +56,8 @@ int brk_events_config_check(const struct brk_events_config *c)
         c->flush_conn_bytes_max == 0 || c->flush_total_bytes_max < c->flush_conn_bytes_max ||
         c->flush_total_bytes_max > TRONE_MESSAGE_MAX || c->pool_bytes_max < BRK_EVENTS_RECORD_MAX ||
         c->pool_bytes_max > (UINT32_MAX >> 1) || c->total_wait_us == 0 ||
-        c->fetch_retry_us == 0 || c->fetch_answers_max == 0 || c->replicas > TRONE_REPLICAS_MAX ||
+        c->fetch_retry_us == 0 || c->fetch_answers_max == 0 || c->replay_chunk == 0 ||
+        (c->durable.put != NULL && (c->durable.stream_next == NULL || c->durable.read == NULL)) || c->replicas > TRONE_REPLICAS_MAX ||
         (c->replicas > 0 && c->self >= c->replicas) ||
         (c->overflow != BRK_EVENTS_DROP_OLDEST && c->overflow != BRK_EVENTS_DISCONNECT)) {
         return TRONE_EINVAL;
@@ -350,32 +352,41 @@ static int32_t brk_events_publish_check(const struct brk_table *table, const cha
 /* Applies one event to its stream and forwards it if it is the next one (issue 3: seq <=
  * accepted is a duplicate, seq > accepted + 1 is dropped until the publisher resends). On a
  * total-order channel the accepted event goes to the pending pool instead, to wait for its
- * ORDER (DESIGN.md 7). */
-static void brk_events_publish_one(struct brk_events *e, const struct brk_table *table,
-                                   uint64_t now_us, const struct brk_channel *ch,
-                                   const uint8_t key[TRONE_KEY_LEN], uint32_t stream,
-                                   uint64_t seq, const uint8_t *event, size_t event_size,
-                                   uint32_t target_count)
+ * ORDER (DESIGN.md 7). On a durable FIFO channel it is stored first (durable != 0: its
+ * stream id); an event that cannot be stored is not accepted: returns the refusal for the
+ * ACK (the publisher resends it, or reports it), else 0. */
+static int32_t brk_events_publish_one(struct brk_events *e, const struct brk_table *table,
+                                      uint64_t now_us, const struct brk_channel *ch,
+                                      const uint8_t key[TRONE_KEY_LEN], uint32_t stream,
+                                      uint64_t seq, const uint8_t *event, size_t event_size,
+                                      uint32_t target_count, uint64_t durable)
 {
     struct brk_events_stream *s = &e->streams[stream];
     if (seq <= s->accepted) {
         e->stats.duplicates++;
-        return;
+        return 0;
     }
     if (seq != s->accepted + 1) {
         e->stats.out_of_order++;
-        return;
+        return 0;
+    }
+    if (durable != 0 && ch->cls.order != BRK_ORDER_TOTAL) {
+        int32_t rc = brk_events__durable_put(e, ch, key, durable, seq, event, event_size);
+        if (rc != 0) {
+            return rc;
+        }
     }
     s->accepted = seq;
     e->stats.accepted++;
     if (ch->cls.order == BRK_ORDER_TOTAL) {
         brk_events__total_publish(e, table, now_us, ch, key, event, event_size);
-        return;
+        return 0;
     }
     for (uint32_t t = 0; t < target_count; t++) {
         brk_events__enqueue(e, e->targets[t], ch->cls.urgency, ch->tag, key, 0, event,
                             event_size);
     }
+    return 0;
 }
 
 static int brk_events_publish(struct brk_events *e, const struct brk_table *table,
@@ -403,9 +414,13 @@ static int brk_events_publish(struct brk_events *e, const struct brk_table *tabl
         brk_events_ack(e, conn_id, m.tag, ev.epoch, 0, status);
         return 0;
     }
-    uint32_t target_count =
-        ch->cls.order == BRK_ORDER_TOTAL ? 0 : brk_events__targets(e, table, ch);
+    bool fifo = ch->cls.order != BRK_ORDER_TOTAL;
+    bool durable = ch->cls.durable && fifo && e->config.durable.put != NULL;
+    uint32_t target_count = fifo && !durable ? brk_events__targets(e, table, ch, 0) : 0;
     uint32_t stream = BRK_EVENTS_NONE;
+    uint64_t durable_stream = 0;
+    int32_t refused = 0;
+    uint64_t last_seq = 0;
     for (uint32_t i = 0; i < m.event_count; i++) {
         size_t at = r.used;
         struct chan_event ev;
@@ -413,8 +428,9 @@ static int brk_events_publish(struct brk_events *e, const struct brk_table *tabl
         TRONE_ASSERT(r.error == 0);
         if (stream != BRK_EVENTS_NONE && e->streams[stream].epoch != ev.epoch) {
             brk_events_ack(e, conn_id, m.tag, e->streams[stream].epoch,
-                           e->streams[stream].accepted, 0);
+                           e->streams[stream].accepted, refused);
             stream = BRK_EVENTS_NONE;
+            refused = 0;
         }
         if (stream == BRK_EVENTS_NONE) {
             bool fresh = false;
@@ -422,31 +438,59 @@ static int brk_events_publish(struct brk_events *e, const struct brk_table *tabl
             if (fresh) {
                 e->streams[stream].accepted = ev.seq - 1; /* a new stream starts anywhere */
             }
+            if (durable) {
+                /* Targets depend on the stream: replays that have not passed it skip it. */
+                durable_stream = brk_events__durable_stream(m.tag, key, ev.epoch, false);
+                target_count = brk_events__targets(e, table, ch, durable_stream);
+            }
         }
-        brk_events_publish_one(e, table, now_us, ch, key, stream, ev.seq, data + at, r.used - at,
-                               target_count);
+        last_seq = ev.seq;
+        if (refused == 0) {
+            refused = brk_events_publish_one(e, table, now_us, ch, key, stream, ev.seq,
+                                             data + at, r.used - at, target_count,
+                                             durable_stream);
+        }
     }
     TRONE_ASSERT(stream != BRK_EVENTS_NONE);
     brk_events_ack(e, conn_id, m.tag, e->streams[stream].epoch, e->streams[stream].accepted, 0);
+    if (refused == 0 && durable && e->store_status != 0 && last_seq > e->streams[stream].accepted) {
+        /* Events left waiting behind a refused one: while the store refuses, every ACK that
+         * does not cover the message says so (a bare ACK would read as "resend later"). */
+        refused = e->store_status;
+    }
+    if (refused != 0) {
+        /* What came before the refusal counts (the ACK above); the refusal follows it. */
+        e->out.status = refused;
+        brk_events_ack(e, conn_id, m.tag, e->streams[stream].epoch,
+                       e->streams[stream].accepted, refused);
+    }
     return 0;
 }
 
 static int32_t brk_events_attach(struct brk_events *e, const struct brk_table *table,
                                  uint64_t conn_id, const uint8_t key[TRONE_KEY_LEN],
-                                 const char *tag)
+                                 const struct chan_msg *m)
 {
-    const struct brk_channel *ch = brk_table_find_channel(table, tag);
+    const struct brk_channel *ch = brk_table_find_channel(table, m->tag);
     if (ch == NULL) {
         return TRONE_ENOENT;
     }
     if (!brk_table_channel_may_subscribe(table, ch, key)) {
         return TRONE_EPERM;
     }
+    if (m->start_mode != CHAN_START_LIVE && !ch->cls.durable) {
+        return TRONE_EINVAL; /* only durable channels keep events to replay */
+    }
     uint32_t idx = brk_events__conn_get(e, conn_id, key);
     if (idx == BRK_EVENTS_NONE) {
         return TRONE_EFULL;
     }
-    return brk_events__attach_add(e, idx, tag);
+    int rc = brk_events__attach_add(e, idx, m->tag);
+    if (rc == 0 && m->start_mode != CHAN_START_LIVE) {
+        brk_events__replay_start(e, brk_events__attach_find(e, idx, m->tag), m->start_mode,
+                                 m->start);
+    }
+    return rc;
 }
 
 static int brk_events_attach_message(struct brk_events *e, const struct brk_table *table,
@@ -466,7 +510,7 @@ static int brk_events_attach_message(struct brk_events *e, const struct brk_tabl
         }
         return 0;
     }
-    int32_t status = brk_events_attach(e, table, conn_id, key, m.tag);
+    int32_t status = brk_events_attach(e, table, conn_id, key, &m);
     e->stats.rejected += status == TRONE_ENOENT || status == TRONE_EPERM ? 1 : 0;
     e->out.status = status;
     struct chan_msg answer;
@@ -506,7 +550,8 @@ int brk_events_message(struct brk_events *e, const struct brk_table *table, uint
     case CHAN_MSG_DELIVER_TOTAL:
     case CHAN_MSG_FETCH:
     case CHAN_MSG_FETCHED:
-        rc = TRONE_EPROTO; /* replica-to-client and replica-to-replica messages */ /* replica-to-client messages */
+    case CHAN_MSG_REPLAY:
+        rc = TRONE_EPROTO; /* replica-to-client and replica-to-replica messages */
         break;
     default:
         break;

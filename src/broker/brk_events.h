@@ -41,6 +41,33 @@ enum brk_events_overflow {
     BRK_EVENTS_DISCONNECT = 1,
 };
 
+/* Durable channels' storage (issue 4), reached through these functions as raft reaches its
+ * disk through raft_io: the runtime's store, grouped in one transaction per loop turn and
+ * committed before the turn's writes leave, so an event is forwarded and acknowledged only
+ * once it is on disk. put == NULL: this replica keeps nothing (durable channels then behave
+ * as others, and a replay request is answered by an immediate REPLAY END). */
+typedef int (*brk_events_read_cb)(void *ctx, uint64_t position, const uint8_t *record,
+                                  size_t size);
+struct brk_events_durable {
+    void *ctx;
+    /* Stores the record (publisher key | wire event) of stream `stream` (descriptor desc,
+     * chan_durable.h) of group `group` at position, with the publisher's time; the stream's
+     * retention is the channel class's (0: no limit). 0 (also for a
+     * position the stream already holds or passed: nothing written), TRONE_EFULL (refused:
+     * the disk or the store is full), or another TRONE_E* (refused). */
+    int (*put)(void *ctx, uint64_t group, uint64_t stream, const uint8_t *desc, size_t desc_size,
+               uint64_t position, uint64_t time_us, const uint8_t *record, size_t size,
+               uint64_t retain_ms, uint64_t retain_bytes);
+    /* The first stream of group with id above after (0: the first), its id and descriptor
+     * (at most desc_max bytes). 0, TRONE_ENOENT when there is none, or an error. */
+    int (*stream_next)(void *ctx, uint64_t group, uint64_t after, uint64_t *stream,
+                       uint8_t *desc, size_t desc_max, size_t *desc_size);
+    /* Calls cb for up to count_max records of stream from position on, in position order,
+     * including those put earlier in the same loop turn; cb returns non-zero to stop. */
+    int (*read)(void *ctx, uint64_t stream, uint64_t position, uint32_t count_max,
+                brk_events_read_cb cb, void *cb_ctx);
+};
+
 struct brk_events_config {
     uint32_t conn_max;            /* connections with attachments at once */
     uint32_t attach_max;          /* attachments of all connections together */
@@ -67,6 +94,8 @@ struct brk_events_config {
     uint32_t fetch_answers_max;     /* FETCHes answered per peer per second (a Byzantine peer
                                        cannot make this replica send without bound) */
     uint8_t hash_key[16];           /* SipHash key of the internal tables */
+    struct brk_events_durable durable; /* durable channels' storage (all NULL: none) */
+    uint32_t replay_chunk;          /* stored events read per replay step (default 256) */
 };
 
 /* One message to send on a connection; data is core-owned (see brk_events_out). */
@@ -122,6 +151,10 @@ struct brk_events_stats {
     uint64_t fetch_refused; /* total order: FETCHED ranges dropped (no such ORDER, bad digest) */
     uint64_t fetch_served;  /* total order: FETCHes answered */
     uint64_t fetch_throttled; /* total order: FETCHes not answered: the peer asked too often */
+    uint64_t stored;        /* durable: events stored (or found stored already) */
+    uint64_t store_refused; /* durable: events refused because they could not be stored */
+    uint64_t replays;       /* durable: replays started (ATTACH with a start) */
+    uint64_t replayed;      /* durable: stored events sent in replays */
 };
 
 /* Introspection of the pending pool. */
@@ -189,6 +222,13 @@ struct brk_events {
     size_t peer_send_count;
     uint64_t fetch_window_us[TRONE_REPLICAS_MAX]; /* per peer: start of its answer window */
     uint32_t fetch_answers[TRONE_REPLICAS_MAX];   /* answers in that window */
+    uint32_t replaying;          /* attachments replaying stored events */
+    int32_t store_status;        /* the last put's refusal (0 once one succeeds) */
+    char group_tag[TRONE_TAG_MAX + 1]; /* the durable group of the last tag stored (a hash) */
+    uint64_t group;
+    uint64_t desc_stream;   /* the stream whose descriptor desc holds */
+    uint8_t desc[1u + TRONE_KEY_LEN + 8u + 1u + TRONE_TAG_MAX]; /* CHAN_DURABLE_DESC_MAX */
+    size_t desc_size;
 };
 
 /* Sane defaults: 4096 connections and attachments, 64 attachments per connection, 16384
@@ -202,6 +242,9 @@ TRONE_MUST_CHECK int brk_events_config_check(const struct brk_events_config *c);
 /* Allocates the tables (memory in proportion to conn_max, attach_max and stream_max). Returns
  * 0, TRONE_EINVAL for a bad config or TRONE_ENOMEM; on error e is zeroed (close is safe). */
 TRONE_MUST_CHECK int brk_events_init(struct brk_events *e, const struct brk_events_config *c);
+/* Sets the durable channels' storage after init (the store opens after the core); all
+ * three functions, or none. Cannot fail. */
+void brk_events_durable_set(struct brk_events *e, const struct brk_events_durable *d);
 /* Frees everything; safe on a zeroed core and twice. */
 void brk_events_close(struct brk_events *e);
 
@@ -259,7 +302,11 @@ void brk_events_conn_pause(struct brk_events *e, uint64_t conn_id, bool paused);
 void brk_events_flush(struct brk_events *e, const struct brk_table *table, uint64_t now_us,
                       const struct brk_events_out **out);
 
-/* True if any connection holds queued events or unsent GAPs, or awaits closing. */
+/* Durable channels' store state: 0, or the refusal (TRONE_EFULL...) of the last put while
+ * no later put succeeded; for the runtime's log line. */
+int32_t brk_events_store_status(const struct brk_events *e);
+
+/* True if any connection holds queued events or unsent GAPs, awaits closing, or replays. */
 bool brk_events_pending(const struct brk_events *e);
 const struct brk_events_stats *brk_events_stats(const struct brk_events *e);
 

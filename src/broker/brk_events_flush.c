@@ -125,6 +125,10 @@ static size_t brk_events_flush_conn(struct brk_events *e, const struct brk_table
             }
         }
     }
+    size_t used = e->out_data.used - start;
+    if (used < budget && brk_events__replay_pending(e, slot)) {
+        brk_events__replay_flush(e, table, slot, now_us, budget - used);
+    }
     return e->out_data.used - start;
 }
 
@@ -144,7 +148,8 @@ void brk_events_flush(struct brk_events *e, const struct brk_table *table, uint6
             e->closes[e->close_count++] = c->id;
             continue;
         }
-        if (!c->used || c->paused || (c->queued_events == 0 && c->gap_count == 0)) {
+        if (!c->used || c->paused ||
+            (c->queued_events == 0 && c->gap_count == 0 && !brk_events__replay_pending(e, slot))) {
             continue;
         }
         if (total >= e->config.flush_total_bytes_max) {
@@ -154,7 +159,8 @@ void brk_events_flush(struct brk_events *e, const struct brk_table *table, uint6
         size_t budget = e->config.flush_total_bytes_max - total;
         budget = budget > e->config.flush_conn_bytes_max ? e->config.flush_conn_bytes_max : budget;
         total += brk_events_flush_conn(e, table, slot, now_us, budget);
-        e->out.more = e->out.more || c->queued_events > 0 || c->gap_count > 0;
+        e->out.more = e->out.more || c->queued_events > 0 || c->gap_count > 0 ||
+                      brk_events__replay_pending(e, slot);
     }
     e->flush_cursor = high > 0 ? (e->flush_cursor + 1) % high : 0;
     brk_events__out_finish(e);

@@ -57,12 +57,24 @@ struct brk_events_stream {
     char tag[TRONE_TAG_MAX + 1];
 };
 
-/* Connection conn_idx streams channel tag. */
+/* Connection conn_idx streams channel tag. While replaying, a durable channel's stored
+ * events are read stream by stream (in stream id order) and sent before its live ones: an
+ * event accepted meanwhile is queued live only if its stream id is below replay_stream (the
+ * cursor passed it), else the cursor reads it from the store, so the switch is exact. */
 struct brk_events_attach {
     bool used;
+    bool replaying;
+    bool replay_announced; /* the REPLAY of replay_stream was sent */
+    bool replay_total;     /* replay_stream is a total-order stream */
+    uint8_t start_mode;    /* enum chan_start */
     uint32_t conn_idx;
     uint32_t bucket_next; /* next attachment in the same tag bucket */
     uint32_t conn_next;   /* next attachment of the same connection, or next free entry */
+    uint64_t start;       /* position or time (µs) */
+    uint64_t replay_stream; /* the stream being read (0: none yet) */
+    uint64_t replay_next;   /* its next position to read; 0: find the next stream */
+    uint8_t replay_publisher[TRONE_KEY_LEN];
+    uint64_t replay_epoch;
     char tag[TRONE_TAG_MAX + 1];
 };
 
@@ -126,10 +138,11 @@ uint32_t brk_events__attach_find(const struct brk_events *e, uint32_t conn_idx, 
 /* Attaches; 0, TRONE_EFULL (limits) or 0 if already attached. */
 int brk_events__attach_add(struct brk_events *e, uint32_t conn_idx, const char *tag);
 void brk_events__attach_remove(struct brk_events *e, uint32_t conn_idx, const char *tag);
-/* Fills e->targets with the slots attached to tag whose key may subscribe to ch; returns the
- * count. */
+/* Fills e->targets with the slots attached to tag whose key may subscribe to ch, but not those
+ * replaying a stream not yet passed by their cursor (stream: the durable stream id of the
+ * events, 0 for a channel that is not durable); returns the count. */
 uint32_t brk_events__targets(struct brk_events *e, const struct brk_table *table,
-                             const struct brk_channel *ch);
+                             const struct brk_channel *ch, uint64_t stream);
 /* Queues one wire event of (tag, publisher) at level for slot conn_idx, dropping as needed. */
 void brk_events__enqueue(struct brk_events *e, uint32_t conn_idx, uint8_t level, const char *tag,
                          const uint8_t publisher[TRONE_KEY_LEN], uint64_t position,
@@ -148,6 +161,22 @@ bool brk_events__total_pending(const struct brk_events *e);
 void brk_events__record_read(const uint8_t *p, struct brk_events_record *rec);
 /* Removes the oldest record of a level of slot conn_idx. */
 void brk_events__level_pop(struct brk_events *e, struct brk_events_conn *c, uint32_t level);
+
+/* Durable channels (brk_events_replay.c): stores one accepted event (0, or the refusal);
+ * starts a replay on an attachment; replays within budget bytes for slot conn_idx. */
+int brk_events__durable_put(struct brk_events *e, const struct brk_channel *ch,
+                            const uint8_t publisher[TRONE_KEY_LEN], uint64_t stream,
+                            uint64_t position, const uint8_t *event, size_t event_size);
+uint64_t brk_events__durable_stream(const char *tag, const uint8_t publisher[TRONE_KEY_LEN],
+                                    uint64_t epoch, bool total);
+void brk_events__replay_start(struct brk_events *e, uint32_t attach_idx, uint8_t mode,
+                              uint64_t start);
+size_t brk_events__replay_flush(struct brk_events *e, const struct brk_table *table,
+                                uint32_t conn_idx, uint64_t now_us, size_t budget);
+/* Does slot conn_idx have an attachment replaying? */
+bool brk_events__replay_pending(const struct brk_events *e, uint32_t conn_idx);
+/* The attachment is going away (detach, connection closed). */
+void brk_events__replay_stop(struct brk_events *e, uint32_t attach_idx);
 
 /* Output building: starts an output, adds one message from out_data[start, used). */
 void brk_events__out_reset(struct brk_events *e);

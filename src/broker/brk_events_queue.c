@@ -126,6 +126,9 @@ uint32_t brk_events_conn_queued(const struct brk_events *e, uint64_t conn_id, si
 
 bool brk_events_pending(const struct brk_events *e)
 {
+    if (e->replaying > 0) {
+        return true;
+    }
     for (uint32_t i = 0; i < e->conn_high; i++) {
         const struct brk_events_conn *c = &e->conns[i];
         if (c->used && (c->queued_events > 0 || c->gap_count > 0 || c->doomed)) {
@@ -201,6 +204,7 @@ void brk_events__attach_remove(struct brk_events *e, uint32_t conn_idx, const ch
         return;
     }
     struct brk_events_conn *c = &e->conns[conn_idx];
+    brk_events__replay_stop(e, i);
     brk_events_unlink(e, &e->attach_buckets[brk_events_tag_bucket(e, tag)], i, false);
     brk_events_unlink(e, &c->attach_first, i, true);
     struct brk_events_attach *a = &e->attaches[i];
@@ -213,14 +217,15 @@ void brk_events__attach_remove(struct brk_events *e, uint32_t conn_idx, const ch
 }
 
 uint32_t brk_events__targets(struct brk_events *e, const struct brk_table *table,
-                             const struct brk_channel *ch)
+                             const struct brk_channel *ch, uint64_t stream)
 {
     uint32_t count = 0;
     uint32_t i = e->attach_buckets[brk_events_tag_bucket(e, ch->tag)];
     for (uint32_t n = 0; n <= e->config.attach_max && i != BRK_EVENTS_NONE; n++) {
         const struct brk_events_attach *a = &e->attaches[i];
         const struct brk_events_conn *c = &e->conns[a->conn_idx];
-        if (strcmp(a->tag, ch->tag) == 0 && !c->doomed &&
+        bool waits = a->replaying && stream >= a->replay_stream; /* the cursor will read it */
+        if (strcmp(a->tag, ch->tag) == 0 && !c->doomed && !waits &&
             brk_table_channel_may_subscribe(table, ch, c->key)) {
             TRONE_ASSERT(count < e->config.attach_max);
             e->targets[count++] = a->conn_idx;

@@ -338,11 +338,23 @@ static bool brk_events_order_matches(struct brk_events *e, const struct brk_even
 static void brk_events_order_release(struct brk_events *e, const struct brk_table *table,
                                      const struct brk_channel *ch, const struct brk_events_order *o)
 {
-    uint32_t target_count = brk_events__targets(e, table, ch);
+    /* Durable: stored at its agreed position before it can leave (the turn's commit precedes
+     * the sends). A refused put (full disk) still releases it live: the position is agreed,
+     * and this replica's subscribers would otherwise wait for it; the replica just cannot
+     * replay it later (counted, logged by the runtime). */
+    static const uint8_t zero[TRONE_KEY_LEN];
+    uint64_t stream = ch->cls.durable && e->config.durable.put != NULL
+                          ? brk_events__durable_stream(ch->tag, zero, 0, true)
+                          : 0;
+    uint32_t target_count = brk_events__targets(e, table, ch, stream);
     for (uint32_t i = 0; i < o->count; i++) {
         uint32_t slot = e->order_slots[i];
         size_t size;
         const uint8_t *event = brk_events_pool_event(e, &e->pool[slot], &size);
+        if (stream != 0) {
+            (void)brk_events__durable_put(e, ch, o->publisher, stream, o->first_position + i,
+                                          event, size);
+        }
         for (uint32_t k = 0; k < target_count; k++) {
             brk_events__enqueue(e, e->targets[k], ch->cls.urgency, ch->tag, o->publisher,
                                 o->first_position + i, event, size);

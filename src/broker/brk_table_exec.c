@@ -393,7 +393,7 @@ static int brk_exec_keys(struct brk_exec *x)
 /* Encoded size of one channel description in a body. */
 static size_t brk_exec_info_size(const struct brk_channel_info *info)
 {
-    size_t size = 2 + strlen(info->tag) + BRK_CLASS_WIRE_SIZE;
+    size_t size = 2 + strlen(info->tag) + brk_class_wire_size(&info->cls);
     const struct brk_name_list *lists[3] = {&info->publishers, &info->subscribers,
                                             &info->subscribed};
     for (unsigned l = 0; l < 3; l++) {

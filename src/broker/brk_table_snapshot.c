@@ -15,7 +15,7 @@
 #define BRK_SNAPSHOT_CLIENT_MAX (TRONE_KEY_LEN + 2u + TRONE_NAME_MAX)
 #define BRK_SNAPSHOT_FLOOR_SIZE (2u + 3u * 8u)
 #define BRK_SNAPSHOT_CHANNEL_MAX                                                              \
-    (2u + TRONE_TAG_MAX + BRK_CLASS_WIRE_SIZE + 3u * (2u + 2u * TRONE_CHANNEL_MEMBERS_MAX) + \
+    (2u + TRONE_TAG_MAX + BRK_CLASS_WIRE_MAX + 3u * (2u + 2u * TRONE_CHANNEL_MEMBERS_MAX) + \
      8u + 1u + BRK_ORDER_FLOORS_MAX * BRK_SNAPSHOT_FLOOR_SIZE)
 #define BRK_SNAPSHOT_MAX                                           \
     (1u + 4u + TRONE_CLIENTS_MAX * BRK_SNAPSHOT_CLIENT_MAX + 4u + \

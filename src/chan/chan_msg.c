@@ -1,11 +1,12 @@
 /* chan_msg.c: encoding and strict decoding of the event path's messages (chan_msg.h). */
 #include "chan/chan_msg.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 int chan_msg_is_event_type(const uint8_t *data, size_t size)
 {
-    return size > 0 && data[0] >= CHAN_MSG_PUBLISH && data[0] <= CHAN_MSG_FETCHED;
+    return size > 0 && data[0] >= CHAN_MSG_PUBLISH && data[0] <= CHAN_MSG_REPLAY;
 }
 
 static int has_events(enum chan_msg_type type)
@@ -56,6 +57,17 @@ void chan_msg_put_header(struct buf *out, const struct chan_msg *m)
         buf_put_u32(out, m->event_count);
         break;
     case CHAN_MSG_ATTACH:
+        if (m->start_mode != CHAN_START_LIVE) {
+            buf_put_u8(out, m->start_mode);
+            buf_put_u64(out, m->start);
+        }
+        break;
+    case CHAN_MSG_REPLAY:
+        buf_put_u8(out, m->flags);
+        buf_put_bytes(out, m->publisher, TRONE_KEY_LEN);
+        buf_put_u64(out, m->epoch);
+        buf_put_u64(out, m->first);
+        break;
     case CHAN_MSG_DETACH:
     default:
         break;
@@ -165,6 +177,30 @@ int chan_msg_read_header(struct buf_reader *r, const uint8_t *data, size_t size,
         m->event_count = buf_get_u32(r);
         break;
     case CHAN_MSG_ATTACH:
+        if (r->error == 0 && buf_reader_left(r) > 0) {
+            m->start_mode = buf_get_u8(r);
+            m->start = buf_get_u64(r);
+            if (r->error == 0 && m->start_mode != CHAN_START_FROM &&
+                m->start_mode != CHAN_START_SINCE) {
+                return TRONE_EBADMSG;
+            }
+        }
+        break;
+    case CHAN_MSG_REPLAY: {
+        static const uint8_t zero[TRONE_KEY_LEN];
+        m->flags = buf_get_u8(r);
+        buf_get_bytes(r, m->publisher, TRONE_KEY_LEN);
+        m->epoch = buf_get_u64(r);
+        m->first = buf_get_u64(r);
+        bool end = m->flags == CHAN_REPLAY_END;
+        if (r->error == 0 &&
+            ((m->flags != 0 && !end) || (!end && m->first == 0) ||
+             (end && (m->first != 0 || m->epoch != 0 ||
+                      memcmp(m->publisher, zero, TRONE_KEY_LEN) != 0)))) {
+            return TRONE_EBADMSG;
+        }
+        break;
+    }
     case CHAN_MSG_DETACH:
         break;
     default:

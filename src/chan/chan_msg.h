@@ -5,7 +5,10 @@
  *
  *   PUBLISH  publisher -> replica : tag | u32 count | event*
  *   ACK      replica -> publisher : tag | epoch | seq (highest contiguous accepted) | i32 status
- *   ATTACH   subscriber -> replica: tag            (start streaming the channel to me)
+ *   ATTACH   subscriber -> replica: tag [| u8 start mode | u64 start] (stream the channel to
+ *                                   me; durable channels: first replay the stored events after
+ *                                   position `start` (mode 1, FROM) or published at or after
+ *                                   `start` µs (mode 2, SINCE), then the live stream)
  *   ATTACHED replica -> subscriber: tag | i32 status
  *   DETACH   subscriber -> replica: tag
  *   DELIVER  replica -> subscriber: tag | publisher key | u64 replica time (µs) | u32 count |
@@ -21,6 +24,13 @@
  *                                   1 <= count <= CHAN_EVENTS_PER_MSG_MAX, first seq >= 1)
  *   FETCHED  replica -> replica   : tag | publisher key | u32 count | event* (a whole range,
  *                                   checked by the receiver against the agreed digest)
+ *   REPLAY   replica -> subscriber: tag | u8 flags | publisher key | u64 epoch | u64 first
+ *                                   (durable replay: flags 0: the events of stream (publisher,
+ *                                   epoch) that follow start at position first (>= 1); total
+ *                                   order: publisher and epoch zero, first is a channel
+ *                                   position. flags 1 (END): this replica's replay of the
+ *                                   channel is over, live events follow; publisher, epoch and
+ *                                   first are zero)
  *   event = u64 epoch | u64 seq | u64 publisher time (µs) | u16-length auth | u32-length payload
  *
  * (epoch, seq) orders a publisher's events on a channel: epoch is fixed per publisher process
@@ -45,7 +55,16 @@ enum chan_msg_type {
     CHAN_MSG_DELIVER_TOTAL = 47,
     CHAN_MSG_FETCH = 48,
     CHAN_MSG_FETCHED = 49,
+    CHAN_MSG_REPLAY = 50,
 };
+
+/* Where an ATTACH starts. */
+enum chan_start {
+    CHAN_START_LIVE = 0,  /* live events only (no start field on the wire) */
+    CHAN_START_FROM = 1,  /* stored events at positions above start, then live */
+    CHAN_START_SINCE = 2, /* stored events with publisher time >= start (µs), then live */
+};
+#define CHAN_REPLAY_END 1u
 
 /* Largest event payload and authenticator. */
 /* Wire payload: the API's 64 KiB plus room for an HA/PKE envelope (chan_qop.h). */
@@ -77,6 +96,10 @@ struct chan_msg {
     uint64_t dropped;                 /* GAP */
     uint32_t event_count;             /* PUBLISH, DELIVER, DELIVER_TOTAL, FETCHED */
     uint32_t range_count;             /* FETCH: events asked for */
+    uint8_t start_mode;               /* ATTACH: enum chan_start */
+    uint64_t start;                   /* ATTACH: position or time (µs) */
+    uint8_t flags;                    /* REPLAY */
+    uint64_t first;                   /* REPLAY: first position that follows */
 };
 
 /* Encoders. A PUBLISH or DELIVER is written as a header (event_count filled in by
@@ -97,7 +120,7 @@ void chan_msg_read_event(struct buf_reader *r, struct chan_event *e);
 /* Validates a whole message (header and every event) without keeping anything. */
 TRONE_MUST_CHECK int chan_msg_check(const uint8_t *data, size_t size);
 
-/* Is this message type one of the event path's (FETCH and FETCHED included)? */
+/* Is this message type one of the event path's (FETCH, FETCHED and REPLAY included)? */
 int chan_msg_is_event_type(const uint8_t *data, size_t size);
 
 #endif

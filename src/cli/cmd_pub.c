@@ -128,7 +128,9 @@ static int cmd_pub_one(struct cmd_pub *p, const void *data, size_t size)
             return CMD_OK;
         }
         if (rc != TRONE_EBUSY) {
-            return cmd_error(CMD_FAIL, "pub", "%s", trone_last_error(p->client));
+            return cmd_error(CMD_FAIL, "pub", "%s (%" PRIu64 " of %" PRIu64
+                             " events read not acknowledged)", trone_last_error(p->client),
+                             trone_unacked(p->client) + (p->read - p->published), p->read);
         }
         uint64_t now = cmd_pub_now_ms();
         if (trone_unacked(p->client) < unacked) {

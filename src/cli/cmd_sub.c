@@ -1,6 +1,7 @@
 /* cmd_sub.c: `trone sub TAG [--count N] [--timeout S] [--json]`: a thin user of the client API
  * (include/trone/trone.h). Prints one line per delivered event (the payload as text, or a JSON
  * object with --json) and gap reports to stderr. No network code here. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,12 +21,15 @@ struct cmd_sub_args {
     const char *tag;
     uint64_t count;      /* 0: no limit */
     uint64_t timeout_ms; /* 0: none */
+    enum trone_start start_kind;
+    uint64_t start;      /* FROM: position; SINCE: µs since 1970 */
 };
 
 static void cmd_sub_usage(FILE *out)
 {
     fprintf(out,
-            "usage: trone sub TAG [--count N] [--timeout SECONDS] [--json]\n"
+            "usage: trone sub TAG [--from POSITION | --since TIME] [--count N]\n"
+            "                 [--timeout SECONDS] [--json]\n"
             "\n"
             "Subscribes to channel TAG on every replica and prints one line per event, in each\n"
             "publisher's order and exactly once, while up to f replicas are down or lying.\n"
@@ -33,11 +37,18 @@ static void cmd_sub_usage(FILE *out)
             "Reports of lost events (gaps) go to stderr.\n"
             "\n"
             "options:\n"
+            "  --from POSITION    durable channels: first every kept event after POSITION\n"
+            "                     (0: from the oldest kept), then the live ones, with no gap\n"
+            "                     and no duplicate; a position is the agreed one on a total-\n"
+            "                     order channel, the publisher's seq on a FIFO channel\n"
+            "  --since TIME       durable channels: first every kept event published at or\n"
+            "                     after TIME (RFC 3339, e.g. 2026-11-28T15:00:00Z, or unix\n"
+            "                     seconds, e.g. 1795878000.5), then the live ones\n"
             "  --count N          exit 0 after N events\n"
             "  --timeout SECONDS  give up after this long (exit 1 if --count was not reached)\n"
             "  --json             one JSON object per line: channel, publisher, epoch, seq,\n"
-            "                     time_us, received_us, payload (and position on a\n"
-            "                     total-order channel)\n"
+            "                     time_us, received_us, payload, and position (what --from\n"
+            "                     resumes after) on durable and total-order channels\n"
             "  --cluster FILE     cluster file (default $TRONE_CLUSTER)\n"
             "  --key FILE         your identity (default $TRONE_KEY, then the admin key)\n"
             "\n"
@@ -58,6 +69,84 @@ static int cmd_sub_parse_count(const char *text, uint64_t *count)
     return CMD_OK;
 }
 
+/* --from: a whole number (0 allowed). */
+static int cmd_sub_parse_position(const char *text, uint64_t *position)
+{
+    char *end = NULL;
+    if (text == NULL || text[0] < '0' || text[0] > '9') {
+        return CMD_USAGE;
+    }
+    errno = 0;
+    unsigned long long value = strtoull(text, &end, 10);
+    if (*end != '\0' || errno != 0) {
+        return CMD_USAGE;
+    }
+    *position = value;
+    return CMD_OK;
+}
+
+/* --since: unix seconds (with an optional fraction) or RFC 3339
+ * (YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)); sets µs since 1970. */
+static int cmd_sub_parse_time(const char *text, uint64_t *us)
+{
+    if (text == NULL || text[0] == '\0') {
+        return CMD_USAGE;
+    }
+    char *end = NULL;
+    if (strchr(text, '-') == NULL || text[0] == '-') {
+        if (text[0] < '0' || text[0] > '9') {
+            return CMD_USAGE;
+        }
+        errno = 0;
+        double seconds = strtod(text, &end);
+        if (*end != '\0' || errno != 0 || seconds < 0 || seconds > 1e11) {
+            return CMD_USAGE;
+        }
+        *us = (uint64_t)(seconds * 1e6);
+        return CMD_OK;
+    }
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *p = strptime(text, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (p == NULL) {
+        p = strptime(text, "%Y-%m-%d %H:%M:%S", &tm);
+    }
+    if (p == NULL) {
+        return CMD_USAGE;
+    }
+    uint64_t frac_us = 0;
+    if (*p == '.') {
+        uint64_t scale = 100000;
+        for (p++; *p >= '0' && *p <= '9'; p++) {
+            frac_us += (uint64_t)(*p - '0') * scale;
+            scale /= 10;
+        }
+    }
+    long offset_s = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
+        int hours = (p[1] - '0') * 10 + (p[2] - '0');
+        int minutes = (p[4] - '0') * 10 + (p[5] - '0');
+        if (hours > 23 || minutes > 59) {
+            return CMD_USAGE;
+        }
+        offset_s = (long)(hours * 3600 + minutes * 60) * (*p == '+' ? 1 : -1);
+        p += 6;
+    } else {
+        return CMD_USAGE; /* RFC 3339 needs the offset */
+    }
+    if (*p != '\0') {
+        return CMD_USAGE;
+    }
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1 || (long long)t - offset_s < 0) {
+        return CMD_USAGE;
+    }
+    *us = (uint64_t)((long long)t - offset_s) * 1000000u + frac_us;
+    return CMD_OK;
+}
+
 /* Parses argv; CMD_OK, CMD_USAGE, or -1 after printing --help. */
 static int cmd_sub_parse(struct cmd_sub_args *a, int argc, char **argv)
 {
@@ -66,6 +155,26 @@ static int cmd_sub_parse(struct cmd_sub_args *a, int argc, char **argv)
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
             cmd_sub_usage(stdout);
             return -1;
+        }
+        bool is_from = strcmp(arg, "--from") == 0;
+        if (is_from || strcmp(arg, "--since") == 0) {
+            if (i + 1 >= argc) {
+                return cmd_error(CMD_USAGE, "sub", "%s needs a value", arg);
+            }
+            if (a->start_kind != TRONE_START_LIVE) {
+                return cmd_error(CMD_USAGE, "sub", "give --from or --since, once");
+            }
+            const char *value = argv[++i];
+            if (is_from && cmd_sub_parse_position(value, &a->start) != CMD_OK) {
+                return cmd_error(CMD_USAGE, "sub", "--from needs a position (0, 1, 2, ...)");
+            }
+            if (!is_from && cmd_sub_parse_time(value, &a->start) != CMD_OK) {
+                return cmd_error(CMD_USAGE, "sub",
+                                 "--since needs unix seconds or an RFC 3339 time such as "
+                                 "2026-11-28T15:00:00Z");
+            }
+            a->start_kind = is_from ? TRONE_START_FROM : TRONE_START_SINCE;
+            continue;
         }
         bool is_count = strcmp(arg, "--count") == 0;
         if (is_count || strcmp(arg, "--timeout") == 0) {
@@ -188,7 +297,11 @@ static void cmd_sub_gap(const struct trone_event *ev)
 {
     char publisher[2 * TRONE_PUBLIC_KEY_SIZE + 1];
     key_hex_encode(publisher, ev->publisher, TRONE_PUBLIC_KEY_SIZE);
-    if (ev->lost > 0) {
+    if (ev->not_kept) {
+        cmd_error(0, "sub", "gap: %" PRIu64 " events of publisher %.16s on %s from position %"
+                  PRIu64 " are no longer kept by the replicas (retention); replay starts after "
+                  "them", ev->lost, publisher, ev->channel, ev->seq);
+    } else if (ev->lost > 0) {
         cmd_error(0, "sub", "gap: %" PRIu64 " events of publisher %.16s lost on %s from seq %"
                   PRIu64, ev->lost, publisher, ev->channel, ev->seq);
     } else {
@@ -284,7 +397,7 @@ int cmd_sub(int argc, char **argv)
     if (rc != CMD_OK) {
         return rc;
     }
-    rc = trone_subscribe(c, a.tag, NULL, NULL);
+    rc = trone_subscribe_from(c, a.tag, a.start_kind, a.start, NULL, NULL);
     if (rc != 0) {
         rc = cmd_error(CMD_FAIL, "sub", "%s", trone_last_error(c));
     } else {

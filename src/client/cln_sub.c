@@ -103,6 +103,12 @@ static bool cln_sub_tag_valid(const char *tag)
     return true;
 }
 
+const struct brk_class *cln_sub_channel_class(const struct cln_sub *s, uint32_t idx)
+{
+    TRONE_ASSERT(idx < s->channel_count);
+    return &s->channels[idx].cls;
+}
+
 int cln_sub_channel_find(const struct cln_sub *s, const char *tag)
 {
     for (uint32_t i = 0; i < s->channel_count; i++) {
@@ -373,6 +379,103 @@ static void cln_sub_deliver_total(struct cln_sub *s, uint32_t replica, struct bu
     }
 }
 
+/* Every unstarted stream of channel idx: the replays moved (a REPLAY, an END, a replica down). */
+static void cln_sub_replay_moved(struct cln_sub *s, uint32_t channel_idx, uint64_t now_us)
+{
+    for (uint32_t i = 0; i < s->cfg.streams_max; i++) {
+        struct cln_sub_stream *st = &s->streams[i];
+        if (st->used && st->channel_idx == channel_idx) {
+            cln_sub__stream_replay_moved(s, st, now_us);
+        }
+    }
+}
+
+static void cln_sub_replay_message(struct cln_sub *s, uint32_t replica, const struct chan_msg *m,
+                                   uint64_t now_us)
+{
+    static const uint8_t zero[TRONE_KEY_LEN];
+    int idx = cln_sub_channel_find(s, m->tag);
+    if (idx < 0 || s->channels[idx].replay_mode == CHAN_START_LIVE) {
+        s->dropped++;
+        return;
+    }
+    struct cln_sub_channel *ch = &s->channels[idx];
+    uint64_t bit = (uint64_t)1 << replica;
+    if ((ch->replaying & bit) == 0) {
+        s->dropped++;
+        return;
+    }
+    if (m->flags == CHAN_REPLAY_END) {
+        ch->replaying &= ~bit;
+        ch->cursor[replica] = UINT64_MAX;
+        cln_sub_replay_moved(s, (uint32_t)idx, now_us);
+        return;
+    }
+    bool total = ch->cls.order == BRK_ORDER_TOTAL;
+    if ((total && (m->epoch != 0 || memcmp(m->publisher, zero, TRONE_KEY_LEN) != 0)) ||
+        (!total && !cln_sub_publisher_allowed(ch, m->publisher))) {
+        s->dropped++;
+        return;
+    }
+    struct cln_sub_stream *st = total ? cln_sub_stream_for(s, (uint32_t)idx, zero, 0)
+                                      : cln_sub_stream_for(s, (uint32_t)idx, m->publisher,
+                                                           m->epoch);
+    if (st == NULL) {
+        s->dropped++;
+        return;
+    }
+    cln_sub__stream_announce(s, st, replica, m->first, now_us);
+    cln_sub_replay_moved(s, (uint32_t)idx, now_us);
+}
+
+int cln_sub_replay(struct cln_sub *s, uint32_t channel_idx, uint8_t mode, uint64_t start)
+{
+    if (channel_idx >= s->channel_count || !s->channels[channel_idx].cls.durable ||
+        (mode != CHAN_START_FROM && mode != CHAN_START_SINCE)) {
+        return TRONE_EINVAL;
+    }
+    struct cln_sub_channel *ch = &s->channels[channel_idx];
+    ch->replay_mode = mode;
+    ch->replay_start = start;
+    return 0;
+}
+
+void cln_sub_replay_expect(struct cln_sub *s, uint32_t channel_idx, uint32_t replica)
+{
+    TRONE_ASSERT(replica < s->cfg.n);
+    TRONE_ASSERT(channel_idx < s->channel_count);
+    struct cln_sub_channel *ch = &s->channels[channel_idx];
+    if (ch->replay_mode == CHAN_START_LIVE) {
+        return;
+    }
+    ch->replaying |= (uint64_t)1 << replica;
+    ch->cursor[replica] = 0;
+    for (uint32_t i = 0; i < s->cfg.streams_max; i++) {
+        struct cln_sub_stream *st = &s->streams[i];
+        if (st->used && st->channel_idx == channel_idx) {
+            st->announced[replica] = 0;
+            st->seen[replica] = 0;
+        }
+    }
+}
+
+int cln_sub_replica_down(struct cln_sub *s, uint32_t replica, uint32_t channel_idx,
+                         uint64_t now_us, struct cln_sub_output *out)
+{
+    TRONE_ASSERT(replica < s->cfg.n);
+    cln_sub_output_begin(s);
+    uint64_t bit = (uint64_t)1 << replica;
+    for (uint32_t i = 0; i < s->channel_count; i++) {
+        struct cln_sub_channel *ch = &s->channels[i];
+        if ((ch->replaying & bit) != 0 && (channel_idx == UINT32_MAX || channel_idx == i)) {
+            ch->replaying &= ~bit;
+            ch->cursor[replica] = UINT64_MAX;
+            cln_sub_replay_moved(s, i, now_us);
+        }
+    }
+    return cln_sub_output_end(s, out);
+}
+
 static void cln_sub_notice(struct cln_sub *s, uint32_t replica, const struct chan_msg *m)
 {
     int idx = cln_sub_channel_find(s, m->tag);
@@ -436,7 +539,10 @@ int cln_sub_verify_wanted(const struct cln_sub *s, const uint8_t *data, size_t s
         return TRONE_EBADMSG;
     }
     if (m.type != CHAN_MSG_DELIVER) {
-        return m.type == CHAN_MSG_GAP || m.type == CHAN_MSG_DELIVER_TOTAL ? 0 : TRONE_EBADMSG;
+        return m.type == CHAN_MSG_GAP || m.type == CHAN_MSG_DELIVER_TOTAL ||
+                       m.type == CHAN_MSG_REPLAY
+                   ? 0
+                   : TRONE_EBADMSG;
     }
     TRONE_ASSERT(m.event_count <= CHAN_EVENTS_PER_MSG_MAX); /* checked by the decoder */
     int idx = cln_sub_channel_find(s, m.tag);
@@ -475,7 +581,7 @@ int cln_sub_receive_checked(struct cln_sub *s, uint32_t replica, const uint8_t *
     struct chan_msg m;
     if (chan_msg_check(data, size) != 0 || chan_msg_read_header(&r, data, size, &m) != 0 ||
         (m.type != CHAN_MSG_DELIVER && m.type != CHAN_MSG_GAP &&
-         m.type != CHAN_MSG_DELIVER_TOTAL)) {
+         m.type != CHAN_MSG_DELIVER_TOTAL && m.type != CHAN_MSG_REPLAY)) {
         (void)cln_sub_output_end(s, out);
         return TRONE_EBADMSG;
     }
@@ -483,6 +589,8 @@ int cln_sub_receive_checked(struct cln_sub *s, uint32_t replica, const uint8_t *
         cln_sub_deliver(s, replica, &r, &m, checks, check_count, now_us);
     } else if (m.type == CHAN_MSG_DELIVER_TOTAL) {
         cln_sub_deliver_total(s, replica, &r, &m, now_us);
+    } else if (m.type == CHAN_MSG_REPLAY) {
+        cln_sub_replay_message(s, replica, &m, now_us);
     } else {
         cln_sub_notice(s, replica, &m);
     }

@@ -84,6 +84,7 @@ enum cln_sub_gap_reason {
     CLN_SUB_GAP_WINDOW = 2,  /* the stream moved more than window seqs ahead */
     CLN_SUB_GAP_CLOSED = 3,  /* the stream closed (newer epoch, or evicted) with holes */
     CLN_SUB_GAP_QOP = 4,     /* HA/PKE: failed its check, or its key never came (cln_qop.h) */
+    CLN_SUB_GAP_RETENTION = 5, /* replay: the replicas no longer keep these (retention) */
 };
 
 struct cln_sub_item {
@@ -148,10 +149,13 @@ TRONE_MUST_CHECK int cln_sub_channel_add(struct cln_sub *s, const char *tag,
                                          const struct brk_class *cls,
                                          const uint8_t (*publishers)[TRONE_KEY_LEN],
                                          uint32_t publisher_count);
+/* The class of channel idx (< the number added). */
+const struct brk_class *cln_sub_channel_class(const struct cln_sub *s, uint32_t idx);
 /* Finds a channel by tag: its index or TRONE_ENOENT. */
 int cln_sub_channel_find(const struct cln_sub *s, const char *tag);
 
-/* One message from replica (0..n-1), borrowed for the call: DELIVER, DELIVER_TOTAL or GAP. Fills out with
+/* One message from replica (0..n-1), borrowed for the call: DELIVER, DELIVER_TOTAL, GAP or
+ * REPLAY. Fills out with
  * what became deliverable. Returns 0; TRONE_EBADMSG for a malformed message or a type a
  * subscriber does not take (out is then empty and the core unchanged: the caller may drop
  * the connection); a message for a channel not added is ignored (0, counted in dropped).
@@ -190,6 +194,31 @@ TRONE_MUST_CHECK int cln_sub_receive_checked(struct cln_sub *s, uint32_t replica
                                              const uint8_t *data, size_t size,
                                              const uint8_t *checks, uint32_t check_count,
                                              uint64_t now_us, struct cln_sub_output *out);
+
+/* Replay of a durable channel (issue 4). The runtime asks replicas to replay the channel
+ * (ATTACH with a start) and tells the core with cln_sub_replay once, then
+ * cln_sub_replay_expect for each replica the ATTACH went to (again after a reconnect), and
+ * cln_sub_replica_down when a replica's connection closes. Replicas replay stream by stream
+ * in stream id order (chan_durable.h), announcing each stream's first position (REPLAY) and
+ * their end (REPLAY END). A replayed stream starts at the lowest announced first position
+ * (BFT: the f+1st lowest), never below the requested start, once every replaying replica
+ * (BFT: all but f) announced it or moved past it; a start above the requested one is
+ * reported as a CLN_SUB_GAP_RETENTION gap. A missing seq is declared a gap (timer, window
+ * slide) only once every replaying replica (BFT: all but f) passed it or finished, so a
+ * replica that replays faster, or with other holes, cannot make the subscriber skip events
+ * another replica will still send. mode is CHAN_START_FROM (positions above start) or
+ * CHAN_START_SINCE (publisher time >= start µs). Returns 0, TRONE_EINVAL (bad index or mode,
+ * channel not durable). */
+TRONE_MUST_CHECK int cln_sub_replay(struct cln_sub *s, uint32_t channel_idx, uint8_t mode,
+                                    uint64_t start);
+/* An ATTACH with the replay start went to replica: it replays (again) from the beginning. */
+void cln_sub_replay_expect(struct cln_sub *s, uint32_t channel_idx, uint32_t replica);
+/* Replica no longer replays channel channel_idx (UINT32_MAX: any channel): its connection
+ * closed, or it refused the ATTACH; streams waiting on it may start. Fills out like
+ * cln_sub_tick. Returns 0 or TRONE_ENOMEM. */
+TRONE_MUST_CHECK int cln_sub_replica_down(struct cln_sub *s, uint32_t replica,
+                                          uint32_t channel_idx, uint64_t now_us,
+                                          struct cln_sub_output *out);
 
 /* Timer: reports gaps waited for long enough, closes finished streams. Returns 0 or
  * TRONE_ENOMEM (an output could not be built; state stays consistent). */

@@ -10,6 +10,13 @@
 struct cln_sub_channel {
     char tag[TRONE_TAG_MAX + 1];
     struct brk_class cls;
+    /* Replay of a durable channel (cln_sub_replay): where it starts, the replicas asked that
+     * have not finished (bit r), and the stream id each one announced last (its cursor:
+     * streams are replayed in id order; UINT64_MAX once it finished). */
+    uint8_t replay_mode; /* enum chan_start; CHAN_START_LIVE: no replay */
+    uint64_t replay_start;
+    uint64_t replaying;
+    uint64_t cursor[TRONE_REPLICAS_MAX];
     uint32_t publisher_count;
     uint8_t (*publishers)[TRONE_KEY_LEN]; /* owned; NULL when the list is unknown */
 };
@@ -65,6 +72,11 @@ struct cln_sub_stream {
     struct cln_sub_copy *copies;  /* window * copies_max */
     uint32_t floor_idx;        /* cached index of the publisher's floor (checked on use) */
     uint64_t ahead[TRONE_REPLICAS_MAX]; /* highest seq beyond the window sent by replica r */
+    /* Replay (durable channels): the stream's id in the replicas' stores (chan_durable.h), the
+     * first position replica r announced it replays (0: none), the highest seq r sent. */
+    uint64_t durable_id;
+    uint64_t announced[TRONE_REPLICAS_MAX];
+    uint64_t seen[TRONE_REPLICAS_MAX];
     struct cln_sub_vote *votes;         /* n * CLN_SUB_VOTES_KEPT, NULL when copies_max is 1 */
     uint32_t vote_next[TRONE_REPLICAS_MAX];
 };
@@ -94,6 +106,12 @@ void cln_sub__emit_total(struct cln_sub *s, const struct cln_sub_stream *st, uin
                          const uint8_t *payload, uint32_t payload_size);
 void cln_sub__emit_gap(struct cln_sub *s, const struct cln_sub_stream *st, uint64_t seq,
                        uint64_t count, enum cln_sub_gap_reason reason);
+
+/* Replay (cln_sub_stream.c): replica announced that it replays st from position first. */
+void cln_sub__stream_announce(struct cln_sub *s, struct cln_sub_stream *st, uint32_t replica,
+                              uint64_t first, uint64_t now_us);
+/* Replays of st's channel moved on (a replica finished or went away): start or unblock st. */
+void cln_sub__stream_replay_moved(struct cln_sub *s, struct cln_sub_stream *st, uint64_t now_us);
 
 /* Floors (cln_sub_stream.c). */
 struct cln_sub_floor *cln_sub__floor_find(struct cln_sub *s, uint32_t channel_idx,

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "chan/chan_auth.h"
+#include "chan/chan_durable.h"
 #include "client/cln_sub_internal.h"
 #include "core/assert.h"
 
@@ -389,6 +390,15 @@ struct cln_sub_stream *cln_sub__stream_open(struct cln_sub *s, uint32_t channel_
         slots[i].decided = -1;
         slots[i].copies = &copies[(size_t)i * copies_max];
     }
+    if (ch->cls.durable) {
+        struct chan_durable_stream d;
+        memset(&d, 0, sizeof(d));
+        d.total = ch->cls.order == BRK_ORDER_TOTAL;
+        memcpy(d.publisher, publisher, TRONE_KEY_LEN);
+        d.epoch = epoch;
+        memcpy(d.tag, ch->tag, sizeof(d.tag));
+        st->durable_id = chan_durable_stream_id(&d);
+    }
     const struct cln_sub_floor *fl = cln_sub__floor_find(s, channel_idx, publisher);
     if (fl != NULL) {
         st->floor_idx = (uint32_t)(fl - s->floors);
@@ -427,10 +437,16 @@ static void cln_sub_epoch_advance(struct cln_sub *s, struct cln_sub_stream *st, 
  * at least one correct replica's first copies are held: a PKS copy is decided alone, and on a
  * CFT channel it may come from a replica that lies; one on CFT/SI channels, whose first copy
  * decides anyway). Until then decided seqs wait, as behind a hole. */
+static bool cln_sub_replay_try_start(struct cln_sub *s, struct cln_sub_stream *st,
+                                     uint64_t now_us);
+
 static void cln_sub_try_start(struct cln_sub *s, struct cln_sub_stream *st, uint64_t now_us,
                               bool force)
 {
     TRONE_ASSERT(st->next_seq == 0);
+    if (cln_sub_replay_try_start(s, st, now_us)) {
+        return;
+    }
     if (st->decided_held == 0) {
         return;
     }
@@ -503,6 +519,154 @@ static bool cln_sub_decides(const struct cln_sub *s, const struct cln_sub_stream
     return bft && cln_sub_popcount(c->voters) >= s->cfg.f + 1u;
 }
 
+
+/* ---- Replay of a durable channel (cln_sub.h) ---- */
+
+/* Replicas that may lie: a replay rule waits for all replaying replicas but these. */
+static uint32_t cln_sub_replay_tolerance(const struct cln_sub *s, const struct cln_sub_stream *st)
+{
+    return s->channels[st->channel_idx].cls.fault == BRK_FAULT_BFT ? s->cfg.f : 0u;
+}
+
+static bool cln_sub_announced_any(const struct cln_sub *s, const struct cln_sub_stream *st)
+{
+    for (uint32_t r = 0; r < s->cfg.n; r++) {
+        if (st->announced[r] != 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Replaying replicas that may still send a copy of st at a seq <= seq: they have not reached
+ * st yet, or they replay it from at most seq and have not sent seq yet. */
+static uint32_t cln_sub_replay_pending(const struct cln_sub *s, const struct cln_sub_stream *st,
+                                       uint64_t seq)
+{
+    const struct cln_sub_channel *ch = &s->channels[st->channel_idx];
+    uint32_t count = 0;
+    for (uint32_t r = 0; r < s->cfg.n; r++) {
+        if ((ch->replaying & ((uint64_t)1 << r)) == 0) {
+            continue;
+        }
+        if (ch->cursor[r] < st->durable_id) {
+            count++;
+        } else if (ch->cursor[r] == st->durable_id && st->announced[r] != 0 &&
+                   st->announced[r] <= seq && st->seen[r] < seq) {
+            count++;
+        }
+    }
+    return count;
+}
+
+/* May the hole(s) of st up to seq be declared? Not while more replaying replicas than may lie
+ * could still fill them: a replica that replays faster than another (or holds a hole the
+ * other does not) must not make the subscriber skip what the slower one will send. */
+static bool cln_sub_replay_blocks(const struct cln_sub *s, const struct cln_sub_stream *st,
+                                  uint64_t seq)
+{
+    const struct cln_sub_channel *ch = &s->channels[st->channel_idx];
+    return ch->replaying != 0 && st->durable_id != 0 &&
+           cln_sub_replay_pending(s, st, seq) > cln_sub_replay_tolerance(s, st);
+}
+
+/* Where a replayed stream starts: the lowest first position announced (BFT: the f+1st lowest,
+ * so f replicas claiming a lower one that they never send cannot hold it back, and one
+ * correct replica at least holds from there), never below the requested start. 0 if nobody
+ * announced it. */
+static uint64_t cln_sub_replay_start_point(const struct cln_sub *s,
+                                           const struct cln_sub_stream *st)
+{
+    uint64_t sorted[TRONE_REPLICAS_MAX];
+    uint32_t count = 0;
+    for (uint32_t r = 0; r < s->cfg.n; r++) {
+        uint64_t v = st->announced[r];
+        if (v == 0) {
+            continue;
+        }
+        uint32_t j = count++;
+        for (; j > 0 && sorted[j - 1] > v; j--) {
+            sorted[j] = sorted[j - 1];
+        }
+        sorted[j] = v;
+    }
+    if (count == 0) {
+        return 0;
+    }
+    uint32_t idx = cln_sub_replay_tolerance(s, st);
+    uint64_t start = sorted[idx < count ? idx : count - 1];
+    const struct cln_sub_channel *ch = &s->channels[st->channel_idx];
+    if (ch->replay_mode == CHAN_START_FROM && ch->replay_start < UINT64_MAX &&
+        start < ch->replay_start + 1) {
+        start = ch->replay_start + 1;
+    }
+    return start;
+}
+
+/* The start rule of a stream of a replaying channel. Returns false when it does not apply
+ * (no replay, or no replica announced the stream once every replay passed it: a live stream),
+ * true when it started the stream or the stream must wait for replicas that have not
+ * reached it in their replay yet. */
+static bool cln_sub_replay_try_start(struct cln_sub *s, struct cln_sub_stream *st,
+                                     uint64_t now_us)
+{
+    TRONE_ASSERT(st->next_seq == 0);
+    const struct cln_sub_channel *ch = &s->channels[st->channel_idx];
+    if (ch->replay_mode == CHAN_START_LIVE || st->durable_id == 0 ||
+        (ch->replaying == 0 && !cln_sub_announced_any(s, st))) {
+        return false;
+    }
+    uint32_t undetermined = 0;
+    for (uint32_t r = 0; r < s->cfg.n; r++) {
+        bool asked = (ch->replaying & ((uint64_t)1 << r)) != 0;
+        undetermined += asked && ch->cursor[r] < st->durable_id ? 1u : 0u;
+    }
+    if (undetermined > cln_sub_replay_tolerance(s, st)) {
+        st->wait_since_us = now_us; /* re-checked on each REPLAY, END, copy and timer */
+        st->wait_seq = 0;
+        return true;
+    }
+    uint64_t start = cln_sub_replay_start_point(s, st);
+    if (start == 0) {
+        return false;
+    }
+    st->ever_decided = true;
+    cln_sub_start(s, st, start);
+    if (ch->replay_mode == CHAN_START_FROM && start > ch->replay_start + 1) {
+        /* Nothing before start is kept by the replicas any more (retention), or was ever. */
+        cln_sub__emit_gap(s, st, ch->replay_start + 1, start - ch->replay_start - 1,
+                          CLN_SUB_GAP_RETENTION);
+    }
+    cln_sub_epoch_advance(s, st, now_us);
+    cln_sub_drain(s, st);
+    st->wait_since_us = UINT64_MAX;
+    cln_sub_wait_update(s, st, now_us);
+    return true;
+}
+
+void cln_sub__stream_announce(struct cln_sub *s, struct cln_sub_stream *st, uint32_t replica,
+                              uint64_t first, uint64_t now_us)
+{
+    TRONE_ASSERT(replica < s->cfg.n);
+    TRONE_ASSERT(first != 0);
+    struct cln_sub_channel *ch = &s->channels[st->channel_idx];
+    if ((ch->replaying & ((uint64_t)1 << replica)) == 0 || st->durable_id < ch->cursor[replica]) {
+        s->dropped++; /* not asked, or not in stream id order: ignored */
+        return;
+    }
+    ch->cursor[replica] = st->durable_id;
+    st->announced[replica] = first;
+    st->seen[replica] = first - 1;
+    (void)now_us;
+}
+
+void cln_sub__stream_replay_moved(struct cln_sub *s, struct cln_sub_stream *st, uint64_t now_us)
+{
+    if (st->next_seq == 0 && !cln_sub_replay_try_start(s, st, now_us) && st->decided_held > 0) {
+        cln_sub_try_start(s, st, now_us, false);
+    }
+}
+
 /* ---- Copies ---- */
 
 /* The slot's copy matching e (its vote is added by the caller), stored if new. -1 when it
@@ -565,6 +729,9 @@ static bool cln_sub_slide(struct cln_sub *s, struct cln_sub_stream *st, uint32_t
     uint64_t target = sorted[need - 1];
     if (target < st->next_seq || target - st->next_seq < s->cfg.window) {
         return false;
+    }
+    if (cln_sub_replay_blocks(s, st, target - s->cfg.window)) {
+        return false; /* a replica still replaying may send what the slide would skip */
     }
     cln_sub_flush_until(s, st, target - s->cfg.window + 1, CLN_SUB_GAP_WINDOW, true);
     cln_sub_drain(s, st);
@@ -637,6 +804,9 @@ void cln_sub__stream_copy(struct cln_sub *s, struct cln_sub_stream *st, uint32_t
     TRONE_ASSERT(e->seq != 0);
     TRONE_ASSERT(check <= CLN_SUB_CHECK_INVALID);
     st->last_use = ++s->clock;
+    if (st->seen[replica] < e->seq) {
+        st->seen[replica] = e->seq;
+    }
     if (st->next_seq != 0 && e->seq < st->next_seq) {
         s->dropped++; /* a duplicate or a replay */
         return;
@@ -703,6 +873,11 @@ static void cln_sub_skip_gap(struct cln_sub *s, struct cln_sub_stream *st, uint6
             cln_sub_elapsed(now_us, slot->decided_us, s->cfg.gap_wait_us)) {
             end = slot->seq;
         }
+    }
+    if (end != 0 && cln_sub_replay_blocks(s, st, end - 1)) {
+        st->wait_since_us = now_us; /* asked again after another wait */
+        st->wait_seq = st->next_seq;
+        return;
     }
     if (end != 0) {
         cln_sub_flush_until(s, st, end, CLN_SUB_GAP_TIMEOUT, true);

@@ -46,6 +46,8 @@ struct rt_events_sub {
     int32_t refusal;                          /* the last refusal status */
     bool announced;                           /* "attached" was logged */
     int error;                                /* sticky */
+    uint8_t start_mode;                       /* enum chan_start: a durable replay */
+    uint64_t start;
 };
 
 struct rt_events {
@@ -180,6 +182,24 @@ static void rt_events_send_tag(struct rt_events *e, uint32_t j, enum chan_msg_ty
     }
 }
 
+/* Sends the ATTACH of subscription s to replica j (with its replay start, if any): a replica
+ * that gets it replays from the start again, which the subscriber core expects. */
+static void rt_events_send_attach(struct rt_events *e, uint32_t j, const struct rt_events_sub *s)
+{
+    struct chan_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = CHAN_MSG_ATTACH;
+    snprintf(m.tag, sizeof(m.tag), "%s", s->tag);
+    m.start_mode = s->start_mode;
+    m.start = s->start;
+    buf_reset(&e->scratch);
+    chan_msg_put_header(&e->scratch, &m);
+    if (e->scratch.error == 0 && rt_client_send(e->rtc, j, e->scratch.data, e->scratch.used) == 0 &&
+        s->start_mode != CHAN_START_LIVE) {
+        cln_sub_replay_expect(&e->sub, (uint32_t)s->core_idx, j);
+    }
+}
+
 /* ---- Deliveries --------------------------------------------------------------------------- */
 
 static struct rt_events_sub *rt_events_sub_of_core(struct rt_events *e, uint32_t core_idx)
@@ -211,6 +231,17 @@ static void rt_events_deliver(struct rt_events *e, const struct cln_sub_item *it
     entry.epoch = item->epoch;
     entry.seq = item->seq;
     entry.position = item->position;
+    if (item->kind == CLN_SUB_EVENT && item->position == 0 &&
+        cln_sub_channel_class(&e->sub, item->channel_idx)->durable) {
+        entry.position = item->seq; /* a durable FIFO stream's position is its seq */
+    }
+    entry.not_kept = item->kind == CLN_SUB_GAP && item->reason == CLN_SUB_GAP_RETENTION;
+    if (entry.not_kept) {
+        log_info(RT_EVENTS_COMP,
+                 "msg=\"replay starts after events the replicas no longer keep\" tag=%s "
+                 "first_missing=%llu missing=%llu", s->tag, (unsigned long long)item->seq,
+                 (unsigned long long)item->count);
+    }
     entry.time_us = item->time_us;
     entry.received_us = rt_events_wall_us();
     entry.lost = item->kind == CLN_SUB_GAP ? item->count : 0;
@@ -259,7 +290,7 @@ static void rt_events_on_opened(void *ctx, uint32_t replica)
     for (uint32_t i = 0; i < RT_EVENTS_SUBS_MAX; i++) {
         struct rt_events_sub *s = &e->subs[i];
         if (s->active && s->error == 0) {
-            rt_events_send_tag(e, replica, CHAN_MSG_ATTACH, s->tag);
+            rt_events_send_attach(e, replica, s);
         }
     }
     rt_events_pump(e);
@@ -271,6 +302,11 @@ static void rt_events_on_closed(void *ctx, uint32_t replica, int err)
     cln_pub_replica_down(&e->pub, replica);
     for (uint32_t i = 0; i < RT_EVENTS_SUBS_MAX; i++) {
         e->subs[i].attached &= ~(UINT64_C(1) << replica);
+    }
+    struct cln_sub_output out;
+    uint64_t now_us = rt_events_now_us();
+    if (cln_sub_replica_down(&e->sub, replica, UINT32_MAX, now_us, &out) == 0) {
+        rt_events_sub_filter(e, &out, now_us); /* replays that waited on it may go on */
     }
     log_debug(RT_EVENTS_COMP, "msg=\"session closed\" replica=%u err=%s", replica,
               trone_err_name(err));
@@ -328,6 +364,13 @@ static int rt_events_on_attached(struct rt_events *e, uint32_t replica, const ui
     s->attached &= ~(UINT64_C(1) << replica);
     s->refusal = m.status;
     s->refusals[replica]++;
+    if (s->start_mode != CHAN_START_LIVE) {
+        struct cln_sub_output out;
+        uint64_t now_us = rt_events_now_us();
+        if (cln_sub_replica_down(&e->sub, replica, (uint32_t)s->core_idx, now_us, &out) == 0) {
+            rt_events_sub_filter(e, &out, now_us); /* it will not replay: do not wait for it */
+        }
+    }
     e->attach_retry = true;
     uint32_t persistent = 0;
     for (uint32_t j = 0; j < e->n; j++) {
@@ -358,7 +401,7 @@ static void rt_events_on_verified(void *ctx, uint32_t replica, const uint8_t *ms
     rt_events_arm(e);
 }
 
-/* DELIVER, DELIVER_TOTAL, GAP: to the subscriber core, through the verification pool when
+/* DELIVER, DELIVER_TOTAL, GAP, REPLAY: to the subscriber core, through the verification pool when
  * some event wants its signature checked or earlier messages are still held there (so that
  * the core sees every message in arrival order). */
 static int rt_events_sub_message(struct rt_events *e, uint32_t replica, const uint8_t *msg,
@@ -404,6 +447,7 @@ static void rt_events_on_message(void *ctx, uint32_t replica, const uint8_t *msg
     case CHAN_MSG_DELIVER:
     case CHAN_MSG_DELIVER_TOTAL:
     case CHAN_MSG_GAP:
+    case CHAN_MSG_REPLAY:
         rc = rt_events_sub_message(e, replica, msg, size, now_us);
         break;
     default:
@@ -428,7 +472,7 @@ static void rt_events_attach_retry(struct rt_events *e)
         }
         for (uint32_t j = 0; j < e->n; j++) {
             if (s->refusals[j] > 0 && rt_client_replica_open(e->rtc, j)) {
-                rt_events_send_tag(e, j, CHAN_MSG_ATTACH, s->tag);
+                rt_events_send_attach(e, j, s);
             }
         }
     }
@@ -543,8 +587,12 @@ int rt_events_sub_find(const struct rt_events *e, const char *tag)
     return TRONE_ENOENT;
 }
 
-int rt_events_sub_add(struct rt_events *e, const char *tag, const struct brk_class *cls)
+int rt_events_sub_add(struct rt_events *e, const char *tag, const struct brk_class *cls,
+                      uint8_t start_mode, uint64_t start)
 {
+    if (start_mode != CHAN_START_LIVE && !cls->durable) {
+        return TRONE_EINVAL; /* only durable channels keep events to replay */
+    }
     if (rt_events_sub_find(e, tag) >= 0) {
         return TRONE_EEXIST;
     }
@@ -564,6 +612,9 @@ int rt_events_sub_add(struct rt_events *e, const char *tag, const struct brk_cla
         return core_idx;
     }
     int rc = cln_qop_channel_set(&e->qop, (uint32_t)core_idx, cls->method);
+    if (rc == 0 && start_mode != CHAN_START_LIVE) {
+        rc = cln_sub_replay(&e->sub, (uint32_t)core_idx, start_mode, start);
+    }
     if (rc != 0) {
         return rc;
     }
@@ -577,8 +628,10 @@ int rt_events_sub_add(struct rt_events *e, const char *tag, const struct brk_cla
     s->urgency = cls->urgency;
     s->core_idx = core_idx;
     snprintf(s->tag, sizeof(s->tag), "%s", tag);
+    s->start_mode = start_mode;
+    s->start = start;
     for (uint32_t j = 0; j < e->n; j++) {
-        rt_events_send_tag(e, j, CHAN_MSG_ATTACH, tag);
+        rt_events_send_attach(e, j, s);
     }
     return (int)idx;
 }

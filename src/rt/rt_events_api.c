@@ -386,6 +386,19 @@ int trone_flush(struct trone_client *c, uint64_t timeout_ms)
 
 int trone_subscribe(struct trone_client *c, const char *tag, trone_event_cb cb, void *ctx)
 {
+    return trone_subscribe_from(c, tag, TRONE_START_LIVE, 0, cb, ctx);
+}
+
+int trone_subscribe_from(struct trone_client *c, const char *tag, enum trone_start kind,
+                         uint64_t start, trone_event_cb cb, void *ctx)
+{
+    _Static_assert((int)TRONE_START_FROM == (int)CHAN_START_FROM, "start kinds match");
+    _Static_assert((int)TRONE_START_SINCE == (int)CHAN_START_SINCE, "start kinds match");
+    if (c != NULL && kind != TRONE_START_LIVE && kind != TRONE_START_FROM &&
+        kind != TRONE_START_SINCE) {
+        trone_error_set(c, "unknown subscription start kind %d", (int)kind);
+        return TRONE_EINVAL;
+    }
     if (c == NULL || tag == NULL || !brk_tag_valid(tag)) {
         if (c != NULL) {
             trone_error_set(c, "invalid channel tag");
@@ -408,7 +421,12 @@ int trone_subscribe(struct trone_client *c, const char *tag, trone_event_cb cb, 
     if (rc != 0) {
         return rc;
     }
-    int idx = rt_events_sub_add(c->events, tag, &cls);
+    if (kind != TRONE_START_LIVE && !cls.durable) {
+        trone_error_set(c, "cannot replay %s: the channel is not durable (its class has no "
+                        "'durable')", tag);
+        return TRONE_EINVAL;
+    }
+    int idx = rt_events_sub_add(c->events, tag, &cls, (uint8_t)kind, start);
     if (idx < 0) {
         trone_error_set(c, "cannot subscribe to %s: %s", tag, trone_strerror(idx));
         return idx;
@@ -459,6 +477,7 @@ static void trone_event_fill(struct trone_client *c, uint32_t idx,
     ev->payload = entry->payload_size > 0 ? payload : (const uint8_t *)"";
     ev->payload_size = entry->payload_size;
     ev->lost = entry->lost;
+    ev->not_kept = entry->not_kept ? 1 : 0;
 }
 
 /* The subscription to hand over next among those with (callback true) or without (false) a

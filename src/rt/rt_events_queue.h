@@ -23,6 +23,7 @@ struct rt_events_entry {
     uint64_t time_us;
     uint64_t received_us;
     uint64_t lost;    /* GAP */
+    bool not_kept;    /* GAP: a replay's retention gap */
     uint64_t arrival; /* the client's delivery counter: orders entries across queues */
     uint64_t offset;  /* payload position in the ring (total bytes reserved before it) */
     uint32_t payload_size;

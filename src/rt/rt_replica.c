@@ -59,6 +59,8 @@ struct rt_replica {
     bool check_ready;
     bool idle_ready;
     bool events_timer_ready;
+    uv_timer_t retention_timer; /* durable channels' retention, in small steps */
+    bool retention_timer_ready;
     struct rt_ratelimit reject_limit;
     struct rt_ratelimit event_reject_limit;
     struct buf scratch;
@@ -441,6 +443,25 @@ static void rt_replica_peer_event(struct rt_replica *r, uint32_t j, const uint8_
     rt_replica_events_peers(r, out);
 }
 
+/* Durable channels: one small retention step per tick (never a long transaction: traffic
+ * goes on between steps), a quicker next tick while there is more to delete; and the full
+ * store's state, logged once each way. */
+#define RT_RETENTION_MS 1000u
+#define RT_RETENTION_BUSY_MS 20u
+static void rt_replica_on_retention(uv_timer_t *timer)
+{
+    struct rt_replica *r = timer->data;
+    if (r->stopping) {
+        return;
+    }
+    bool more = rt_store_retention(&r->store, rt_replica_now_us() / 1000u);
+    if (more) {
+        (void)uv_timer_start(&r->retention_timer, rt_replica_on_retention, RT_RETENTION_BUSY_MS,
+                             RT_RETENTION_MS);
+    }
+    rt_net_flush(&r->net);
+}
+
 /* Keeps the events timer at the core's deadline (ORDERs whose events are missing). */
 static void rt_replica_events_timer_arm(struct rt_replica *r)
 {
@@ -632,6 +653,9 @@ static void rt_replica_stop(struct rt_replica *r)
     if (r->events_timer_ready) {
         uv_close((uv_handle_t *)&r->events_timer, NULL);
     }
+    if (r->retention_timer_ready) {
+        uv_close((uv_handle_t *)&r->retention_timer, NULL);
+    }
 }
 
 static void rt_replica_on_signal(uv_signal_t *handle, int signum)
@@ -728,6 +752,16 @@ static int rt_replica_store_init(struct rt_replica *r, char *errmsg, size_t errm
     if (rc == 0) {
         rt_replica_apply(r, out);
         rt_store_commit(&r->store);
+        struct brk_events_durable durable = {.ctx = &r->store,
+                                             .put = rt_store_event_put,
+                                             .stream_next = rt_store_stream_next,
+                                             .read = rt_store_event_read};
+        brk_events_durable_set(&r->events, &durable);
+        if (uv_timer_start(&r->retention_timer, rt_replica_on_retention, RT_RETENTION_MS,
+                           RT_RETENTION_MS) != 0) {
+            snprintf(errmsg, errmsg_size, "cannot start the retention timer");
+            rc = TRONE_EIO;
+        }
     }
     return rc;
 }
@@ -780,10 +814,12 @@ static int rt_replica_handles_init(struct rt_replica *r)
     r->check_ready = uv_check_init(&r->loop, &r->events_check) == 0;
     r->idle_ready = uv_idle_init(&r->loop, &r->events_idle) == 0;
     r->events_timer_ready = uv_timer_init(&r->loop, &r->events_timer) == 0;
+    r->retention_timer_ready = uv_timer_init(&r->loop, &r->retention_timer) == 0;
     if (!r->timer_ready || !r->sigint_ready || !r->sigterm_ready || !r->check_ready ||
-        !r->idle_ready || !r->events_timer_ready) {
+        !r->idle_ready || !r->events_timer_ready || !r->retention_timer_ready) {
         return TRONE_EIO;
     }
+    r->retention_timer.data = r;
     r->events_timer.data = r;
     r->events_check.data = r;
     r->events_idle.data = r;

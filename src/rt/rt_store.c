@@ -185,3 +185,117 @@ void rt_store_close(struct rt_store *st)
     store_close(st->store);
     st->store = NULL;
 }
+
+/* ---- Durable events ------------------------------------------------------------------------ */
+
+static void rt_store_batch_open(struct rt_store *st)
+{
+    if (st->batch_open) {
+        return;
+    }
+    int rc = store_batch_begin(st->store);
+    if (rc != 0) {
+        rt_store_fail(st, rc);
+    }
+    st->batch_open = true;
+    st->batch_opened_ns = uv_hrtime();
+}
+
+int rt_store_event_put(void *ctx, uint64_t group, uint64_t stream, const uint8_t *desc,
+                       size_t desc_size, uint64_t position, uint64_t time_us,
+                       const uint8_t *record, size_t size, uint64_t retain_ms,
+                       uint64_t retain_bytes)
+{
+    struct rt_store *st = ctx;
+    TRONE_ASSERT(st->store != NULL);
+    if (store_event_room(st->store, size + desc_size) != 0) {
+        if (!st->full_logged) {
+            st->full_logged = true;
+            log_error(RT_STORE_COMP,
+                      "msg=\"disk or store full: refusing durable events (publishers get "
+                      "TRONE_EFULL), everything else goes on\" dir=%s "
+                      "hint=\"free disk space or lower the channels' retain-bytes; durable "
+                      "events are accepted again once there is room\"", st->dir);
+        }
+        return TRONE_EFULL; /* refused whole; nothing joins the batch */
+    }
+    rt_store_batch_open(st);
+    if (stream != st->indexed_stream) {
+        /* A stream met for the first time in this loop's run of puts: index it and give it
+         * its channel's retention (no write when both are already so). */
+        int rc = store_stream_put(st->store, group, stream, desc, desc_size);
+        if (rc == 0) {
+            rc = store_retention_set(st->store, stream, retain_ms, retain_bytes);
+        }
+        if (rc != 0) {
+            return rc; /* EEXIST: refused; others are sticky: the commit fails and says why */
+        }
+        st->indexed_stream = stream;
+    }
+    int rc = store_event_put(st->store, stream, position, time_us / 1000u, record, size);
+    if (rc == TRONE_EINVAL) {
+        return 0; /* at or below what the stream holds: stored before (a resend) */
+    }
+    if (rc == 0) {
+        st->batch_sync = true; /* forwarded and acked only after the commit */
+        st->batch_records++;
+        st->events++;
+    }
+    return rc;
+}
+
+int rt_store_stream_next(void *ctx, uint64_t group, uint64_t after, uint64_t *stream,
+                         uint8_t *desc, size_t desc_max, size_t *desc_size)
+{
+    struct rt_store *st = ctx;
+    return store_stream_next(st->store, group, after, stream, desc, desc_max, desc_size);
+}
+
+struct rt_store_read_ctx {
+    rt_store_read_cb cb;
+    void *ctx;
+};
+
+static int rt_store_read_one(void *ctx, uint64_t position, uint64_t time_ms, const uint8_t *data,
+                             size_t size)
+{
+    (void)time_ms;
+    struct rt_store_read_ctx *x = ctx;
+    return x->cb(x->ctx, position, data, size);
+}
+
+int rt_store_event_read(void *ctx, uint64_t stream, uint64_t position, uint32_t count_max,
+                        rt_store_read_cb cb, void *cb_ctx)
+{
+    struct rt_store *st = ctx;
+    struct rt_store_read_ctx x = {.cb = cb, .ctx = cb_ctx};
+    return store_event_read(st->store, stream, position, count_max, rt_store_read_one, &x);
+}
+
+#define RT_STORE_RETENTION_STEP 1024u
+
+bool rt_store_retention(struct rt_store *st, uint64_t now_ms)
+{
+    if (st->store == NULL) {
+        return false;
+    }
+    rt_store_commit(st); /* retention runs in its own short transaction */
+    uint32_t deleted = 0;
+    bool was_full = store_full(st->store);
+    if (was_full) {
+        (void)store_space_refresh(st->store);
+    }
+    int rc = store_retention_step(st->store, now_ms, RT_STORE_RETENTION_STEP, &deleted);
+    if (rc != 0) {
+        log_warn(RT_STORE_COMP, "msg=\"retention step failed\" dir=%s err=%s", st->dir,
+                 trone_err_name(rc));
+        return false;
+    }
+    st->retention_deleted += deleted;
+    if (was_full && !store_full(st->store)) {
+        log_info(RT_STORE_COMP, "msg=\"there is room again: durable events accepted again\" "
+                 "dir=%s", st->dir);
+        st->full_logged = false;
+    }
+    return deleted == RT_STORE_RETENTION_STEP;
+}

@@ -24,6 +24,10 @@ struct rt_store {
     uint64_t batch_records; /* records in the open batch */
     uint64_t commits;
     uint64_t records;
+    uint64_t indexed_stream; /* the last stream put in the stream index (saves a lookup) */
+    uint64_t retention_deleted; /* events deleted by retention */
+    bool full_logged;           /* the full store was reported */
+    uint64_t events;         /* durable events stored */
 };
 
 /* The cluster's identity in a data directory: BLAKE2b of its replica keys in id order. */
@@ -50,5 +54,21 @@ void rt_store_flush(struct rt_store *st);
 /* Commits the open batch, if any. Exits on failure. */
 void rt_store_commit(struct rt_store *st);
 void rt_store_close(struct rt_store *st);
+
+/* Durable events for brk_events (its brk_events_durable functions; ctx is the rt_store). The
+ * put joins this turn's batch and makes it commit before the turn's writes (so an event is
+ * forwarded and acknowledged only once it is on disk). */
+int rt_store_event_put(void *ctx, uint64_t group, uint64_t stream, const uint8_t *desc,
+                       size_t desc_size, uint64_t position, uint64_t time_us,
+                       const uint8_t *record, size_t size, uint64_t retain_ms,
+                       uint64_t retain_bytes);
+/* Applies retention in one small step (at most RT_STORE_RETENTION_STEP deletions, one short
+ * transaction; the turn's open batch is committed first). Returns true if more is due now. */
+bool rt_store_retention(struct rt_store *st, uint64_t now_ms);
+int rt_store_stream_next(void *ctx, uint64_t group, uint64_t after, uint64_t *stream,
+                         uint8_t *desc, size_t desc_max, size_t *desc_size);
+typedef int (*rt_store_read_cb)(void *ctx, uint64_t position, const uint8_t *record, size_t size);
+int rt_store_event_read(void *ctx, uint64_t stream, uint64_t position, uint32_t count_max,
+                        rt_store_read_cb cb, void *cb_ctx);
 
 #endif

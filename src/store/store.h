@@ -53,6 +53,18 @@ void store_close(struct store *s);
 /* Removes the store files of dir (to rebuild from peers). 0, or TRONE_EIO with a reason. */
 TRONE_MUST_CHECK int store_wipe(const char *dir, char *errmsg, size_t errmsg_size);
 void store_stats_get(const struct store *s, struct store_stats *out);
+/* Is the store full (a write hit the disk or map limit, or store_event_room found too little
+ * room; durable events are refused until store_space_refresh or retention frees space)?
+ * Cheap: no transaction. */
+bool store_full(const struct store *s);
+/* Is there room for a durable event of size bytes while keeping a reserve of the file
+ * system's free bytes and of the map for the replication records? 0, or TRONE_EFULL (the
+ * store is then full: refuse the event before it joins a batch, whose commit would otherwise
+ * fail whole). Checks the file system every 256 KiB of events (statvfs). */
+TRONE_MUST_CHECK int store_event_room(struct store *s, size_t size);
+/* Checks the free space again after a refusal: clears the full state once the file system
+ * and the map have twice the reserve free. Returns true if it cleared it. */
+bool store_space_refresh(struct store *s);
 
 /* ---- Grouped writes: begin, any number of puts and drops, then one commit (one fsync). ---- */
 
@@ -104,7 +116,8 @@ struct store_channel_info {
 /* TRONE_ENOENT for a channel that never stored an event nor had a retention set. */
 TRONE_MUST_CHECK int store_channel_info(struct store *s, uint64_t channel,
                                         struct store_channel_info *out);
-/* Sets a channel's retention (0 = unlimited) in its own small transaction. */
+/* Sets a channel's retention (0 = unlimited) in its own small transaction, or inside the open
+ * batch if there is one (no write when unchanged; errors then sticky for the batch). */
 TRONE_MUST_CHECK int store_retention_set(struct store *s, uint64_t channel, uint64_t age_ms_max,
                                          uint64_t bytes_max);
 /* Applies retention incrementally: deletes at most delete_max of the oldest events that are
@@ -113,5 +126,23 @@ TRONE_MUST_CHECK int store_retention_set(struct store *s, uint64_t channel, uint
  * successful deletion clears the full state. */
 TRONE_MUST_CHECK int store_retention_step(struct store *s, uint64_t now_ms, uint32_t delete_max,
                                           uint32_t *deleted);
+
+/* ---- Stream index: which event channels (streams) a group (a durable channel) holds. ---- */
+
+/* Largest descriptor of one stream. */
+#define STORE_STREAM_DESC_MAX 256u
+/* Records that group holds stream channel, described by data (opaque, at most
+ * STORE_STREAM_DESC_MAX bytes), in the open batch; rewriting the same entry costs no write.
+ * TRONE_EEXIST (not sticky) if channel is indexed with another descriptor. Other errors are
+ * sticky for the batch, as store_log_put's; TRONE_EINVAL without a batch. */
+int store_stream_put(struct store *s, uint64_t group, uint64_t channel, const uint8_t *data,
+                     size_t size);
+/* The first stream of group whose channel id is above after (0: the first one), in
+ * channel id order: sets *channel and copies its descriptor (at most data_max bytes) to
+ * data, *size. 0, TRONE_ENOENT when there is none, TRONE_ECORRUPT. Reads the open batch when
+ * there is one (so it sees the batch's own writes). */
+TRONE_MUST_CHECK int store_stream_next(struct store *s, uint64_t group, uint64_t after,
+                                       uint64_t *channel, uint8_t *data, size_t data_max,
+                                       size_t *size);
 
 #endif

@@ -1,7 +1,7 @@
 /* store_io.c: the store on LMDB (store.h). The only file of TRONE that includes lmdb.h.
- * Four databases in one environment: "meta" (format, replica, cluster), "log" (replication
- * records keyed kind|seq), "events" (keyed channel|position) and "chans" (per channel
- * counters and retention). Every value starts with a 16-byte BLAKE2b of a domain byte, the
+ * Five databases in one environment: "meta" (format, replica, cluster), "log" (replication
+ * records keyed kind|seq), "events" (keyed channel|position), "chans" (per channel
+ * counters and retention) and "streams" (the stream index keyed group|channel). Every value starts with a 16-byte BLAKE2b of a domain byte, the
  * key and the payload, checked at every read, so a flipped bit or a value moved under
  * another key reads as TRONE_ECORRUPT instead of as data. */
 #include "store/store.h"
@@ -28,12 +28,19 @@
 #define STORE_META_LEN (4u + 4u + TRONE_HASH_LEN)
 #define STORE_CHAN_LEN 48u
 #define STORE_EVENT_HEAD_LEN 8u
+/* Room kept for the replication records when durable events are refused: the file system's
+ * free bytes and the map's. The free bytes are checked again after this many bytes of events
+ * (statvfs is a system call; the reserve covers what is written between two checks). */
+#define STORE_DISK_RESERVE (2u * 1024u * 1024u)
+#define STORE_MAP_RESERVE (4u * 1024u * 1024u)
+#define STORE_DISK_CHECK_BYTES (256u * 1024u)
 /* Domain bytes of the checksums: a value of one database never verifies in another. */
 enum store_domain {
     STORE_DOM_META = 1,
     STORE_DOM_LOG = 2,
     STORE_DOM_EVENT = 3,
-    STORE_DOM_CHAN = 4
+    STORE_DOM_CHAN = 4,
+    STORE_DOM_STREAM = 5
 };
 
 struct store {
@@ -42,10 +49,20 @@ struct store {
     MDB_dbi log;
     MDB_dbi events;
     MDB_dbi chans;
+    MDB_dbi streams;
     MDB_txn *txn; /* the open batch, or NULL */
+    /* The channel record the batch's event puts update, written back once at commit (or when
+     * another channel's event comes) instead of read, checksummed and rewritten per event. */
+    bool cache_valid;
+    bool cache_dirty;
+    uint64_t cache_channel;
+    struct store_channel_info cache_info;
     int batch_error;
     int lock_fd;
     bool full;
+    bool space_low;        /* durable events refused before the disk or map runs out */
+    uint64_t disk_free;    /* bytes free on the file system at the last check */
+    uint64_t since_check;  /* bytes of events put since that check */
     bool created;
     uint64_t commits;
     uint64_t log_records;
@@ -195,6 +212,26 @@ static int chan_put(MDB_txn *txn, const struct store *s, uint64_t channel,
     return value_put(txn, s->chans, STORE_DOM_CHAN, &key, p, sizeof(p), NULL, 0);
 }
 
+/* Writes the cached channel record of the batch back (if changed). Sticky errors. */
+static int chan_cache_flush(struct store *s)
+{
+    if (!s->cache_valid || !s->cache_dirty || s->txn == NULL) {
+        return 0;
+    }
+    s->cache_dirty = false;
+    int rc = chan_put(s->txn, s, s->cache_channel, &s->cache_info);
+    if (rc != 0 && s->batch_error == 0) {
+        s->batch_error = rc;
+    }
+    return rc;
+}
+
+static void chan_cache_drop(struct store *s)
+{
+    s->cache_valid = false;
+    s->cache_dirty = false;
+}
+
 /* ---- Open and close --------------------------------------------------------------------- */
 
 static int store_path(char *out, size_t size, const char *dir, const char *file)
@@ -243,7 +280,7 @@ static int open_env(struct store *s, const struct store_config *c, bool *existed
     }
     int rc = mdb_env_create(&s->env);
     if (rc == 0) {
-        rc = mdb_env_set_maxdbs(s->env, 4);
+        rc = mdb_env_set_maxdbs(s->env, 5);
     }
     if (rc == 0) {
         rc = mdb_env_set_mapsize(s->env, c->map_size_bytes != 0 ? c->map_size_bytes
@@ -333,6 +370,11 @@ static int open_meta(struct store *s, const struct store_config *c, bool existed
     }
     if (rc == 0) {
         rc = mdb_dbi_open(txn, "chans", MDB_CREATE, &s->chans);
+    }
+    if (rc == 0) {
+        /* Added with durable channels; a store of an older build gets it empty (same format:
+         * an older build ignores it). */
+        rc = mdb_dbi_open(txn, "streams", MDB_CREATE, &s->streams);
     }
     if (rc != 0) {
         mdb_txn_abort(txn);
@@ -484,6 +526,80 @@ void store_stats_get(const struct store *s, struct store_stats *out)
     }
 }
 
+bool store_full(const struct store *s) { return s->full || s->space_low; }
+
+/* Bytes free on the file system of the store, UINT64_MAX if unknown. */
+static uint64_t disk_free_bytes(const struct store *s)
+{
+    struct statvfs st;
+    if (statvfs(s->dir, &st) != 0) {
+        return UINT64_MAX;
+    }
+    return (uint64_t)st.f_bavail * st.f_frsize;
+}
+
+/* Bytes of the map in use (committed pages), and its size. */
+static void map_usage(const struct store *s, uint64_t *used, uint64_t *size)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &st) != 0) {
+        *used = 0;
+        *size = UINT64_MAX;
+        return;
+    }
+    *used = ((uint64_t)info.me_last_pgno + 1u) * st.ms_psize;
+    *size = info.me_mapsize;
+}
+
+int store_event_room(struct store *s, size_t size)
+{
+    if (s->full || s->space_low) {
+        return TRONE_EFULL;
+    }
+    /* LMDB needs pages beyond the value (branch pages, copy-on-write of the path, the free
+     * list): count each event three times over, plus a fixed reserve. */
+    uint64_t need = 3u * (uint64_t)size + 4096u;
+    uint64_t used = 0;
+    uint64_t map = 0;
+    map_usage(s, &used, &map);
+    if (map != UINT64_MAX && used + need + STORE_MAP_RESERVE > map) {
+        s->space_low = true;
+        return TRONE_EFULL;
+    }
+    s->since_check += need;
+    if (s->disk_free == 0 || s->since_check >= STORE_DISK_CHECK_BYTES) {
+        s->disk_free = disk_free_bytes(s);
+        s->since_check = 0;
+    }
+    if (s->disk_free != UINT64_MAX && s->disk_free < STORE_DISK_RESERVE + s->since_check) {
+        s->space_low = true;
+        return TRONE_EFULL;
+    }
+    return 0;
+}
+
+bool store_space_refresh(struct store *s)
+{
+    if (!s->space_low && !s->full) {
+        return false;
+    }
+    uint64_t used = 0;
+    uint64_t map = 0;
+    map_usage(s, &used, &map);
+    uint64_t free_bytes = disk_free_bytes(s);
+    s->disk_free = free_bytes;
+    s->since_check = 0;
+    bool map_room = map == UINT64_MAX || used + 2u * STORE_MAP_RESERVE <= map;
+    bool disk_room = free_bytes == UINT64_MAX || free_bytes >= 2u * STORE_DISK_RESERVE;
+    if (map_room && disk_room) {
+        s->space_low = false;
+        s->full = false;
+        return true;
+    }
+    return false;
+}
+
 /* ---- Batches ------------------------------------------------------------------------------ */
 
 int store_batch_begin(struct store *s)
@@ -497,11 +613,13 @@ int store_batch_begin(struct store *s)
         return store_err(rc);
     }
     s->batch_error = 0;
+    chan_cache_drop(s);
     return 0;
 }
 
 void store_batch_abort(struct store *s)
 {
+    chan_cache_drop(s);
     if (s->txn != NULL) {
         mdb_txn_abort(s->txn);
         s->txn = NULL;
@@ -526,6 +644,8 @@ int store_batch_commit(struct store *s)
     if (s->txn == NULL) {
         return TRONE_EINVAL;
     }
+    (void)chan_cache_flush(s);
+    chan_cache_drop(s);
     int rc = s->batch_error;
     if (rc != 0) {
         mdb_txn_abort(s->txn);
@@ -686,14 +806,24 @@ int store_event_put(struct store *s, uint64_t channel, uint64_t position, uint64
     if (s->batch_error != 0) {
         return s->batch_error;
     }
-    struct store_channel_info info;
-    int rc = chan_get(s->txn, s, channel, &info);
-    if (rc != 0 && rc != TRONE_ENOENT) {
-        return batch_fail(s, rc);
+    if (!s->cache_valid || s->cache_channel != channel) {
+        if (chan_cache_flush(s) != 0) {
+            return s->batch_error;
+        }
+        int rc = chan_get(s->txn, s, channel, &s->cache_info);
+        if (rc != 0 && rc != TRONE_ENOENT) {
+            chan_cache_drop(s);
+            return batch_fail(s, rc);
+        }
+        s->cache_valid = true;
+        s->cache_dirty = false;
+        s->cache_channel = channel;
     }
+    struct store_channel_info info = s->cache_info;
     if (position == 0 || position <= info.last) {
         return TRONE_EINVAL;
     }
+    int rc = 0;
     uint8_t k[STORE_EVENT_KEY_LEN];
     event_key(k, channel, position);
     MDB_val key = {.mv_size = sizeof(k), .mv_data = k};
@@ -709,7 +839,9 @@ int store_event_put(struct store *s, uint64_t channel, uint64_t position, uint64
     info.last = position;
     info.count++;
     info.bytes += size;
-    return batch_fail(s, chan_put(s->txn, s, channel, &info));
+    s->cache_info = info;
+    s->cache_dirty = true; /* written back at commit */
+    return 0;
 }
 
 /* Decodes an event value: time and payload. */
@@ -771,6 +903,10 @@ int store_event_read(struct store *s, uint64_t channel, uint64_t position, uint3
 
 int store_channel_info(struct store *s, uint64_t channel, struct store_channel_info *out)
 {
+    if (s->txn != NULL && s->cache_valid && s->cache_channel == channel) {
+        *out = s->cache_info;
+        return 0;
+    }
     MDB_txn *txn = NULL;
     bool own = false;
     int rc = read_txn(s, &txn, &own);
@@ -787,7 +923,25 @@ int store_channel_info(struct store *s, uint64_t channel, struct store_channel_i
 int store_retention_set(struct store *s, uint64_t channel, uint64_t age_ms_max, uint64_t bytes_max)
 {
     if (s->txn != NULL) {
-        return TRONE_EBUSY;
+        /* Inside the open batch: committed (or rolled back) with it. */
+        if (s->batch_error != 0) {
+            return s->batch_error;
+        }
+        if (chan_cache_flush(s) != 0) {
+            return s->batch_error;
+        }
+        chan_cache_drop(s);
+        struct store_channel_info info;
+        int rc = chan_get(s->txn, s, channel, &info);
+        if (rc == 0 && info.age_ms_max == age_ms_max && info.bytes_max == bytes_max) {
+            return 0;
+        }
+        if (rc == 0 || rc == TRONE_ENOENT) {
+            info.age_ms_max = age_ms_max;
+            info.bytes_max = bytes_max;
+            rc = chan_put(s->txn, s, channel, &info);
+        }
+        return batch_fail(s, rc);
     }
     MDB_txn *txn = NULL;
     int rc = store_err(mdb_txn_begin(s->env, NULL, 0, &txn));
@@ -903,6 +1057,85 @@ int store_retention_step(struct store *s, uint64_t now_ms, uint32_t delete_max, 
         if (*deleted > 0) {
             s->full = false;
         }
+    }
+    return rc;
+}
+
+/* ---- Stream index ------------------------------------------------------------------------- */
+
+static void stream_key(uint8_t out[STORE_EVENT_KEY_LEN], uint64_t group, uint64_t channel)
+{
+    be64_store(out, group);
+    be64_store(out + 8, channel);
+}
+
+int store_stream_put(struct store *s, uint64_t group, uint64_t channel, const uint8_t *data,
+                     size_t size)
+{
+    if (s->txn == NULL || size > STORE_STREAM_DESC_MAX) {
+        return TRONE_EINVAL;
+    }
+    if (s->batch_error != 0) {
+        return s->batch_error;
+    }
+    uint8_t k[STORE_EVENT_KEY_LEN];
+    stream_key(k, group, channel);
+    MDB_val key = {.mv_size = sizeof(k), .mv_data = k};
+    MDB_val old;
+    if (mdb_get(s->txn, s->streams, &key, &old) == 0) {
+        const uint8_t *p = NULL;
+        size_t n = 0;
+        if (value_check(STORE_DOM_STREAM, &key, &old, &p, &n) == 0 && n == size &&
+            memcmp(p, data, size) == 0) {
+            return 0; /* already indexed: no write */
+        }
+        return TRONE_EEXIST; /* another stream holds this id: refused, the batch stays usable */
+    }
+    return batch_fail(s, value_put(s->txn, s->streams, STORE_DOM_STREAM, &key, NULL, 0, data,
+                                   size));
+}
+
+int store_stream_next(struct store *s, uint64_t group, uint64_t after, uint64_t *channel,
+                      uint8_t *data, size_t data_max, size_t *size)
+{
+    MDB_txn *txn = NULL;
+    bool own = false;
+    int rc = read_txn(s, &txn, &own);
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_cursor *cur = NULL;
+    rc = store_err(mdb_cursor_open(txn, s->streams, &cur));
+    uint8_t k[STORE_EVENT_KEY_LEN];
+    stream_key(k, group, after + 1);
+    MDB_val key = {.mv_size = sizeof(k), .mv_data = k};
+    MDB_val val;
+    int mrc = rc == 0 && after < UINT64_MAX ? mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE)
+                                             : MDB_NOTFOUND;
+    if (rc == 0 && (mrc == MDB_NOTFOUND ||
+                    (mrc == 0 && (key.mv_size != sizeof(k) || be64_load(key.mv_data) != group)))) {
+        rc = TRONE_ENOENT;
+    } else if (rc == 0 && mrc != 0) {
+        rc = store_err(mrc);
+    }
+    if (rc == 0) {
+        const uint8_t *p = NULL;
+        size_t n = 0;
+        rc = value_check(STORE_DOM_STREAM, &key, &val, &p, &n);
+        if (rc == 0 && n > data_max) {
+            rc = TRONE_ECORRUPT;
+        }
+        if (rc == 0) {
+            *channel = be64_load((const uint8_t *)key.mv_data + 8);
+            memcpy(data, p, n);
+            *size = n;
+        }
+    }
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
+    if (own) {
+        mdb_txn_abort(txn);
     }
     return rc;
 }

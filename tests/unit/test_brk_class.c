@@ -158,12 +158,60 @@ static void test_wire(void **state)
     buf_close(&b);
 }
 
+/* Retention items: parsed with their units, only with durable, formatted canonically (largest
+ * exact unit), carried on the wire (21 bytes) and back; out-of-range and malformed ones are
+ * refused, and a non-canonical wire form (limits flagged, both zero) too. */
+static void test_retention(void **state)
+{
+    (void)state;
+    struct brk_class c = parse_ok("cft,fifo,durable,retain=7d,retain-bytes=256M");
+    assert_int_equal(c.retain_ms, UINT64_C(7) * 86400000u);
+    assert_int_equal(c.retain_bytes, UINT64_C(256) << 20);
+    char text[BRK_CLASS_TEXT_MAX];
+    assert_true(brk_class_format(&c, text, sizeof(text)) > 0);
+    assert_string_equal(text, "cft,fifo,si,urgency=0,durable,retain=7d,retain-bytes=256M");
+    c = parse_ok("durable,retain=90m,retain-bytes=1000");
+    brk_class_format(&c, text, sizeof(text));
+    assert_string_equal(text, "cft,fifo,si,urgency=0,durable,retain=90m,retain-bytes=1000");
+    struct brk_class back = parse_ok(text);
+    assert_true(brk_class_equal(&c, &back));
+    c = parse_ok("durable,retain=0s"); /* 0: no limit */
+    brk_class_format(&c, text, sizeof(text));
+    assert_string_equal(text, "cft,fifo,si,urgency=0,durable");
+    parse_bad("cft,retain=7d", "need durable");
+    parse_bad("durable,retain=7", "retain=7");
+    parse_bad("durable,retain=7w", "retain=7w");
+    parse_bad("durable,retain=-1d", "retain=-1d");
+    parse_bad("durable,retain-bytes=12T", "retain-bytes=12T");
+    parse_bad("durable,retain-bytes=99999999999999999", "retain-bytes=");
+    parse_bad("durable,retain=1d,retain=2d", "retain=2d");
+
+    c = parse_ok("bft,total,pks,durable,retain=1h");
+    struct buf b;
+    buf_init(&b, 0);
+    brk_class_encode(&c, &b);
+    assert_int_equal(b.used, BRK_CLASS_WIRE_MAX);
+    assert_int_equal(brk_class_wire_size(&c), BRK_CLASS_WIRE_MAX);
+    struct buf_reader r;
+    struct brk_class d;
+    buf_reader_init(&r, b.data, b.used);
+    assert_int_equal(brk_class_decode(&r, &d), 0);
+    assert_int_equal(buf_reader_finish(&r), 0);
+    assert_true(brk_class_equal(&c, &d));
+    buf_reader_init(&r, b.data, b.used - 1); /* cut short */
+    assert_int_equal(brk_class_decode(&r, &d), TRONE_EBADMSG);
+    memset(b.data + BRK_CLASS_WIRE_SIZE, 0, 16); /* limits flagged, both zero */
+    buf_reader_init(&r, b.data, b.used);
+    assert_int_equal(brk_class_decode(&r, &d), TRONE_EBADMSG);
+    buf_close(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_full),       cmocka_unit_test(test_parse_defaults),
         cmocka_unit_test(test_parse_bad_items),  cmocka_unit_test(test_format_round_trip),
-        cmocka_unit_test(test_wire),
+        cmocka_unit_test(test_wire),             cmocka_unit_test(test_retention),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

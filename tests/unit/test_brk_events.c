@@ -1,6 +1,8 @@
 /* test_brk_events.c: the replica side of the event path (brk_events.h) against a real control
  * table built by executing real ops: authorization, FIFO streams (duplicates, gaps, epochs),
- * urgency order of flushed DELIVERs, and flow control with a subscriber that never drains. */
+ * urgency order of flushed DELIVERs, flow control with a subscriber that never drains, and
+ * durable channels (storing, replay stream by stream and the exact switch to live, a full
+ * store refusing events) against a store in memory. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +16,7 @@
 
 #include "broker/brk_events.h"
 #include "broker/brk_events_internal.h"
+#include "chan/chan_durable.h"
 
 /* ---- Fixture ---- */
 
@@ -832,6 +835,231 @@ static void test_flow_control_disconnect(void **state)
     assert_true(brk_events_stats(&f->ev)->delivered == 101);
 }
 
+
+/* ---- Durable channels: a store in memory ---- */
+
+#define FAKE_RECORDS 256
+struct fake_store {
+    bool full;
+    uint32_t count;
+    struct {
+        uint64_t stream;
+        uint64_t position;
+        uint8_t data[256];
+        size_t size;
+    } rec[FAKE_RECORDS];
+    uint32_t stream_count;
+    struct {
+        uint64_t group;
+        uint64_t id;
+        uint8_t desc[CHAN_DURABLE_DESC_MAX];
+        size_t size;
+    } streams[16];
+};
+static struct fake_store fake;
+
+static int fake_put(void *ctx, uint64_t group, uint64_t stream, const uint8_t *desc,
+                    size_t desc_size, uint64_t position, uint64_t time_us, const uint8_t *record,
+                    size_t size, uint64_t retain_ms, uint64_t retain_bytes)
+{
+    (void)ctx;
+    (void)time_us;
+    (void)retain_ms;
+    (void)retain_bytes;
+    if (fake.full) {
+        return TRONE_EFULL;
+    }
+    bool known = false;
+    for (uint32_t i = 0; i < fake.stream_count; i++) {
+        known = known || fake.streams[i].id == stream;
+    }
+    if (!known) {
+        assert_true(fake.stream_count < 16);
+        fake.streams[fake.stream_count].group = group;
+        fake.streams[fake.stream_count].id = stream;
+        memcpy(fake.streams[fake.stream_count].desc, desc, desc_size);
+        fake.streams[fake.stream_count++].size = desc_size;
+    }
+    for (uint32_t i = 0; i < fake.count; i++) {
+        if (fake.rec[i].stream == stream && fake.rec[i].position >= position) {
+            return 0; /* held already */
+        }
+    }
+    assert_true(fake.count < FAKE_RECORDS && size <= 256);
+    fake.rec[fake.count].stream = stream;
+    fake.rec[fake.count].position = position;
+    memcpy(fake.rec[fake.count].data, record, size);
+    fake.rec[fake.count++].size = size;
+    return 0;
+}
+
+static int fake_stream_next(void *ctx, uint64_t group, uint64_t after, uint64_t *stream,
+                            uint8_t *desc, size_t desc_max, size_t *desc_size)
+{
+    (void)ctx;
+    int best = -1;
+    for (uint32_t i = 0; i < fake.stream_count; i++) {
+        if (fake.streams[i].group == group && fake.streams[i].id > after &&
+            (best < 0 || fake.streams[i].id < fake.streams[best].id)) {
+            best = (int)i;
+        }
+    }
+    if (best < 0) {
+        return TRONE_ENOENT;
+    }
+    assert_true(fake.streams[best].size <= desc_max);
+    *stream = fake.streams[best].id;
+    memcpy(desc, fake.streams[best].desc, fake.streams[best].size);
+    *desc_size = fake.streams[best].size;
+    return 0;
+}
+
+static int fake_read(void *ctx, uint64_t stream, uint64_t position, uint32_t count_max,
+                     brk_events_read_cb cb, void *cb_ctx)
+{
+    (void)ctx;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < fake.count && n < count_max; i++) { /* positions grow per stream */
+        if (fake.rec[i].stream == stream && fake.rec[i].position >= position) {
+            n++;
+            int rc = cb(cb_ctx, fake.rec[i].position, fake.rec[i].data, fake.rec[i].size);
+            if (rc != 0) {
+                return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+static int setup_durable(void **state)
+{
+    memset(&fake, 0, sizeof(fake));
+    struct fixture *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    struct brk_events_config cfg;
+    brk_events_config_defaults(&cfg);
+    cfg.replay_chunk = 2; /* several steps per replay */
+    fixture_make(f, &cfg);
+    make_channel(f, "c.dur", "cft,fifo,durable");
+    struct brk_events_durable d = {.put = fake_put, .stream_next = fake_stream_next,
+                                   .read = fake_read};
+    brk_events_durable_set(&f->ev, &d);
+    *state = f;
+    return 0;
+}
+
+static int32_t attach_from(struct fixture *f, const char *tag, uint8_t mode, uint64_t start)
+{
+    buf_reset(&f->msg);
+    struct chan_msg m = {.type = CHAN_MSG_ATTACH, .start_mode = mode, .start = start};
+    snprintf(m.tag, sizeof(m.tag), "%s", tag);
+    chan_msg_put_header(&f->msg, &m);
+    assert_int_equal(brk_events_message(&f->ev, &f->table, 1000, CONN_SUB, f->keys[SUB],
+                                        f->msg.data, f->msg.used, &f->out),
+                     0);
+    assert_int_equal(f->out->send_count, 1);
+    struct buf_reader r;
+    struct chan_msg a;
+    assert_int_equal(chan_msg_read_header(&r, f->out->sends[0].data, f->out->sends[0].size, &a),
+                     0);
+    assert_int_equal(a.type, CHAN_MSG_ATTACHED);
+    return a.status;
+}
+
+/* Everything flushes to CONN_SUB until nothing is pending, as text: "R<epoch>:<first> " for a
+ * REPLAY, "E " for its end, "<epoch>.<seq> " per delivered event. */
+static void drain_text(struct fixture *f, char *text, size_t size)
+{
+    size_t used = 0;
+    text[0] = '\0';
+    for (int round = 0; round < 100 && brk_events_pending(&f->ev); round++) {
+        brk_events_flush(&f->ev, &f->table, 777, &f->out);
+        for (size_t i = 0; i < f->out->send_count; i++) {
+            const struct brk_events_send *snd = &f->out->sends[i];
+            assert_true(snd->conn_id == CONN_SUB);
+            struct buf_reader r;
+            struct chan_msg m;
+            assert_int_equal(chan_msg_check(snd->data, snd->size), 0);
+            assert_int_equal(chan_msg_read_header(&r, snd->data, snd->size, &m), 0);
+            if (m.type == CHAN_MSG_REPLAY) {
+                used += (size_t)snprintf(text + used, size - used,
+                                         m.flags == CHAN_REPLAY_END ? "E " : "R%llu:%llu ",
+                                         (unsigned long long)m.epoch,
+                                         (unsigned long long)m.first);
+                continue;
+            }
+            assert_int_equal(m.type, CHAN_MSG_DELIVER);
+            for (uint32_t k = 0; k < m.event_count; k++) {
+                struct chan_event e;
+                chan_msg_read_event(&r, &e);
+                used += (size_t)snprintf(text + used, size - used, "%llu.%llu ",
+                                         (unsigned long long)(e.epoch / 1000000u),
+                                         (unsigned long long)e.seq);
+            }
+        }
+    }
+    assert_false(brk_events_pending(&f->ev));
+}
+
+/* A durable channel stores every accepted event; a subscriber asking from position 0 gets the
+ * stored streams in stream id order (a publisher's epochs oldest first), each announced,
+ * events accepted during the replay exactly once (read by the cursor, not queued live), then
+ * REPLAY END and live events. */
+static void test_durable_replay_switch(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.dur", 2000000, 1, 2), 0);
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.dur", 1000000, 1, 3), 0);
+    assert_int_equal(fake.count, 5);
+    assert_int_equal(brk_events_stats(&f->ev)->stored, 5);
+    assert_int_equal(attach_from(f, "c.dur", CHAN_START_FROM, 0), 0);
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.dur", 1000000, 4, 1), 0); /* during replay */
+    char text[512];
+    drain_text(f, text, sizeof(text));
+    assert_string_equal(text, "R1000000:1 1.1 1.2 1.3 1.4 R2000000:1 2.1 2.2 E ");
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.dur", 2000000, 3, 1), 0); /* live now */
+    drain_text(f, text, sizeof(text));
+    assert_string_equal(text, "2.3 ");
+    assert_int_equal(fake.count, 7);
+
+    /* FROM 2: each stream from position 3 on; a stream with nothing there is not announced. */
+    assert_int_equal(tag_message(f, CONN_SUB, SUB, CHAN_MSG_DETACH, "c.dur"), 0);
+    assert_int_equal(attach_from(f, "c.dur", CHAN_START_FROM, 2), 0);
+    drain_text(f, text, sizeof(text));
+    assert_string_equal(text, "R1000000:3 1.3 1.4 R2000000:3 2.3 E ");
+    /* A start on a channel that keeps nothing is refused. */
+    assert_int_equal(attach_from(f, "c.lo", CHAN_START_FROM, 0), TRONE_EINVAL);
+}
+
+/* A full store refuses durable events: not accepted (nothing forwarded), the ACK says
+ * TRONE_EFULL after acknowledging what came before; once there is room they are accepted. */
+static void test_durable_full_refused(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(tag_message(f, CONN_SUB, SUB, CHAN_MSG_ATTACH, "c.dur"), 0);
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.dur", 1000000, 1, 2), 0);
+    fake.full = true;
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.dur", 1000000, 3, 2), 0);
+    assert_int_equal(f->out->status, TRONE_EFULL);
+    assert_int_equal(f->out->send_count, 2);
+    assert_int_equal(last_ack(f, CONN_PUB, 1000000, TRONE_EFULL), 2);
+    assert_int_equal(brk_events_stats(&f->ev)->store_refused, 1);
+    assert_int_equal(brk_events_store_status(&f->ev), TRONE_EFULL);
+    /* Later events, out of order behind the refused one, are refused too (a bare ACK would
+     * clear the publisher's view of the refusal). */
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.dur", 1000000, 5, 2), 0);
+    assert_int_equal(last_ack(f, CONN_PUB, 1000000, TRONE_EFULL), 2);
+    char text[512];
+    drain_text(f, text, sizeof(text));
+    assert_string_equal(text, "1.1 1.2 ");
+    fake.full = false;
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.dur", 1000000, 3, 2), 0); /* the resend */
+    assert_int_equal(last_ack(f, CONN_PUB, 1000000, 0), 4);
+    drain_text(f, text, sizeof(text));
+    assert_string_equal(text, "1.3 1.4 ");
+    assert_int_equal(fake.count, 4);
+}
+
 int main(void)
 {
     if (sodium_init() < 0) {
@@ -853,6 +1081,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_total_fetch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_total_fetch_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flow_control_disconnect, setup_disconnect, teardown),
+        cmocka_unit_test_setup_teardown(test_durable_replay_switch, setup_durable, teardown),
+        cmocka_unit_test_setup_teardown(test_durable_full_refused, setup_durable, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,9 @@
  * a Byzantine replica that alters, forges, replays, reorders or drops everything (never
  * delivered, FIFO holds, nothing lost); PKS one-copy delivery and forged signatures; gap
  * timeouts; epoch changes; the window bound; bad input; signatures checked outside the core
- * (cln_sub_receive_checked, cln_sub_verify_wanted). */
+ * (cln_sub_receive_checked, cln_sub_verify_wanted); replays of durable channels (start at
+ * the lowest announced position, holes held while a replay may fill them, a Byzantine low
+ * claim, retention gaps, a replica that goes away). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,6 +35,7 @@ struct fx {
     uint64_t delivered[64]; /* seqs delivered, in order */
     uint32_t delivered_count;
     uint64_t gap_seq, gap_count;
+    enum cln_sub_gap_reason gap_reason;
     uint32_t gaps;
     uint64_t deadline;
 };
@@ -89,6 +92,7 @@ static void fx_output(struct fx *x, const struct cln_sub_output *out)
             x->gaps++;
             x->gap_seq = it->seq;
             x->gap_count = it->count;
+            x->gap_reason = it->reason;
         }
     }
 }
@@ -960,6 +964,198 @@ static void test_window_keeps_votes(void **state)
     fx_close(&x);
 }
 
+
+/* ---- Replay of a durable channel ---- */
+
+/* Replay from `start` (FROM) asked of every replica. */
+static void replay_begin(struct fx *x, uint64_t start)
+{
+    assert_int_equal(cln_sub_replay(&x->sub, 0, CHAN_START_FROM, start), 0);
+    for (uint32_t r = 0; r < 4; r++) {
+        cln_sub_replay_expect(&x->sub, 0, r);
+    }
+}
+
+/* Replica sends REPLAY: the publisher's stream follows from first (0: REPLAY END). */
+static void replay_notice(struct fx *x, uint32_t replica, uint64_t first, uint64_t now)
+{
+    struct buf b = {0};
+    struct chan_msg m = {.type = CHAN_MSG_REPLAY};
+    strcpy(m.tag, TAG);
+    if (first == 0) {
+        m.flags = CHAN_REPLAY_END;
+    } else {
+        memcpy(m.publisher, x->pk, TRONE_KEY_LEN);
+        m.epoch = EPOCH;
+        m.first = first;
+    }
+    chan_msg_put_header(&b, &m);
+    assert_int_equal(b.error, 0);
+    struct cln_sub_output out;
+    assert_int_equal(cln_sub_receive(&x->sub, replica, b.data, b.used, now, &out), 0);
+    buf_close(&b);
+    fx_output(x, &out);
+}
+
+static void send_range(struct fx *x, uint32_t replica, uint64_t first, uint64_t last,
+                       uint64_t now)
+{
+    for (uint64_t seq = first; seq <= last; seq++) {
+        send(x, replica, seq, now);
+    }
+}
+
+/* CFT: a replica whose copy starts late (it holds 5..8 only) and replays first must not make
+ * the stream start at 5: it waits until the other replaying replicas announced it or passed
+ * it, then starts at the lowest first position announced. */
+static void test_replay_start_lowest_announced(void **state)
+{
+    (void)state;
+    struct fx x;
+    fx_make(&x, "cft,durable", false, 0);
+    replay_begin(&x, 0);
+    replay_notice(&x, 1, 5, 0);
+    send_range(&x, 1, 5, 8, 0);
+    replay_notice(&x, 1, 0, 0);
+    replay_notice(&x, 2, 0, 0); /* replicas 2 and 3 hold nothing */
+    replay_notice(&x, 3, 0, 0);
+    tick(&x, 10 * GAP_US); /* replica 0 has not reached the stream: no start, however long */
+    assert_int_equal(x.delivered_count, 0);
+    assert_int_equal(x.gaps, 0);
+    replay_notice(&x, 0, 1, 10 * GAP_US);
+    send_range(&x, 0, 1, 4, 10 * GAP_US);
+    expect_seqs(&x, 1, 8);
+    assert_int_equal(x.gaps, 0);
+    fx_close(&x);
+}
+
+/* CFT, different holes: replica 1 lacks 3..5 and replays faster than replica 0, which lacks
+ * nothing. Neither the window slide (replica 1 beyond the window) nor the gap timer may skip
+ * 3..5 while replica 0 replays and has not passed them; a hole nobody holds (11) is reported
+ * once every replay passed it. */
+static void test_replay_different_holes(void **state)
+{
+    (void)state;
+    struct fx x;
+    fx_make(&x, "cft,durable", false, 4);
+    replay_begin(&x, 0);
+    replay_notice(&x, 2, 0, 0);
+    replay_notice(&x, 3, 0, 0);
+    replay_notice(&x, 0, 1, 0);
+    send_range(&x, 0, 1, 1, 0);
+    replay_notice(&x, 1, 1, 0);
+    send_range(&x, 1, 1, 2, 0);
+    send_range(&x, 1, 6, 10, 0); /* beyond the window of 4: must not slide over 3..5 */
+    send_range(&x, 1, 12, 12, 0);
+    replay_notice(&x, 1, 0, 0);
+    expect_seqs(&x, 1, 2);
+    tick(&x, 10 * GAP_US);
+    assert_int_equal(x.gaps, 0);
+    send_range(&x, 0, 2, 10, 10 * GAP_US); /* replica 0 catches up: nothing was lost */
+    expect_seqs(&x, 1, 10);
+    assert_int_equal(x.gaps, 0);
+    send_range(&x, 0, 12, 12, 10 * GAP_US); /* 11 is held by nobody */
+    replay_notice(&x, 0, 0, 10 * GAP_US);
+    tick(&x, 20 * GAP_US);
+    assert_int_equal(x.gaps, 1);
+    assert_int_equal(x.gap_seq, 11);
+    assert_int_equal(x.gap_count, 1);
+    assert_int_equal(x.delivered_count, 11);
+    assert_int_equal(x.delivered[10], (uint64_t)EPOCH * 1000 + 12);
+    fx_close(&x);
+}
+
+/* BFT: a Byzantine replica announces a lower first position (1) than the correct ones (3:
+ * retention removed 1..2) and then sends nothing and never finishes. The stream starts at
+ * the f+1st lowest announced position (3), reports 1..2 as no longer kept, and delivers the
+ * replayed events on f+1 matching copies without waiting for the liar. */
+static void test_replay_bft_low_claim_never_sends(void **state)
+{
+    (void)state;
+    struct fx x;
+    fx_make(&x, "bft,durable", false, 0);
+    replay_begin(&x, 0);
+    replay_notice(&x, 3, 1, 0); /* the liar */
+    for (uint32_t r = 0; r < 3; r++) {
+        replay_notice(&x, r, 3, 0);
+    }
+    send_range(&x, 0, 3, 6, 0);
+    send_range(&x, 1, 3, 6, 0);
+    assert_int_equal(x.gaps, 1);
+    assert_int_equal(x.gap_seq, 1);
+    assert_int_equal(x.gap_count, 2);
+    assert_int_equal(x.gap_reason, CLN_SUB_GAP_RETENTION);
+    assert_int_equal(x.delivered_count, 4);
+    assert_int_equal(x.delivered[0], (uint64_t)EPOCH * 1000 + 3);
+    /* A hole (8) held by no correct replica is reported despite the liar that "may" send it. */
+    send_range(&x, 0, 9, 9, 0);
+    send_range(&x, 2, 9, 9, 0);
+    send_range(&x, 0, 7, 7, 0);
+    send_range(&x, 2, 7, 7, 0);
+    for (uint32_t r = 0; r < 3; r++) {
+        replay_notice(&x, r, 0, 0);
+    }
+    tick(&x, 2 * GAP_US);
+    assert_int_equal(x.gaps, 2);
+    assert_int_equal(x.gap_seq, 8);
+    assert_int_equal(x.delivered_count, 6);
+    fx_close(&x);
+}
+
+/* CFT: --from 10 where every replica keeps only from 15: one retention gap 11..14 as soon as
+ * every replay announced or passed the stream, then 15. A replica announcing a first position
+ * below the requested start cannot move the start below it. */
+static void test_replay_retention_gap(void **state)
+{
+    (void)state;
+    struct fx x;
+    fx_make(&x, "cft,durable", false, 0);
+    replay_begin(&x, 10);
+    replay_notice(&x, 0, 15, 0);
+    replay_notice(&x, 1, 15, 0);
+    replay_notice(&x, 2, 0, 0);
+    assert_int_equal(x.gaps, 0); /* replica 3 may still hold 11..14 */
+    replay_notice(&x, 3, 0, 0);
+    assert_int_equal(x.gaps, 1);
+    assert_int_equal(x.gap_seq, 11);
+    assert_int_equal(x.gap_count, 4);
+    assert_int_equal(x.gap_reason, CLN_SUB_GAP_RETENTION);
+    send(&x, 1, 15, 0);
+    expect_seqs(&x, 15, 1);
+    fx_close(&x);
+
+    fx_make(&x, "cft,durable", false, 0);
+    replay_begin(&x, 10);
+    replay_notice(&x, 0, 2, 0);
+    for (uint32_t r = 1; r < 4; r++) {
+        replay_notice(&x, r, 0, 0);
+    }
+    send_range(&x, 0, 2, 12, 0);
+    expect_seqs(&x, 11, 2);
+    assert_int_equal(x.gaps, 0);
+    fx_close(&x);
+}
+
+/* A replica that goes away while replaying no longer holds a stream back. */
+static void test_replay_replica_down(void **state)
+{
+    (void)state;
+    struct fx x;
+    fx_make(&x, "cft,durable", false, 0);
+    replay_begin(&x, 0);
+    replay_notice(&x, 1, 1, 0);
+    send_range(&x, 1, 1, 3, 0);
+    for (uint32_t r = 1; r < 4; r++) {
+        replay_notice(&x, r, 0, 0);
+    }
+    assert_int_equal(x.delivered_count, 0); /* replica 0 may hold lower positions */
+    struct cln_sub_output out;
+    assert_int_equal(cln_sub_replica_down(&x.sub, 0, UINT32_MAX, 5, &out), 0);
+    fx_output(&x, &out);
+    expect_seqs(&x, 1, 3);
+    fx_close(&x);
+}
+
 int main(void)
 {
     if (sodium_init() < 0) {
@@ -994,6 +1190,11 @@ int main(void)
         cmocka_unit_test(test_checked_valid_decides_like_verified),
         cmocka_unit_test(test_checked_bft_forged_never_delivered),
         cmocka_unit_test(test_verify_wanted),
+        cmocka_unit_test(test_replay_start_lowest_announced),
+        cmocka_unit_test(test_replay_different_holes),
+        cmocka_unit_test(test_replay_bft_low_claim_never_sends),
+        cmocka_unit_test(test_replay_retention_gap),
+        cmocka_unit_test(test_replay_replica_down),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -440,6 +440,44 @@ static void check_full_then_recover(struct store *s, uint64_t committed)
 
 /* A map too small for the data: MDB_MAP_FULL is reported as TRONE_EFULL, the store refuses
  * durable events, what was committed stays intact and readable after a reopen. */
+/* The stream index: entries of one group come back in channel id order, strictly after the
+ * cursor, survive a reopen, stay apart from other groups, and a batch sees its own writes. */
+static void test_stream_index(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s = open_ok(f);
+    assert_int_equal(store_stream_put(s, 5, 9, (const uint8_t *)"x", 1), TRONE_EINVAL);
+    assert_int_equal(store_batch_begin(s), 0);
+    assert_int_equal(store_stream_put(s, 5, 30, (const uint8_t *)"thirty", 6), 0);
+    assert_int_equal(store_stream_put(s, 5, 10, (const uint8_t *)"ten", 3), 0);
+    assert_int_equal(store_stream_put(s, 6, 1, (const uint8_t *)"other", 5), 0);
+    assert_int_equal(store_stream_put(s, 4, 99, (const uint8_t *)"before", 6), 0);
+    assert_int_equal(store_stream_put(s, 5, 10, (const uint8_t *)"ten", 3), 0); /* again */
+    assert_int_equal(store_stream_put(s, 5, 10, (const uint8_t *)"TEN", 3), TRONE_EEXIST);
+    uint64_t id = 0;
+    uint8_t d[STORE_STREAM_DESC_MAX];
+    size_t n = 0;
+    assert_int_equal(store_stream_next(s, 5, 0, &id, d, sizeof(d), &n), 0); /* in the batch */
+    assert_int_equal(id, 10);
+    assert_int_equal(store_batch_commit(s), 0);
+    store_close(s);
+
+    s = open_ok(f);
+    assert_int_equal(store_stream_next(s, 5, 0, &id, d, sizeof(d), &n), 0);
+    assert_int_equal(id, 10);
+    assert_int_equal(n, 3);
+    assert_memory_equal(d, "ten", 3);
+    assert_int_equal(store_stream_next(s, 5, 10, &id, d, sizeof(d), &n), 0);
+    assert_int_equal(id, 30);
+    assert_memory_equal(d, "thirty", 6);
+    assert_int_equal(store_stream_next(s, 5, 30, &id, d, sizeof(d), &n), TRONE_ENOENT);
+    assert_int_equal(store_stream_next(s, 7, 0, &id, d, sizeof(d), &n), TRONE_ENOENT);
+    assert_int_equal(store_stream_next(s, 6, 0, &id, d, sizeof(d), &n), 0);
+    assert_int_equal(id, 1);
+    assert_int_equal(store_stream_next(s, 5, 0, &id, d, 2, &n), TRONE_ECORRUPT); /* too small */
+    store_close(s);
+}
+
 static void test_map_full(void **state)
 {
     struct fixture *f = *state;
@@ -495,6 +533,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_checksum_mismatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_retention, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tmpfs_full, setup, teardown),
     };
