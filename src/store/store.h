@@ -149,4 +149,11 @@ TRONE_MUST_CHECK int store_stream_next(struct store *s, uint64_t group, uint64_t
                                        uint64_t *channel, uint8_t *data, size_t data_max,
                                        size_t *size);
 
+/* Calls cb for every indexed stream, all groups, in (group, channel) order (the order of
+ * their ids, the same at every replica), after checking each descriptor's checksum; cb
+ * returns non-zero to stop (returned). TRONE_ECORRUPT. For offline dumps and tests. */
+typedef int (*store_stream_cb)(void *ctx, uint64_t group, uint64_t channel, const uint8_t *data,
+                               size_t size);
+TRONE_MUST_CHECK int store_stream_each(struct store *s, store_stream_cb cb, void *ctx);
+
 #endif

@@ -1085,3 +1085,45 @@ int store_stream_next(struct store *s, uint64_t group, uint64_t after, uint64_t 
     }
     return rc;
 }
+
+int store_stream_each(struct store *s, store_stream_cb cb, void *ctx)
+{
+    MDB_txn *txn = NULL;
+    bool own = false;
+    int rc = read_txn(s, &txn, &own);
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_cursor *cur = NULL;
+    rc = store_err(mdb_cursor_open(txn, s->streams, &cur));
+    MDB_val key;
+    MDB_val val;
+    uint64_t bound = rc == 0 ? dbi_entries(txn, s->streams) : 0;
+    int mrc = rc == 0 ? mdb_cursor_get(cur, &key, &val, MDB_FIRST) : MDB_NOTFOUND;
+    for (uint64_t i = 0; i <= bound && rc == 0 && mrc == 0; i++) {
+        const uint8_t *p = NULL;
+        size_t n = 0;
+        if (key.mv_size != STORE_EVENT_KEY_LEN) {
+            rc = TRONE_ECORRUPT;
+            break;
+        }
+        rc = value_check(STORE_DOM_STREAM, &key, &val, &p, &n);
+        if (rc == 0) {
+            const uint8_t *k = key.mv_data;
+            rc = cb(ctx, be64_load(k), be64_load(k + 8), p, n);
+        }
+        if (rc == 0) {
+            mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+        }
+    }
+    if (rc == 0 && mrc != MDB_NOTFOUND && mrc != 0) {
+        rc = store_err(mrc);
+    }
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
+    if (own) {
+        mdb_txn_abort(txn);
+    }
+    return rc;
+}
