@@ -54,6 +54,8 @@ struct brk_events_sync {
     uint64_t round_us;   /* when the current round started */
     uint32_t ask_cursor; /* the channel index the round continues with; 0: round done */
     bool asking;         /* a round is partway through the channels */
+    bool heard;          /* a LIST arrived since the current round started */
+    uint64_t pace_us;    /* the current round's pace: period_us or idle_us */
     struct brk_sync_chain chains[BRK_SYNC_CHAINS_MAX];
     struct brk_sync_vote *votes;
     uint32_t *vote_buckets;
@@ -224,6 +226,10 @@ void brk_events__sync_tick(struct brk_events *e, const struct brk_table *table, 
         }
     }
     if (!s->asking) {
+        /* The idle pace only after a round that heard from a peer (at start the peers are
+         * not connected yet: their silence proves nothing). */
+        s->pace_us = s->heard ? e->config.sync.idle_us : e->config.sync.period_us;
+        s->heard = false;
         s->asking = true;
         s->ask_cursor = 0;
         s->round_us = now_us;
@@ -244,8 +250,8 @@ void brk_events__sync_tick(struct brk_events *e, const struct brk_table *table, 
         return;
     }
     s->asking = false;
-    /* The idle pace unless a LIST of this round shows something missing (brk_sync_list). */
-    s->next_round_us = s->round_us + e->config.sync.idle_us;
+    /* This pace unless a LIST of this round shows something missing (brk_sync_list). */
+    s->next_round_us = s->round_us + s->pace_us;
 }
 
 /* ---- Serving peers ----------------------------------------------------------------------- */
@@ -397,6 +403,7 @@ static void brk_sync_list(struct brk_events *e, const struct brk_channel *ch, ui
                           uint32_t peer, struct buf_reader *r, const struct chan_sync_msg *m)
 {
     struct brk_events_sync *s = e->sync;
+    s->heard = true;
     uint64_t last_stream = m->after;
     for (uint32_t i = 0; i < m->count; i++) {
         struct chan_sync_entry en;

@@ -32,6 +32,8 @@
 /* A subscriber connection with this many bytes not yet written to its socket gets no more
  * DELIVERs until it drains: events then wait (and drop, bounded) in brk_events' queues. */
 #define RT_EVENTS_PAUSE_BYTES (1024u * 1024u)
+/* Events fetched from peers between two "durable sync progress" lines. */
+#define RT_SYNC_PROGRESS_EVENTS 10000u
 
 struct rt_replica {
     uv_loop_t loop;
@@ -69,6 +71,7 @@ struct rt_replica {
     uint8_t digest[TRONE_HASH_LEN];
     FILE *wire_dump; /* TRONE_DEBUG_EVENT_DUMP (rt_wire_dump.h); NULL when off */
     uint64_t sync_logged; /* anti-entropy counters at the last "durable sync" line */
+    uint64_t sync_progress; /* events fetched at the last "durable sync progress" line */
 };
 
 /* ---- Who may connect ---------------------------------------------------------------------- */
@@ -464,6 +467,14 @@ static void rt_replica_peer_event(struct rt_replica *r, uint32_t j, const uint8_
         return;
     }
     rt_replica_events_peers(r, out);
+    /* A progress line every RT_SYNC_PROGRESS_EVENTS events fetched (catch-up benchmarks read
+     * it); the round lines give the rest. */
+    uint64_t fetched = brk_events_stats(&r->events)->sync_fetched;
+    if (fetched >= r->sync_progress + RT_SYNC_PROGRESS_EVENTS) {
+        r->sync_progress = fetched - fetched % RT_SYNC_PROGRESS_EVENTS;
+        log_info(RT_REPLICA_COMP, "msg=\"durable sync progress\" fetched=%llu",
+                 (unsigned long long)fetched);
+    }
 }
 
 /* Keeps the events timer at the core's deadline (ORDERs whose events are missing). */
