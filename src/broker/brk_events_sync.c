@@ -276,8 +276,7 @@ static void brk_sync_answer_ask(struct brk_events *e, uint32_t peer, const struc
     uint32_t count = 0;
     bool end = false;
     /* Bounded: every turn moves after up or stops; at most 4 times a page of index reads. */
-    for (uint32_t turn = 0; turn < 4u * CHAN_SYNC_LIST_MAX && count < CHAN_SYNC_LIST_MAX;
-         turn++) {
+    for (uint32_t turn = 0; turn < 4u * CHAN_SYNC_LIST_MAX && count < CHAN_SYNC_LIST_MAX; turn++) {
         uint64_t stream = 0;
         int rc = e->config.durable.stream_next(e->config.durable.ctx, group, after, &stream,
                                                page[count].desc, sizeof(page[count].desc),
@@ -303,9 +302,11 @@ static void brk_sync_answer_ask(struct brk_events *e, uint32_t peer, const struc
     size_t start = e->peer_out.used;
     chan_sync_put_header(&e->peer_out, &a);
     for (uint32_t i = 0; i < count; i++) {
-        struct chan_sync_entry en = {.stream = page[i].stream, .desc = page[i].desc,
+        struct chan_sync_entry en = {.stream = page[i].stream,
+                                     .desc = page[i].desc,
                                      .desc_size = (uint8_t)page[i].desc_size,
-                                     .first = page[i].info.first, .last = page[i].info.last,
+                                     .first = page[i].info.first,
+                                     .last = page[i].info.last,
                                      .count = page[i].info.count};
         chan_sync_put_entry(&e->peer_out, &en);
     }
@@ -314,11 +315,11 @@ static void brk_sync_answer_ask(struct brk_events *e, uint32_t peer, const struc
 
 struct brk_sync_serve_ctx {
     struct brk_events *e;
-    uint64_t end;    /* from + count */
-    uint64_t next;   /* the position after the last one looked at */
+    uint64_t end;  /* from + count */
+    uint64_t next; /* the position after the last one looked at */
     size_t bytes;
     uint32_t count;
-    bool stopped;    /* stopped for the byte bound */
+    bool stopped; /* stopped for the byte bound */
 };
 
 static int brk_sync_serve_one(void *ctx, uint64_t position, const uint8_t *record, size_t size)
@@ -362,8 +363,7 @@ static void brk_sync_answer_get(struct brk_events *e, uint64_t now_us, uint32_t 
     uint64_t stream = 0;
     /* The descriptor comes from this replica's index, never from the asker. */
     int rc = e->config.durable.stream_next(e->config.durable.ctx, chan_durable_group(m->tag),
-                                           m->stream - 1u, &stream, desc, sizeof(desc),
-                                           &desc_size);
+                                           m->stream - 1u, &stream, desc, sizeof(desc), &desc_size);
     if (rc != 0 || stream != m->stream) {
         return;
     }
@@ -558,8 +558,7 @@ static void brk_sync_events(struct brk_events *e, const struct brk_table *table,
     struct chan_durable_stream d;
     struct brk_sync_chain *c = brk_sync_chain_find(e->sync, peer, m->stream);
     if (c == NULL || chan_durable_desc_decode(&d, m->desc, m->desc_size) != 0 ||
-        chan_durable_stream_id(&d) != m->stream ||
-        d.total != (ch->cls.order == BRK_ORDER_TOTAL)) {
+        chan_durable_stream_id(&d) != m->stream || d.total != (ch->cls.order == BRK_ORDER_TOTAL)) {
         return; /* not asked for (a late answer of an ended chain), or inconsistent */
     }
     struct brk_events_stream_info info;
@@ -604,8 +603,8 @@ static void brk_sync_events(struct brk_events *e, const struct brk_table *table,
     brk_sync_chain_next(e, c, ch->tag, m->next, now_us);
 }
 
-int brk_events__sync_message(struct brk_events *e, const struct brk_table *table,
-                             uint64_t now_us, uint32_t replica, const uint8_t *data, size_t size)
+int brk_events__sync_message(struct brk_events *e, const struct brk_table *table, uint64_t now_us,
+                             uint32_t replica, const uint8_t *data, size_t size)
 {
     struct buf_reader r;
     struct chan_sync_msg m;

@@ -101,8 +101,7 @@ static bool tag_ok(const char *tag)
 static bool desc_ok(const char *tag, const uint8_t *desc, size_t size)
 {
     struct chan_durable_stream d;
-    return desc != NULL && chan_durable_desc_decode(&d, desc, size) == 0 &&
-           strcmp(d.tag, tag) == 0;
+    return desc != NULL && chan_durable_desc_decode(&d, desc, size) == 0 && strcmp(d.tag, tag) == 0;
 }
 
 void chan_sync_read_entry(struct buf_reader *r, struct chan_sync_entry *e)
@@ -132,9 +131,9 @@ static int chan_sync_check_entries(struct buf_reader *r, const struct chan_sync_
         if (r->error != 0) {
             break;
         }
-        bool range = e.count == 0 ? e.first == 0 && e.last == 0
-                                  : e.first >= 1 && e.first <= e.last &&
-                                        e.count - 1 <= e.last - e.first;
+        bool range = e.count == 0
+                         ? e.first == 0 && e.last == 0
+                         : e.first >= 1 && e.first <= e.last && e.count - 1 <= e.last - e.first;
         if (e.stream <= previous || !range || !desc_ok(m->tag, e.desc, e.desc_size)) {
             return TRONE_EBADMSG; /* ids strictly increase: pages never overlap */
         }
@@ -184,8 +183,7 @@ static int chan_sync_read_fields(struct buf_reader *r, struct chan_sync_msg *m)
     case CHAN_MSG_SYNC_EVENTS: {
         m->stream = buf_get_u64(r);
         m->desc_size = buf_get_u8(r);
-        const uint8_t *desc = m->desc_size <= sizeof(m->desc) ? buf_get_ref(r, m->desc_size)
-                                                              : NULL;
+        const uint8_t *desc = m->desc_size <= sizeof(m->desc) ? buf_get_ref(r, m->desc_size) : NULL;
         m->from = buf_get_u64(r);
         m->next = buf_get_u64(r);
         m->count = buf_get_u32(r);
@@ -204,8 +202,7 @@ static int chan_sync_read_fields(struct buf_reader *r, struct chan_sync_msg *m)
     }
 }
 
-int chan_sync_read(struct buf_reader *r, const uint8_t *data, size_t size,
-                   struct chan_sync_msg *m)
+int chan_sync_read(struct buf_reader *r, const uint8_t *data, size_t size, struct chan_sync_msg *m)
 {
     memset(m, 0, sizeof(*m));
     buf_reader_init(r, data, size);

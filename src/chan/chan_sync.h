@@ -34,18 +34,18 @@
 #define CHAN_SYNC_GET_MAX 4096u
 /* Smallest and largest stored record: publisher key | wire event. */
 #define CHAN_SYNC_RECORD_MIN (TRONE_KEY_LEN + 8u + 8u + 8u + 2u + 4u)
-#define CHAN_SYNC_RECORD_MAX                                                                    \
+#define CHAN_SYNC_RECORD_MAX \
     (TRONE_KEY_LEN + 8u + 8u + 8u + 2u + CHAN_AUTH_MAX + 4u + CHAN_PAYLOAD_MAX)
 
 struct chan_sync_msg {
     enum chan_msg_type type;
     char tag[TRONE_TAG_MAX + 1];
-    uint64_t after;  /* ASK, LIST */
-    uint8_t flags;   /* LIST */
-    uint32_t count;  /* LIST: entries; GET: positions asked; EVENTS: items */
-    uint64_t stream; /* GET, EVENTS */
-    uint64_t from;   /* GET, EVENTS */
-    uint64_t next;   /* EVENTS */
+    uint64_t after;                      /* ASK, LIST */
+    uint8_t flags;                       /* LIST */
+    uint32_t count;                      /* LIST: entries; GET: positions asked; EVENTS: items */
+    uint64_t stream;                     /* GET, EVENTS */
+    uint64_t from;                       /* GET, EVENTS */
+    uint64_t next;                       /* EVENTS */
     uint8_t desc[CHAN_DURABLE_DESC_MAX]; /* EVENTS */
     uint8_t desc_size;
 };

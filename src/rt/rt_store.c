@@ -220,8 +220,14 @@ int rt_store_event_put(void *ctx, uint64_t group, uint64_t stream, const uint8_t
         st->indexed_stream = stream;
     }
     int rc = store_event_put(st->store, stream, position, time_us / 1000u, record, size);
-    if (rc == TRONE_EINVAL) {
-        return 0; /* at or below what the stream holds: stored before (a resend) */
+    if (rc == TRONE_EINVAL && position != 0) {
+        /* At or below the stream's last: stored before (a resend), or a hole that the
+         * anti-entropy has not filled yet (it inserted later positions): fill it now, so an
+         * event is never acknowledged without being on disk. */
+        rc = store_event_insert(st->store, stream, position, time_us / 1000u, record, size);
+        if (rc == TRONE_EEXIST) {
+            return 0;
+        }
     }
     if (rc == 0) {
         st->batch_sync = true; /* forwarded and acked only after the commit */

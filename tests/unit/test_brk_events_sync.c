@@ -72,8 +72,8 @@ static void mem_index(struct mem_store *m, uint64_t group, uint64_t stream, cons
 }
 
 static int mem_insert(void *ctx, uint64_t group, uint64_t stream, const uint8_t *desc,
-                      size_t desc_size, uint64_t position, uint64_t time_us,
-                      const uint8_t *record, size_t size)
+                      size_t desc_size, uint64_t position, uint64_t time_us, const uint8_t *record,
+                      size_t size)
 {
     (void)time_us;
     struct mem_store *m = ctx;
@@ -154,8 +154,7 @@ static int mem_info(void *ctx, uint64_t stream, struct brk_events_stream_info *o
     return out->count > 0 ? 0 : TRONE_ENOENT;
 }
 
-static int mem_hole(void *ctx, uint64_t stream, uint64_t from, uint64_t *hole,
-                    uint64_t *hole_end)
+static int mem_hole(void *ctx, uint64_t stream, uint64_t from, uint64_t *hole, uint64_t *hole_end)
 {
     struct mem_store *m = ctx;
     uint64_t p = from == 0 ? 1 : from;
@@ -255,9 +254,13 @@ static int setup(void **state)
         assert_int_equal(brk_events_init(&f->ev[r], &cfg), 0);
         f->mem[r].events = calloc(MEM_EVENTS_MAX, sizeof(struct mem_event));
         assert_non_null(f->mem[r].events);
-        struct brk_events_durable d = {.ctx = &f->mem[r], .put = mem_put,
-                                       .stream_next = mem_stream_next, .read = mem_read,
-                                       .info = mem_info, .hole = mem_hole, .insert = mem_insert};
+        struct brk_events_durable d = {.ctx = &f->mem[r],
+                                       .put = mem_put,
+                                       .stream_next = mem_stream_next,
+                                       .read = mem_read,
+                                       .info = mem_info,
+                                       .hole = mem_hole,
+                                       .insert = mem_insert};
         brk_events_durable_set(&f->ev[r], &d);
     }
     *state = f;
@@ -303,8 +306,11 @@ static void publish_to(struct fixture *f, uint32_t r, const char *tag, uint64_t 
         char payload[32];
         int n = snprintf(payload, sizeof(payload), "e%llu", (unsigned long long)(first + i));
         uint8_t sig[CHAN_AUTH_PKS_SIZE];
-        struct chan_event e = {.epoch = epoch, .seq = first + i, .time_us = 5,
-                               .payload = (const uint8_t *)payload, .payload_size = (uint32_t)n};
+        struct chan_event e = {.epoch = epoch,
+                               .seq = first + i,
+                               .time_us = 5,
+                               .payload = (const uint8_t *)payload,
+                               .payload_size = (uint32_t)n};
         if (sign) {
             chan_auth_sign(sig, f->pub_secret, tag, &e);
             e.auth = sig;
@@ -363,9 +369,9 @@ static uint32_t exchange(struct fixture *f, uint64_t now_us)
                 continue;
             }
             messages++;
-            assert_int_equal(brk_events_peer_message(&f->ev[1], &f->table, now_us, 0, data[i],
-                                                     size[i], &out),
-                             0);
+            assert_int_equal(
+                brk_events_peer_message(&f->ev[1], &f->table, now_us, 0, data[i], size[i], &out),
+                0);
             for (size_t j = 0; j < out->peer_send_count; j++) {
                 assert_true(answers < 256);
                 back[answers] = malloc(out->peer_sends[j].size);
@@ -414,9 +420,8 @@ static uint64_t stream_of(struct fixture *f, const char *tag, uint64_t epoch)
 static void deliver(struct fixture *f, uint32_t from, const struct buf *b)
 {
     const struct brk_events_out *out = NULL;
-    assert_int_equal(brk_events_peer_message(&f->ev[0], &f->table, 2000000, from, b->data,
-                                             b->used, &out),
-                     0);
+    assert_int_equal(
+        brk_events_peer_message(&f->ev[0], &f->table, 2000000, from, b->data, b->used, &out), 0);
 }
 
 /* Replica 1's answer to a GET of [from, from + count) of stream, as replica 0 asked it. */
@@ -424,14 +429,13 @@ static void honest_answer(struct fixture *f, const char *tag, uint64_t stream, u
                           uint32_t count, struct buf *b)
 {
     buf_reset(b);
-    struct chan_sync_msg m = {.type = CHAN_MSG_SYNC_GET, .stream = stream, .from = from,
-                              .count = count};
+    struct chan_sync_msg m = {
+        .type = CHAN_MSG_SYNC_GET, .stream = stream, .from = from, .count = count};
     snprintf(m.tag, sizeof(m.tag), "%s", tag);
     chan_sync_put_header(b, &m);
     const struct brk_events_out *out = NULL;
-    assert_int_equal(brk_events_peer_message(&f->ev[1], &f->table, 2000000, 0, b->data, b->used,
-                                             &out),
-                     0);
+    assert_int_equal(
+        brk_events_peer_message(&f->ev[1], &f->table, 2000000, 0, b->data, b->used, &out), 0);
     assert_int_equal(out->peer_send_count, 1);
     buf_reset(b);
     buf_put_bytes(b, out->peer_sends[0].data, out->peer_sends[0].size);
@@ -455,8 +459,8 @@ static void lying_answer(const struct buf *honest, struct buf *b)
         assert_true(it.size <= sizeof(record));
         memcpy(record, it.record, it.size);
         record[it.size - 1] ^= 0x01; /* the payload's last byte */
-        struct chan_sync_item altered = {.position = it.position, .record = record,
-                                         .size = it.size};
+        struct chan_sync_item altered = {
+            .position = it.position, .record = record, .size = it.size};
         chan_sync_put_item(b, &altered);
     }
     /* A forged event at position next (seq = position, so it passes the shape checks). */
@@ -480,12 +484,14 @@ static void list_from(struct fixture *f, uint32_t peer, const char *tag, uint64_
     uint8_t desc[CHAN_DURABLE_DESC_MAX];
     size_t desc_size = chan_durable_desc_encode(&d, desc);
     buf_reset(&f->msg);
-    struct chan_sync_msg m = {.type = CHAN_MSG_SYNC_LIST, .flags = CHAN_SYNC_LIST_END,
-                              .count = 1};
+    struct chan_sync_msg m = {.type = CHAN_MSG_SYNC_LIST, .flags = CHAN_SYNC_LIST_END, .count = 1};
     snprintf(m.tag, sizeof(m.tag), "%s", tag);
     chan_sync_put_header(&f->msg, &m);
-    struct chan_sync_entry en = {.stream = chan_durable_stream_id(&d), .desc = desc,
-                                 .desc_size = (uint8_t)desc_size, .first = first, .last = last,
+    struct chan_sync_entry en = {.stream = chan_durable_stream_id(&d),
+                                 .desc = desc,
+                                 .desc_size = (uint8_t)desc_size,
+                                 .first = first,
+                                 .last = last,
                                  .count = last - first + 1};
     chan_sync_put_entry(&f->msg, &en);
     const struct brk_events_out *out = NULL;
