@@ -2,7 +2,8 @@
 # test_durable_catchup.sh: a restarted replica catches up the durable events it missed from its
 # peers (issue 4 point 3, docs/PROTOCOL.md 11.1). A 4-replica BFT cluster (f = 1) with data
 # directories, a durable cft,fifo channel and a durable bft,fifo channel (no signatures: the
-# catch-up of the bft channel needs f+1 = 2 peers sending the same bytes), one steady
+# catch-up of the bft channel needs f+1 = 2 peers sending the same bytes) and a durable
+# bft,total channel (stored at the agreed positions, caught up on f+1 copies), one steady
 # publisher on each.
 # 1. Cycles: a random replica is killed with SIGKILL and restarted from its data directory a
 #    moment later, one at a time, TRONE_TEST_CYCLES times (default 5). While it is down, a
@@ -33,8 +34,13 @@ PUBS=()
 itest_cluster 4
 for i in 0 1 2 3; do itest_start $i "${ENVS[@]}"; done
 itest_wait_ready 0 1 2 3
-itest_op channel create d.cft --class cft,fifo,durable
-itest_op channel create d.bft --class bft,fifo,durable
+# Batches are published with a key of their own: two processes with one key would have
+# their requests (channel show, ORDER) refused as stale.
+itest_key batcher
+itest_op register batcher "$D/batcher.key"
+itest_op channel create d.cft --class cft,fifo,durable --publishers '*'
+itest_op channel create d.bft --class bft,fifo,durable --publishers '*'
+itest_op channel create d.tot --class bft,total,durable --publishers '*'
 
 # gen NAME: lines NAME-1, NAME-2, ... about 300 a second until $D/stop exists; the count
 # written is left in $D/NAME.count.
@@ -124,37 +130,41 @@ converge() {
 rm -f "$D/stop"
 pub_start cft
 pub_start bft
+pub_start tot
 sleep 2
 BATCH=400
 for cycle in $(seq 1 "$CYCLES"); do
   victim=$((RANDOM % 4))
   sleep "$((RANDOM % 2 + 1)).$((RANDOM % 10))"
   itest_kill "$victim"
-  for c in cft bft; do
+  for c in cft bft tot; do
     seq 1 $BATCH | sed "s/^/$c-down$cycle-/" |
-      timeout 120 "$TRONE" pub "d.$c" --timeout 60 >"$D/pub.$c.down$cycle" 2>&1 ||
+      timeout 120 "$TRONE" pub "d.$c" --timeout 60 --key "$D/batcher.key" \
+      >"$D/pub.$c.down$cycle" 2>&1 ||
       itest_fail "cycle $cycle: batch on d.$c with replica $victim down not acknowledged:" \
         "$(tail -n 1 "$D/pub.$c.down$cycle")"
   done
   sleep "$((RANDOM % 2)).$((RANDOM % 10))"
   itest_start "$victim" "${ENVS[@]}"
-  echo "cycle $cycle: replica $victim killed, 2 x $BATCH events published while down," \
+  echo "cycle $cycle: replica $victim killed, 3 x $BATCH events published while down," \
     "restarted" >&2
 done
 sleep 2
 touch "$D/stop"
 for p in "${PUBS[@]}"; do wait "$p" 2>/dev/null; done
 ITEST_EXTRA=()
-for c in cft bft; do
+for c in cft bft tot; do
   [ "$(cat "$D/pub.$c.rc" 2>/dev/null)" = 0 ] ||
     itest_fail "publisher on d.$c did not get every event acknowledged: $(tail -n 1 "$D/pub.$c")"
 done
 NCFT=$(( $(cat "$D/cft.count") + CYCLES * BATCH ))
 NBFT=$(( $(cat "$D/bft.count") + CYCLES * BATCH ))
-echo "published and acknowledged: d.cft $NCFT, d.bft $NBFT" >&2
+NTOT=$(( $(cat "$D/tot.count") + CYCLES * BATCH ))
+echo "published and acknowledged: d.cft $NCFT, d.bft $NBFT, d.tot $NTOT" >&2
 converge "after $CYCLES kill cycles"
 check_complete d.cft "$NCFT" $((CYCLES + 1))
 check_complete d.bft "$NBFT" $((CYCLES + 1))
+check_complete d.tot "$NTOT" 1
 grep -h 'durable sync' "$D"/r*.log | tail -n 4 >&2
 
 # 2. Replica 2's data directory wiped: it rebuilds every durable event from its peers.
@@ -170,5 +180,6 @@ converge "after wiping replica 2"
 grep -q 'data directory wiped' "$D/r2.log" || itest_fail "replica 2 did not wipe its store"
 check_complete d.cft "$NCFT" $((CYCLES + 1))
 check_complete d.bft "$NBFT" $((CYCLES + 1))
+check_complete d.tot "$NTOT" 1
 itest_pass "$CYCLES SIGKILL/restart cycles under load, then a wiped replica: the 4 replicas" \
-  "hold identical event logs with all $NCFT + $NBFT acknowledged events (seed $SEED)"
+  "hold identical event logs with all $NCFT + $NBFT + $NTOT acknowledged events (seed $SEED)"
