@@ -279,6 +279,13 @@ static void rt_replica_status_answer(struct rt_replica *r, struct rt_conn *c)
     st.executed = smr_executed_seq(r->smr);
     st.checkpoint = smr_stable_seq(r->smr);
     st.peers = rt_replica_peers(r);
+    if (r->store.store != NULL) {
+        struct store_stats ss;
+        store_stats_get(r->store.store, &ss);
+        st.durable_events = ss.events;
+    }
+    st.durable_fetched = brk_events_stats(&r->events)->sync_fetched;
+    st.durable_served = brk_events_stats(&r->events)->sync_served;
     if (!r->digest_valid || r->digest_seq != st.executed) {
         if (brk_table_digest(&r->table, r->digest) != 0) {
             r->digest_valid = false;

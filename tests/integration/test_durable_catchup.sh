@@ -106,11 +106,32 @@ check_complete() {
   [ -z "$holed" ] || itest_fail "$1: streams with holes: $holed"
 }
 
-# converge WHAT: stop, dump, compare; up to 6 times restart all and wait a little more.
+# held: "id durable_events durable_fetched" of each replica from `trone status --json`.
+held() {
+  timeout 15 "$TRONE" status --json --timeout 3 2>/dev/null | /usr/bin/python3 -c '
+import json, sys
+for r in json.load(sys.stdin):
+    print(r["id"], r.get("durable_events", "-"), r.get("durable_fetched", "-"))'
+}
+
+# wait_held N: bounded wait (60 s) until `trone status` shows N durable events at every replica.
+wait_held() {
+  local t
+  for t in $(seq 1 60); do
+    [ "$(held | awk -v n="$1" '$2 == n' | wc -l)" = 4 ] && return 0
+    sleep 1
+  done
+  echo "status after 60 s: $(held | tr '\n' ';')" >&2
+}
+
+# converge WHAT N: wait until every replica reports N durable events, then stop, dump and
+# compare; up to 6 times restart all and wait a little more.
 converge() {
   local attempt i
+  wait_held "$2"
+  echo "$1: status (id events fetched): $(held | tr '\n' ';')" >&2
   for attempt in 1 2 3 4 5 6; do
-    sleep 5
+    [ "$attempt" = 1 ] || sleep 5
     stop_all
     dump_all
     if dumps_equal; then
@@ -161,7 +182,7 @@ NCFT=$(( $(cat "$D/cft.count") + CYCLES * BATCH ))
 NBFT=$(( $(cat "$D/bft.count") + CYCLES * BATCH ))
 NTOT=$(( $(cat "$D/tot.count") + CYCLES * BATCH ))
 echo "published and acknowledged: d.cft $NCFT, d.bft $NBFT, d.tot $NTOT" >&2
-converge "after $CYCLES kill cycles"
+converge "after $CYCLES kill cycles" $((NCFT + NBFT + NTOT))
 check_complete d.cft "$NCFT" $((CYCLES + 1))
 check_complete d.bft "$NBFT" $((CYCLES + 1))
 check_complete d.tot "$NTOT" 1
@@ -176,7 +197,7 @@ EOF
 chmod +x "$D/rebuild.sh"
 itest_start 2 "${ENVS[@]}" -- "$D/rebuild.sh"
 grep -q 'data directory wiped' "$D/r2.log" 2>/dev/null || sleep 1
-converge "after wiping replica 2"
+converge "after wiping replica 2" $((NCFT + NBFT + NTOT))
 grep -q 'data directory wiped' "$D/r2.log" || itest_fail "replica 2 did not wipe its store"
 check_complete d.cft "$NCFT" $((CYCLES + 1))
 check_complete d.bft "$NBFT" $((CYCLES + 1))
