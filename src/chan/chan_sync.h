@@ -37,6 +37,8 @@
 #define CHAN_SYNC_RECORD_MAX \
     (TRONE_KEY_LEN + 8u + 8u + 8u + 2u + CHAN_AUTH_MAX + 4u + CHAN_PAYLOAD_MAX)
 
+_Static_assert(CHAN_DURABLE_DESC_MAX <= UINT8_MAX, "a descriptor's length fits its u8 prefix");
+
 struct chan_sync_msg {
     enum chan_msg_type type;
     char tag[TRONE_TAG_MAX + 1];
