@@ -40,6 +40,7 @@ void brk_events_config_defaults(struct brk_events_config *c)
     c->fetch_retry_us = 500000u;
     c->fetch_answers_max = 64;
     c->replay_chunk = 256;
+    brk_events__sync_defaults(&c->sync);
 }
 
 int brk_events_config_check(const struct brk_events_config *c)
@@ -58,6 +59,8 @@ int brk_events_config_check(const struct brk_events_config *c)
         c->pool_bytes_max > (UINT32_MAX >> 1) || c->total_wait_us == 0 ||
         c->fetch_retry_us == 0 || c->fetch_answers_max == 0 || c->replay_chunk == 0 ||
         (c->durable.put != NULL && (c->durable.stream_next == NULL || c->durable.read == NULL)) || c->replicas > TRONE_REPLICAS_MAX ||
+        (c->durable.insert != NULL &&
+         (c->durable.put == NULL || c->durable.info == NULL || c->durable.hole == NULL)) ||
         (c->replicas > 0 && c->self >= c->replicas) ||
         (c->overflow != BRK_EVENTS_DROP_OLDEST && c->overflow != BRK_EVENTS_DISCONNECT)) {
         return TRONE_EINVAL;

@@ -48,6 +48,15 @@ enum brk_events_overflow {
  * as others, and a replay request is answered by an immediate REPLAY END). */
 typedef int (*brk_events_read_cb)(void *ctx, uint64_t position, const uint8_t *record,
                                   size_t size);
+/* What a replica's store holds of one stream (anti-entropy, brk_events_sync.c). */
+struct brk_events_stream_info {
+    uint64_t first;      /* lowest position held, 0 if none */
+    uint64_t last;       /* highest position ever held, 0 if none */
+    uint64_t count;      /* positions held */
+    uint64_t bytes;      /* their record bytes */
+    uint64_t age_ms_max; /* retention by age, 0 = none */
+    uint64_t bytes_max;  /* retention by size, 0 = none */
+};
 struct brk_events_durable {
     void *ctx;
     /* Stores the record (publisher key | wire event) of stream `stream` (descriptor desc,
@@ -66,6 +75,32 @@ struct brk_events_durable {
      * including those put earlier in the same loop turn; cb returns non-zero to stop. */
     int (*read)(void *ctx, uint64_t stream, uint64_t position, uint32_t count_max,
                 brk_events_read_cb cb, void *cb_ctx);
+    /* Anti-entropy between replicas (brk_events_sync.c, docs/PROTOCOL.md 11.2); all three or
+     * none (none: this replica neither serves nor fetches durable events). */
+    /* What stream holds: 0, TRONE_ENOENT (nothing ever), or an error. */
+    int (*info)(void *ctx, uint64_t stream, struct brk_events_stream_info *out);
+    /* The first position >= from that stream does not hold, and the first held one above it
+     * (UINT64_MAX: none); TRONE_EBUSY: a long run was cut short, *hole is where to go on. */
+    int (*hole)(void *ctx, uint64_t stream, uint64_t from, uint64_t *hole, uint64_t *hole_end);
+    /* Stores the record at position if stream does not hold it (any position: holes are
+     * filled below the last), indexing the stream in group as put does. 0 (stored),
+     * TRONE_EEXIST (held already: nothing written), TRONE_EFULL, or another error. */
+    int (*insert)(void *ctx, uint64_t group, uint64_t stream, const uint8_t *desc,
+                  size_t desc_size, uint64_t position, uint64_t time_us, const uint8_t *record,
+                  size_t size);
+};
+
+/* Anti-entropy of durable streams between replicas (brk_events_sync.c). */
+struct brk_events_sync_config {
+    uint64_t period_us;   /* a round (SYNC_ASK to every peer, per durable channel) this often
+                             while the last round found something missing */
+    uint64_t idle_us;     /* and this often otherwise */
+    uint64_t chain_timeout_us; /* a fetch chain with a peer that went quiet this long ends */
+    uint32_t get_max;     /* positions asked per SYNC_GET (<= CHAN_SYNC_GET_MAX) */
+    uint32_t answer_bytes_max; /* record bytes per SYNC_EVENTS answer */
+    uint32_t answers_max; /* SYNC_GETs answered per peer per second */
+    uint32_t votes_max;   /* BFT: (stream, position, hash) candidates waiting for f+1 peers */
+    uint32_t faults;      /* f: a BFT event needs f+1 peers sending the same bytes */
 };
 
 struct brk_events_config {
@@ -96,6 +131,7 @@ struct brk_events_config {
     uint8_t hash_key[16];           /* SipHash key of the internal tables */
     struct brk_events_durable durable; /* durable channels' storage (all NULL: none) */
     uint32_t replay_chunk;          /* stored events read per replay step (default 256) */
+    struct brk_events_sync_config sync; /* durable anti-entropy */
 };
 
 /* One message to send on a connection; data is core-owned (see brk_events_out). */
@@ -155,6 +191,12 @@ struct brk_events_stats {
     uint64_t store_refused; /* durable: events refused because they could not be stored */
     uint64_t replays;       /* durable: replays started (ATTACH with a start) */
     uint64_t replayed;      /* durable: stored events sent in replays */
+    uint64_t sync_rounds;   /* anti-entropy: rounds started (SYNC_ASK to every peer) */
+    uint64_t sync_fetched;  /* anti-entropy: events a peer sent that this replica stored */
+    uint64_t sync_served;   /* anti-entropy: events sent to peers */
+    uint64_t sync_refused;  /* anti-entropy: events dropped (inconsistent, bad signature,
+                               outside retention, store refused) */
+    uint64_t sync_votes_dropped; /* anti-entropy: BFT candidates dropped from a full table */
 };
 
 /* Introspection of the pending pool. */
@@ -229,6 +271,7 @@ struct brk_events {
     uint64_t desc_stream;   /* the stream whose descriptor desc holds */
     uint8_t desc[1u + TRONE_KEY_LEN + 8u + 1u + TRONE_TAG_MAX]; /* CHAN_DURABLE_DESC_MAX */
     size_t desc_size;
+    struct brk_events_sync *sync; /* durable anti-entropy (brk_events_sync.c) */
 };
 
 /* Sane defaults: 4096 connections and attachments, 64 attachments per connection, 16384

@@ -5,6 +5,7 @@
 #define TRONE_BRK_EVENTS_INTERNAL_H
 
 #include "broker/brk_events.h"
+#include "chan/chan_sync.h"
 
 /* Bound on an encoded ACK, ATTACHED, GAP, DELIVER or DELIVER_TOTAL header. */
 #define BRK_EVENTS_SMALL_MSG_MAX (1u + 2u + TRONE_TAG_MAX + TRONE_KEY_LEN + 8u + 8u + 8u + 4u)
@@ -177,6 +178,20 @@ size_t brk_events__replay_flush(struct brk_events *e, const struct brk_table *ta
 bool brk_events__replay_pending(const struct brk_events *e, uint32_t conn_idx);
 /* The attachment is going away (detach, connection closed). */
 void brk_events__replay_stop(struct brk_events *e, uint32_t attach_idx);
+
+/* Durable anti-entropy (brk_events_sync.c): allocation, freeing, a round when due (from
+ * brk_events_tick), a SYNC message from a peer, and when the next round is due. Peer
+ * messages are added with brk_events__peer_add (brk_events_total.c); one call adds at most
+ * BRK_EVENTS_SYNC_SENDS_MAX of them. */
+#define BRK_EVENTS_SYNC_SENDS_MAX (CHAN_SYNC_LIST_MAX + 8u)
+void brk_events__sync_defaults(struct brk_events_sync_config *c);
+int brk_events__sync_init(struct brk_events *e);
+void brk_events__sync_close(struct brk_events *e);
+void brk_events__sync_tick(struct brk_events *e, const struct brk_table *table, uint64_t now_us);
+int brk_events__sync_message(struct brk_events *e, const struct brk_table *table,
+                             uint64_t now_us, uint32_t replica, const uint8_t *data, size_t size);
+uint64_t brk_events__sync_deadline(const struct brk_events *e);
+void brk_events__peer_add(struct brk_events *e, uint32_t replica, size_t start);
 
 /* Output building: starts an output, adds one message from out_data[start, used). */
 void brk_events__out_reset(struct brk_events *e);

@@ -78,6 +78,9 @@ void brk_events_durable_set(struct brk_events *e, const struct brk_events_durabl
 {
     TRONE_ASSERT((d->put == NULL) == (d->read == NULL));
     TRONE_ASSERT((d->put == NULL) == (d->stream_next == NULL));
+    TRONE_ASSERT((d->insert == NULL) == (d->info == NULL));
+    TRONE_ASSERT((d->insert == NULL) == (d->hole == NULL));
+    TRONE_ASSERT(d->insert == NULL || d->put != NULL);
     e->config.durable = *d;
 }
 

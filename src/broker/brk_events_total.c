@@ -44,11 +44,12 @@ int brk_events__total_init(struct brk_events *e)
     e->totals = calloc(c->total_channels_max, sizeof(*e->totals));
     e->order_slots = calloc(BRK_ORDER_COUNT_MAX, sizeof(*e->order_slots));
     e->order_hashes = calloc(BRK_ORDER_COUNT_MAX, sizeof(*e->order_hashes));
-    e->peer_sends = calloc((size_t)c->total_channels_max + 1u, sizeof(*e->peer_sends));
-    e->peer_offsets = calloc((size_t)c->total_channels_max + 1u, sizeof(*e->peer_offsets));
+    size_t peer_sends_max = (size_t)c->total_channels_max + 1u + BRK_EVENTS_SYNC_SENDS_MAX;
+    e->peer_sends = calloc(peer_sends_max, sizeof(*e->peer_sends));
+    e->peer_offsets = calloc(peer_sends_max, sizeof(*e->peer_offsets));
     if (e->pool == NULL || e->pool_buckets == NULL || e->pool_ring == NULL || e->totals == NULL ||
         e->order_slots == NULL || e->order_hashes == NULL || e->peer_sends == NULL ||
-        e->peer_offsets == NULL) {
+        e->peer_offsets == NULL || brk_events__sync_init(e) != 0) {
         return TRONE_ENOMEM;
     }
     /* A FETCHED carries one ORDER's range: it must fit one message. */
@@ -71,6 +72,7 @@ void brk_events__total_close(struct brk_events *e)
     free(e->totals);
     free(e->order_slots);
     free(e->order_hashes);
+    brk_events__sync_close(e);
     free(e->peer_sends);
     free(e->peer_offsets);
     buf_close(&e->peer_out);
@@ -448,9 +450,10 @@ void brk_events_order(struct brk_events *e, const struct brk_table *table, uint6
 }
 
 /* Records the peer message written at peer_out[start, used). */
-static void brk_events_peer_add(struct brk_events *e, uint32_t replica, size_t start)
+void brk_events__peer_add(struct brk_events *e, uint32_t replica, size_t start)
 {
-    TRONE_ASSERT(e->peer_send_count <= e->config.total_channels_max);
+    TRONE_ASSERT(e->peer_send_count <
+                 (size_t)e->config.total_channels_max + 1u + BRK_EVENTS_SYNC_SENDS_MAX);
     if (e->peer_out.error != 0) {
         e->peer_out.error = 0; /* too big or no memory: the message is not sent */
         e->peer_out.used = start;
@@ -486,7 +489,7 @@ static void brk_events_fetch(struct brk_events *e, struct brk_events_total *t, u
     m.range_count = o->count;
     size_t start = e->peer_out.used;
     chan_msg_put_header(&e->peer_out, &m);
-    brk_events_peer_add(e, peer, start);
+    brk_events__peer_add(e, peer, start);
     e->stats.fetches++;
 }
 
@@ -505,6 +508,7 @@ void brk_events_tick(struct brk_events *e, const struct brk_table *table, uint64
             brk_events_fetch(e, t, now_us);
         }
     }
+    brk_events__sync_tick(e, table, now_us);
     brk_events__out_finish(e);
 }
 
@@ -543,7 +547,7 @@ static void brk_events_fetch_answer(struct brk_events *e, uint64_t now_us, uint3
         buf_put_bytes(&e->peer_out, event, size);
     }
     chan_msg_events_end(&e->peer_out, start, m->range_count);
-    brk_events_peer_add(e, replica, start);
+    brk_events__peer_add(e, replica, start);
     e->stats.fetch_served++;
     e->fetch_answers[replica]++;
 }
@@ -610,6 +614,12 @@ int brk_events_peer_message(struct brk_events *e, const struct brk_table *table,
     TRONE_ASSERT(e->totals != NULL);
     brk_events__out_reset(e);
     *out = &e->out;
+    if (chan_sync_is_type(data, size)) {
+        int rc = brk_events__sync_message(e, table, now_us, replica, data, size);
+        e->out.type = data[0];
+        brk_events__out_finish(e);
+        return rc;
+    }
     struct buf_reader r;
     struct chan_msg m;
     if (chan_msg_check(data, size) != 0 || chan_msg_read_header(&r, data, size, &m) != 0 ||
@@ -630,7 +640,7 @@ int brk_events_peer_message(struct brk_events *e, const struct brk_table *table,
 
 uint64_t brk_events_deadline(const struct brk_events *e)
 {
-    uint64_t deadline = UINT64_MAX;
+    uint64_t deadline = brk_events__sync_deadline(e);
     for (uint32_t i = 0; i < e->total_count; i++) {
         const struct brk_events_total *t = &e->totals[i];
         if (t->used && t->order_count > 0) {

@@ -6,7 +6,8 @@
 
 int chan_msg_is_event_type(const uint8_t *data, size_t size)
 {
-    return size > 0 && data[0] >= CHAN_MSG_PUBLISH && data[0] <= CHAN_MSG_REPLAY;
+    return size > 0 && ((data[0] >= CHAN_MSG_PUBLISH && data[0] <= CHAN_MSG_REPLAY) ||
+                        (data[0] >= CHAN_MSG_SYNC_ASK && data[0] <= CHAN_MSG_SYNC_EVENTS));
 }
 
 static int has_events(enum chan_msg_type type)

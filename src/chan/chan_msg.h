@@ -56,6 +56,11 @@ enum chan_msg_type {
     CHAN_MSG_FETCH = 48,
     CHAN_MSG_FETCHED = 49,
     CHAN_MSG_REPLAY = 50,
+    /* Durable-stream anti-entropy between replicas (chan_sync.h). */
+    CHAN_MSG_SYNC_ASK = 60,
+    CHAN_MSG_SYNC_LIST = 61,
+    CHAN_MSG_SYNC_GET = 62,
+    CHAN_MSG_SYNC_EVENTS = 63,
 };
 
 /* Where an ATTACH starts. */
@@ -120,7 +125,8 @@ void chan_msg_read_event(struct buf_reader *r, struct chan_event *e);
 /* Validates a whole message (header and every event) without keeping anything. */
 TRONE_MUST_CHECK int chan_msg_check(const uint8_t *data, size_t size);
 
-/* Is this message type one of the event path's (FETCH, FETCHED and REPLAY included)? */
+/* Is this message type one of the event path's (FETCH, FETCHED, REPLAY and the SYNC
+ * messages of chan_sync.h included)? */
 int chan_msg_is_event_type(const uint8_t *data, size_t size);
 
 #endif

@@ -13,6 +13,7 @@
 #include "core/assert.h"
 #include "core/limits.h"
 #include "rt/rt_replica.h"
+#include "rt/rt_store.h"
 
 #define CMD_REPLICA_PATH_MAX 4096
 
@@ -21,6 +22,7 @@ struct cmd_replica_options {
     long long id;
     const char *data_dir;
     bool rebuild;
+    bool dump_events;
     uint32_t batch_max;
     uint32_t pipeline_max;
     uint64_t request_timeout_ms;
@@ -33,6 +35,7 @@ static void cmd_replica_usage(FILE *out)
 {
     fprintf(out,
             "usage: trone replica --id I [--cluster FILE] [--key FILE] [--data DIR] [--rebuild]\n"
+            "                     [--dump-events]\n"
             "                     [--batch-max N] [--pipeline N] [--request-timeout-ms N]\n"
             "                     [--queue-events N] [--queue-bytes N]\n"
             "                     [--slow-subscriber drop-oldest|disconnect]\n"
@@ -56,6 +59,13 @@ static void cmd_replica_usage(FILE *out)
             "  --rebuild               wipe the data directory's store and rebuild it from the\n"
             "                          peers (state transfer). Under CFT a replica rebuilt while\n"
             "                          others are down counts as one more failure\n"
+            "  --dump-events           do not run: print every durable event of the data\n"
+            "                          directory, one line each, in an order that is the same\n"
+            "                          at every replica: tag, fifo|total, publisher key (hex;\n"
+            "                          - for total order), epoch, position, BLAKE2b-256 of the\n"
+            "                          stored event (hex); then 'events N'. The replica must be\n"
+            "                          stopped. Two replicas hold the same durable events iff\n"
+            "                          their dumps are equal\n"
             "  --batch-max N           requests per proposal, 1..%u (default 64)\n"
             "  --pipeline N            proposals in flight (default 4)\n"
             "  --request-timeout-ms N  a request pending this long starts a view change\n"
@@ -169,6 +179,10 @@ static int cmd_replica_parse(struct cmd_replica_options *o, int argc, char **arg
             o->rebuild = true;
             continue;
         }
+        if (strcmp(argv[i], "--dump-events") == 0) {
+            o->dump_events = true;
+            continue;
+        }
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             cmd_replica_usage(stdout);
             return -1;
@@ -280,6 +294,19 @@ int cmd_replica(int argc, char **argv)
     }
     if (rc == CMD_OK) {
         rc = cmd_common_load(&o.common, &config->cluster, &config->key);
+    }
+    if (rc == CMD_OK && o.dump_events) {
+        char reason[512];
+        struct stat st;
+        if (stat(o.data_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            rc = cmd_error(CMD_FAIL, "replica", "no data directory %s", o.data_dir);
+        } else if (rt_store_dump_events(o.data_dir, &config->cluster, (uint32_t)o.id, stdout,
+                                        reason, sizeof(reason)) != 0) {
+            rc = cmd_error(CMD_FAIL, "replica", "replica %lld: %s", o.id, reason);
+        }
+        key_identity_wipe(&config->key);
+        free(config);
+        return rc;
     }
     if (rc == CMD_OK && o.data_dir != NULL) {
         rc = cmd_replica_mkdir(o.data_dir);

@@ -25,7 +25,9 @@ static void cmd_status_usage(FILE *out)
             "options:\n"
             "  --json               a JSON array, one object per replica; a replica that did not\n"
             "                       answer is {\"id\": I, \"reachable\": false, ...}\n"
-            "                       without \"digest\"\n"
+            "                       without \"digest\"; durable_events: durable events in its\n"
+            "                       store, durable_fetched / durable_served: events it fetched\n"
+            "                       from / sent to its peers since it started (catch-up)\n"
             "  --timeout SECONDS    how long to wait for answers (default %u)\n"
             "  --cluster FILE       cluster file (default $TRONE_CLUSTER)\n"
             "  --key FILE           your identity (default $TRONE_KEY, then the admin key)\n"
@@ -98,7 +100,9 @@ static void cmd_status_print_json(const struct cfg_cluster *cluster,
                 first = false;
             }
         }
-        printf("]}");
+        printf("], \"durable_events\": %llu, \"durable_fetched\": %llu, \"durable_served\": %llu}",
+               (unsigned long long)s->durable_events, (unsigned long long)s->durable_fetched,
+               (unsigned long long)s->durable_served);
     }
     printf("%s]\n", report->replica_count > 0 ? "\n" : "");
 }

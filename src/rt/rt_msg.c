@@ -5,7 +5,7 @@
 
 #include "core/assert.h"
 
-_Static_assert(RT_MSG_STATUS_ANSWER_SIZE == 74, "status answer layout");
+_Static_assert(RT_MSG_STATUS_ANSWER_SIZE == 98, "status answer layout");
 _Static_assert(TRONE_REPLICAS_MAX < 64, "peers is a 64-bit mask");
 
 int rt_msg_type(const uint8_t *data, size_t size)
@@ -35,6 +35,9 @@ void rt_msg_encode_status_answer(struct buf *out, const struct rt_status *m)
     buf_put_u64(out, m->checkpoint);
     buf_put_bytes(out, m->digest, TRONE_HASH_LEN);
     buf_put_u64(out, m->peers);
+    buf_put_u64(out, m->durable_events);
+    buf_put_u64(out, m->durable_fetched);
+    buf_put_u64(out, m->durable_served);
 }
 
 int rt_msg_decode_status_query(const uint8_t *data, size_t size)
@@ -79,6 +82,9 @@ int rt_msg_decode_status_answer(const uint8_t *data, size_t size, struct rt_stat
     m->checkpoint = buf_get_u64(&r);
     buf_get_bytes(&r, m->digest, TRONE_HASH_LEN);
     m->peers = buf_get_u64(&r);
+    m->durable_events = buf_get_u64(&r);
+    m->durable_fetched = buf_get_u64(&r);
+    m->durable_served = buf_get_u64(&r);
     int rc = buf_reader_finish(&r);
     if (rc == 0 && type != RT_MSG_STATUS_ANSWER) {
         rc = TRONE_EBADMSG;

@@ -18,8 +18,9 @@ enum rt_msg_type {
 };
 
 /* Wire size of a status answer: type, replica, view, leader, view_changing, executed,
- * checkpoint, digest, peers. */
-#define RT_MSG_STATUS_ANSWER_SIZE (1u + 4u + 8u + 4u + 1u + 8u + 8u + TRONE_HASH_LEN + 8u)
+ * checkpoint, digest, peers, durable events held, fetched from peers, served to peers. */
+#define RT_MSG_STATUS_ANSWER_SIZE                                                               \
+    (1u + 4u + 8u + 4u + 1u + 8u + 8u + TRONE_HASH_LEN + 8u + 8u + 8u + 8u)
 
 /* What one replica says about itself. peers has bit j set when this replica has sessions
  * with replica j open in both directions (its own bit is never set). */
@@ -32,6 +33,9 @@ struct rt_status {
     uint64_t checkpoint;            /* last stable checkpoint seq */
     uint8_t digest[TRONE_HASH_LEN]; /* control table digest */
     uint64_t peers;
+    uint64_t durable_events;  /* durable events in this replica's store */
+    uint64_t durable_fetched; /* of which fetched from peers since start (anti-entropy) */
+    uint64_t durable_served;  /* durable events sent to peers since start */
 };
 
 /* The runtime message type of data (RT_MSG_*), or 0 if it is not a runtime message. */

@@ -32,6 +32,8 @@
 /* A subscriber connection with this many bytes not yet written to its socket gets no more
  * DELIVERs until it drains: events then wait (and drop, bounded) in brk_events' queues. */
 #define RT_EVENTS_PAUSE_BYTES (1024u * 1024u)
+/* Events fetched from peers between two "durable sync progress" lines. */
+#define RT_SYNC_PROGRESS_EVENTS 10000u
 
 struct rt_replica {
     uv_loop_t loop;
@@ -70,6 +72,8 @@ struct rt_replica {
     uint64_t digest_seq;
     uint8_t digest[TRONE_HASH_LEN];
     FILE *wire_dump; /* TRONE_DEBUG_EVENT_DUMP (rt_wire_dump.h); NULL when off */
+    uint64_t sync_logged; /* anti-entropy counters at the last "durable sync" line */
+    uint64_t sync_progress; /* events fetched at the last "durable sync progress" line */
 };
 
 /* ---- Who may connect ---------------------------------------------------------------------- */
@@ -277,6 +281,13 @@ static void rt_replica_status_answer(struct rt_replica *r, struct rt_conn *c)
     st.executed = smr_executed_seq(r->smr);
     st.checkpoint = smr_stable_seq(r->smr);
     st.peers = rt_replica_peers(r);
+    if (r->store.store != NULL) {
+        struct store_stats ss;
+        store_stats_get(r->store.store, &ss);
+        st.durable_events = ss.events;
+    }
+    st.durable_fetched = brk_events_stats(&r->events)->sync_fetched;
+    st.durable_served = brk_events_stats(&r->events)->sync_served;
     if (!r->digest_valid || r->digest_seq != st.executed) {
         if (brk_table_digest(&r->table, r->digest) != 0) {
             r->digest_valid = false;
@@ -415,13 +426,37 @@ static void rt_replica_events_peers(struct rt_replica *r, const struct brk_event
     }
 }
 
+/* One line per anti-entropy round that changed something: durable events held, fetched from
+ * peers (and how many of those this process stored), served to peers, refused. */
+static void rt_replica_sync_log(struct rt_replica *r)
+{
+    const struct brk_events_stats *st = brk_events_stats(&r->events);
+    uint64_t moved = st->sync_fetched + st->sync_served + st->sync_refused;
+    if (r->store.store == NULL || moved == r->sync_logged) {
+        return;
+    }
+    r->sync_logged = moved;
+    struct store_stats ss;
+    store_stats_get(r->store.store, &ss);
+    log_info(RT_REPLICA_COMP,
+             "msg=\"durable sync\" held=%llu fetched=%llu served=%llu refused=%llu "
+             "votes_dropped=%llu rounds=%llu",
+             (unsigned long long)ss.events, (unsigned long long)st->sync_fetched,
+             (unsigned long long)st->sync_served, (unsigned long long)st->sync_refused,
+             (unsigned long long)st->sync_votes_dropped, (unsigned long long)st->sync_rounds);
+}
+
 static void rt_replica_on_events_timer(uv_timer_t *timer)
 {
     struct rt_replica *r = timer->data;
     const struct brk_events_out *out = NULL;
+    uint64_t rounds = brk_events_stats(&r->events)->sync_rounds;
     brk_events_tick(&r->events, &r->table, rt_replica_now_us(), &out); /* the check flushes */
     rt_replica_events_peers(r, out);
     rt_net_flush(&r->net);
+    if (brk_events_stats(&r->events)->sync_rounds != rounds) {
+        rt_replica_sync_log(r);
+    }
 }
 
 /* A FETCH or FETCHED from peer replica j (total order: a range it or we lack). */
@@ -441,6 +476,14 @@ static void rt_replica_peer_event(struct rt_replica *r, uint32_t j, const uint8_
         return;
     }
     rt_replica_events_peers(r, out);
+    /* A progress line every RT_SYNC_PROGRESS_EVENTS events fetched (catch-up benchmarks read
+     * it); the round lines give the rest. */
+    uint64_t fetched = brk_events_stats(&r->events)->sync_fetched;
+    if (fetched >= r->sync_progress + RT_SYNC_PROGRESS_EVENTS) {
+        r->sync_progress = fetched - fetched % RT_SYNC_PROGRESS_EVENTS;
+        log_info(RT_REPLICA_COMP, "msg=\"durable sync progress\" fetched=%llu",
+                 (unsigned long long)fetched);
+    }
 }
 
 /* Durable channels: one small retention step per tick (never a long transaction: traffic
@@ -616,6 +659,7 @@ static void rt_replica_stop(struct rt_replica *r)
         return;
     }
     r->stopping = true;
+    rt_replica_sync_log(r);
     const struct brk_events_stats *st = brk_events_stats(&r->events);
     if (st->orders > 0) {
         log_info(RT_REPLICA_COMP,
@@ -673,6 +717,7 @@ static int rt_replica_events_init(struct rt_replica *r)
     ec.attach_max = RT_CONNS_MAX;
     ec.replicas = r->replica_count; /* FETCH asks one peer at a time */
     ec.self = r->self;
+    ec.sync.faults = r->config->cluster.fault_count;
     if (r->config->queue_events_max > 0) {
         ec.queue_events_max = r->config->queue_events_max;
     }
@@ -755,7 +800,17 @@ static int rt_replica_store_init(struct rt_replica *r, char *errmsg, size_t errm
         struct brk_events_durable durable = {.ctx = &r->store,
                                              .put = rt_store_event_put,
                                              .stream_next = rt_store_stream_next,
-                                             .read = rt_store_event_read};
+                                             .read = rt_store_event_read,
+                                             .info = rt_store_stream_info,
+                                             .hole = rt_store_event_hole,
+                                             .insert = rt_store_event_insert};
+        if (getenv("TRONE_DEBUG_NO_SYNC") != NULL) {
+            /* Only to prove that the catch-up tests fail without anti-entropy. */
+            log_warn(RT_REPLICA_COMP, "msg=\"durable anti-entropy disabled (TRONE_DEBUG_NO_SYNC)\"");
+            durable.info = NULL;
+            durable.hole = NULL;
+            durable.insert = NULL;
+        }
         brk_events_durable_set(&r->events, &durable);
         if (uv_timer_start(&r->retention_timer, rt_replica_on_retention, RT_RETENTION_MS,
                            RT_RETENTION_MS) != 0) {

@@ -9,6 +9,7 @@
 
 #include <uv.h>
 
+#include "chan/chan_durable.h"
 #include "core/assert.h"
 #include "core/log.h"
 
@@ -233,8 +234,14 @@ int rt_store_event_put(void *ctx, uint64_t group, uint64_t stream, const uint8_t
         st->indexed_stream = stream;
     }
     int rc = store_event_put(st->store, stream, position, time_us / 1000u, record, size);
-    if (rc == TRONE_EINVAL) {
-        return 0; /* at or below what the stream holds: stored before (a resend) */
+    if (rc == TRONE_EINVAL && position != 0) {
+        /* At or below the stream's last: stored before (a resend), or a hole that the
+         * anti-entropy has not filled yet (it inserted later positions): fill it now, so an
+         * event is never acknowledged without being on disk. */
+        rc = store_event_insert(st->store, stream, position, time_us / 1000u, record, size);
+        if (rc == TRONE_EEXIST) {
+            return 0;
+        }
     }
     if (rc == 0) {
         st->batch_sync = true; /* forwarded and acked only after the commit */
@@ -298,4 +305,150 @@ bool rt_store_retention(struct rt_store *st, uint64_t now_ms)
         st->full_logged = false;
     }
     return deleted == RT_STORE_RETENTION_STEP;
+}
+
+/* ---- Anti-entropy ---------------------------------------------------------------------------- */
+
+/* Held positions a hole search looks at per call (rt_store_event_hole). */
+#define RT_STORE_HOLE_SCAN 65536u
+
+int rt_store_stream_info(void *ctx, uint64_t stream, struct brk_events_stream_info *out)
+{
+    struct rt_store *st = ctx;
+    struct store_channel_info info;
+    int rc = store_channel_info(st->store, stream, &info);
+    memset(out, 0, sizeof(*out));
+    if (rc == 0) {
+        out->first = info.first;
+        out->last = info.last;
+        out->count = info.count;
+        out->bytes = info.bytes;
+        out->age_ms_max = info.age_ms_max;
+        out->bytes_max = info.bytes_max;
+    }
+    return rc;
+}
+
+int rt_store_event_hole(void *ctx, uint64_t stream, uint64_t from, uint64_t *hole,
+                        uint64_t *hole_end)
+{
+    struct rt_store *st = ctx;
+    return store_event_hole(st->store, stream, from, RT_STORE_HOLE_SCAN, hole, hole_end);
+}
+
+int rt_store_event_insert(void *ctx, uint64_t group, uint64_t stream, const uint8_t *desc,
+                          size_t desc_size, uint64_t position, uint64_t time_us,
+                          const uint8_t *record, size_t size)
+{
+    struct rt_store *st = ctx;
+    TRONE_ASSERT(st->store != NULL);
+    if (store_full(st->store)) {
+        return TRONE_EFULL;
+    }
+    rt_store_batch_open(st);
+    if (stream != st->indexed_stream) {
+        int rc = store_stream_put(st->store, group, stream, desc, desc_size);
+        if (rc != 0) {
+            return rc;
+        }
+        st->indexed_stream = stream;
+    }
+    int rc = store_event_insert(st->store, stream, position, time_us / 1000u, record, size);
+    if (rc == 0) {
+        st->batch_records++;
+        st->events++;
+        st->inserted++;
+    }
+    return rc;
+}
+
+/* ---- Offline dump ------------------------------------------------------------------------ */
+
+struct rt_store_dump_ctx {
+    struct store *store;
+    FILE *out;
+    struct chan_durable_stream desc;
+    uint64_t count;
+    uint64_t next;
+    uint32_t read;
+};
+
+static void rt_store_hex(char *out, const uint8_t *data, size_t size)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < size; i++) {
+        out[2 * i] = digits[data[i] >> 4];
+        out[2 * i + 1] = digits[data[i] & 15u];
+    }
+    out[2 * size] = 0;
+}
+
+static int rt_store_dump_event(void *ctx, uint64_t position, uint64_t time_ms, const uint8_t *data,
+                               size_t size)
+{
+    (void)time_ms;
+    struct rt_store_dump_ctx *x = ctx;
+    uint8_t hash[TRONE_HASH_LEN];
+    crypto_generichash(hash, sizeof(hash), data, size, NULL, 0);
+    char hash_hex[2 * TRONE_HASH_LEN + 1];
+    rt_store_hex(hash_hex, hash, sizeof(hash));
+    char publisher_hex[2 * TRONE_KEY_LEN + 1] = "-";
+    if (!x->desc.total) {
+        rt_store_hex(publisher_hex, x->desc.publisher, TRONE_KEY_LEN);
+    }
+    fprintf(x->out, "%s %s %s %llu %llu %s\n", x->desc.tag, x->desc.total ? "total" : "fifo",
+            publisher_hex, (unsigned long long)x->desc.epoch, (unsigned long long)position,
+            hash_hex);
+    x->count++;
+    x->read++;
+    x->next = position + 1;
+    return 0;
+}
+
+static int rt_store_dump_stream(void *ctx, uint64_t group, uint64_t channel, const uint8_t *data,
+                                size_t size)
+{
+    (void)group;
+    struct rt_store_dump_ctx *x = ctx;
+    if (chan_durable_desc_decode(&x->desc, data, size) != 0) {
+        return TRONE_ECORRUPT;
+    }
+    x->next = 1;
+    /* Chunks of 4096: bounded memory and transactions, whatever the stream's length. */
+    for (;;) {
+        x->read = 0;
+        int rc = store_event_read(x->store, channel, x->next, 4096u, rt_store_dump_event, x);
+        if (rc != 0) {
+            return rc;
+        }
+        if (x->read < 4096u || x->next == 0) {
+            return 0;
+        }
+    }
+}
+
+int rt_store_dump_events(const char *dir, const struct cfg_cluster *cluster, uint32_t self,
+                         FILE *out, char *errmsg, size_t errmsg_size)
+{
+    struct store_config config;
+    memset(&config, 0, sizeof(config));
+    config.dir = dir;
+    config.replica = self;
+    config.no_sync = true; /* reads only */
+    rt_store_cluster_id(cluster, config.cluster_id);
+    struct store *s = NULL;
+    int rc = store_open(&config, &s, errmsg, errmsg_size);
+    if (rc != 0) {
+        return rc;
+    }
+    struct rt_store_dump_ctx x = {.store = s, .out = out};
+    rc = store_stream_each(s, rt_store_dump_stream, &x);
+    if (rc != 0) {
+        snprintf(errmsg, errmsg_size, "cannot read the events of %s: %s", dir,
+                 trone_strerror(rc));
+    } else {
+        fprintf(out, "events %llu\n", (unsigned long long)x.count);
+    }
+    store_close(s);
+    return rc;
 }

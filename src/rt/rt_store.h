@@ -10,7 +10,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
+#include "broker/brk_events.h"
 #include "core/cfg.h"
 #include "smr/smr.h"
 #include "store/store.h"
@@ -28,6 +30,7 @@ struct rt_store {
     uint64_t retention_deleted; /* events deleted by retention */
     bool full_logged;           /* the full store was reported */
     uint64_t events;         /* durable events stored */
+    uint64_t inserted;       /* durable events stored from peers (anti-entropy) */
 };
 
 /* The cluster's identity in a data directory: BLAKE2b of its replica keys in id order. */
@@ -70,5 +73,24 @@ int rt_store_stream_next(void *ctx, uint64_t group, uint64_t after, uint64_t *st
 typedef int (*rt_store_read_cb)(void *ctx, uint64_t position, const uint8_t *record, size_t size);
 int rt_store_event_read(void *ctx, uint64_t stream, uint64_t position, uint32_t count_max,
                         rt_store_read_cb cb, void *cb_ctx);
+
+/* Anti-entropy (brk_events_durable info, hole, insert; docs/PROTOCOL.md 11.2). An insert
+ * joins this turn's batch like a put, but does not make it commit before the sends (nothing
+ * sent depends on it); it commits with the turn's batch or RT_STORE_LAZY_MS later. */
+int rt_store_stream_info(void *ctx, uint64_t stream, struct brk_events_stream_info *out);
+int rt_store_event_hole(void *ctx, uint64_t stream, uint64_t from, uint64_t *hole,
+                        uint64_t *hole_end);
+int rt_store_event_insert(void *ctx, uint64_t group, uint64_t stream, const uint8_t *desc,
+                          size_t desc_size, uint64_t position, uint64_t time_us,
+                          const uint8_t *record, size_t size);
+
+/* Prints every durable event of the store in dir (replica self of cluster) to out, one line
+ * per event in (group, stream, position) order, the same order at every replica:
+ *   <tag> <fifo|total> <publisher hex|-> <epoch> <position> <BLAKE2b-256 of the record, hex>
+ * then a last line "events <count>". Reads only; the replica must be stopped (the store is
+ * locked while it runs). 0, or a TRONE_E* code with errmsg. */
+TRONE_MUST_CHECK int rt_store_dump_events(const char *dir, const struct cfg_cluster *cluster,
+                                          uint32_t self, FILE *out, char *errmsg,
+                                          size_t errmsg_size);
 
 #endif

@@ -97,6 +97,21 @@ TRONE_MUST_CHECK int store_log_each(struct store *s, store_log_cb cb, void *ctx)
  * above the channel's last. */
 int store_event_put(struct store *s, uint64_t channel, uint64_t position, uint64_t time_ms,
                     const uint8_t *data, size_t size);
+/* Stores the event at position if the channel does not hold that position yet, at any
+ * position (also below the channel's last: a hole filled from a peer, docs/PROTOCOL.md 11),
+ * in the open batch; the channel's first, last, count and bytes follow. 0 (stored),
+ * TRONE_EEXIST (the position is held: nothing written), TRONE_EFULL while the store is full
+ * (as store_event_put), TRONE_EINVAL (position 0, no batch). */
+int store_event_insert(struct store *s, uint64_t channel, uint64_t position, uint64_t time_ms,
+                       const uint8_t *data, size_t size);
+/* Finds the first position >= from that channel does not hold, looking at no more than
+ * scan_max held positions: *hole is that position and *hole_end the first held position
+ * above it (UINT64_MAX when none); if scan_max held positions follow from without a hole,
+ * *hole = *hole_end = the next position not looked at, and TRONE_EBUSY is returned (call
+ * again from there). 0, TRONE_EBUSY, or an error. Cost: one cursor walk over
+ * at most scan_max keys, no value read. */
+TRONE_MUST_CHECK int store_event_hole(struct store *s, uint64_t channel, uint64_t from,
+                                      uint32_t scan_max, uint64_t *hole, uint64_t *hole_end);
 /* Calls cb for up to count_max events of channel from position on, in position order, after
  * checking each checksum; cb returns non-zero to stop (returned). TRONE_ECORRUPT. */
 typedef int (*store_event_cb)(void *ctx, uint64_t position, uint64_t time_ms, const uint8_t *data,
@@ -144,5 +159,12 @@ int store_stream_put(struct store *s, uint64_t group, uint64_t channel, const ui
 TRONE_MUST_CHECK int store_stream_next(struct store *s, uint64_t group, uint64_t after,
                                        uint64_t *channel, uint8_t *data, size_t data_max,
                                        size_t *size);
+
+/* Calls cb for every indexed stream, all groups, in (group, channel) order (the order of
+ * their ids, the same at every replica), after checking each descriptor's checksum; cb
+ * returns non-zero to stop (returned). TRONE_ECORRUPT. For offline dumps and tests. */
+typedef int (*store_stream_cb)(void *ctx, uint64_t group, uint64_t channel, const uint8_t *data,
+                               size_t size);
+TRONE_MUST_CHECK int store_stream_each(struct store *s, store_stream_cb cb, void *ctx);
 
 #endif

@@ -844,6 +844,98 @@ int store_event_put(struct store *s, uint64_t channel, uint64_t position, uint64
     return 0;
 }
 
+int store_event_insert(struct store *s, uint64_t channel, uint64_t position, uint64_t time_ms,
+                       const uint8_t *data, size_t size)
+{
+    if (s->txn == NULL || position == 0) {
+        return TRONE_EINVAL;
+    }
+    if (s->full) {
+        return TRONE_EFULL; /* refused whole, the batch stays usable */
+    }
+    if (s->batch_error != 0) {
+        return s->batch_error;
+    }
+    struct store_channel_info info;
+    int rc = chan_get(s->txn, s, channel, &info);
+    if (rc != 0 && rc != TRONE_ENOENT) {
+        return batch_fail(s, rc);
+    }
+    uint8_t k[STORE_EVENT_KEY_LEN];
+    event_key(k, channel, position);
+    MDB_val key = {.mv_size = sizeof(k), .mv_data = k};
+    MDB_val old;
+    int mrc = mdb_get(s->txn, s->events, &key, &old);
+    if (mrc == 0) {
+        return TRONE_EEXIST;
+    }
+    if (mrc != MDB_NOTFOUND) {
+        return batch_fail(s, store_err(mrc));
+    }
+    uint8_t head[STORE_EVENT_HEAD_LEN];
+    buf_store_u64(head, time_ms);
+    rc = value_put(s->txn, s->events, STORE_DOM_EVENT, &key, head, sizeof(head), data, size);
+    if (rc != 0) {
+        return batch_fail(s, rc);
+    }
+    if (info.count == 0 || position < info.first) {
+        info.first = position;
+    }
+    info.last = position > info.last ? position : info.last;
+    info.count++;
+    info.bytes += size;
+    return batch_fail(s, chan_put(s->txn, s, channel, &info));
+}
+
+int store_event_hole(struct store *s, uint64_t channel, uint64_t from, uint32_t scan_max,
+                     uint64_t *hole, uint64_t *hole_end)
+{
+    if (from == 0) {
+        from = 1;
+    }
+    MDB_txn *txn = NULL;
+    bool own = false;
+    int rc = read_txn(s, &txn, &own);
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_cursor *cur = NULL;
+    rc = store_err(mdb_cursor_open(txn, s->events, &cur));
+    uint8_t k[STORE_EVENT_KEY_LEN];
+    event_key(k, channel, from);
+    MDB_val key = {.mv_size = sizeof(k), .mv_data = k};
+    MDB_val val;
+    uint64_t expect = from; /* the next position that would continue the run */
+    int mrc = rc == 0 ? mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE) : MDB_NOTFOUND;
+    *hole = from;
+    *hole_end = UINT64_MAX;
+    for (uint32_t scanned = 0; rc == 0 && mrc == 0; scanned++) {
+        if (key.mv_size != STORE_EVENT_KEY_LEN || be64_load(key.mv_data) != channel) {
+            break; /* past the channel: the hole runs to the end */
+        }
+        uint64_t position = be64_load((const uint8_t *)key.mv_data + 8);
+        if (position != expect) {
+            *hole_end = position; /* a hole [expect, position) */
+            break;
+        }
+        if (scanned == scan_max || expect == UINT64_MAX) {
+            *hole_end = expect; /* not looked at yet (or the very last position) */
+            rc = TRONE_EBUSY;
+            break;
+        }
+        expect++;
+        mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+    }
+    *hole = expect;
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
+    if (own) {
+        mdb_txn_abort(txn);
+    }
+    return rc;
+}
+
 /* Decodes an event value: time and payload. */
 static int event_decode(const MDB_val *key, const MDB_val *val, uint64_t *time_ms,
                         const uint8_t **data, size_t *size)
@@ -1130,6 +1222,48 @@ int store_stream_next(struct store *s, uint64_t group, uint64_t after, uint64_t 
             memcpy(data, p, n);
             *size = n;
         }
+    }
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
+    if (own) {
+        mdb_txn_abort(txn);
+    }
+    return rc;
+}
+
+int store_stream_each(struct store *s, store_stream_cb cb, void *ctx)
+{
+    MDB_txn *txn = NULL;
+    bool own = false;
+    int rc = read_txn(s, &txn, &own);
+    if (rc != 0) {
+        return rc;
+    }
+    MDB_cursor *cur = NULL;
+    rc = store_err(mdb_cursor_open(txn, s->streams, &cur));
+    MDB_val key;
+    MDB_val val;
+    uint64_t bound = rc == 0 ? dbi_entries(txn, s->streams) : 0;
+    int mrc = rc == 0 ? mdb_cursor_get(cur, &key, &val, MDB_FIRST) : MDB_NOTFOUND;
+    for (uint64_t i = 0; i <= bound && rc == 0 && mrc == 0; i++) {
+        const uint8_t *p = NULL;
+        size_t n = 0;
+        if (key.mv_size != STORE_EVENT_KEY_LEN) {
+            rc = TRONE_ECORRUPT;
+            break;
+        }
+        rc = value_check(STORE_DOM_STREAM, &key, &val, &p, &n);
+        if (rc == 0) {
+            const uint8_t *k = key.mv_data;
+            rc = cb(ctx, be64_load(k), be64_load(k + 8), p, n);
+        }
+        if (rc == 0) {
+            mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+        }
+    }
+    if (rc == 0 && mrc != MDB_NOTFOUND && mrc != 0) {
+        rc = store_err(mrc);
     }
     if (cur != NULL) {
         mdb_cursor_close(cur);

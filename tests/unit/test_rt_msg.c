@@ -41,6 +41,9 @@ static struct rt_status sample_status(void)
         st.digest[i] = (uint8_t)(0xa0 + i);
     }
     st.peers = (UINT64_C(1) << 0) | (UINT64_C(1) << 1) | (UINT64_C(1) << 3);
+    st.durable_events = 123456789;
+    st.durable_fetched = 1000;
+    st.durable_served = UINT64_MAX;
     return st;
 }
 
@@ -85,6 +88,9 @@ static void test_answer_round_trip(void **state)
     assert_true(out.checkpoint == in.checkpoint);
     assert_memory_equal(out.digest, in.digest, TRONE_HASH_LEN);
     assert_true(out.peers == in.peers);
+    assert_true(out.durable_events == in.durable_events);
+    assert_true(out.durable_fetched == in.durable_fetched);
+    assert_true(out.durable_served == in.durable_served);
     buf_close(&b);
 }
 
@@ -106,6 +112,9 @@ static void test_answer_layout(void **state)
     assert_true(buf_load_u64(p + 26) == 64);
     assert_memory_equal(p + 34, in.digest, TRONE_HASH_LEN);
     assert_true(buf_load_u64(p + 66) == in.peers);
+    assert_true(buf_load_u64(p + 74) == in.durable_events);
+    assert_true(buf_load_u64(p + 82) == in.durable_fetched);
+    assert_true(buf_load_u64(p + 90) == in.durable_served);
     buf_close(&b);
 }
 

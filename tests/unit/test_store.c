@@ -478,6 +478,102 @@ static void test_stream_index(void **state)
     store_close(s);
 }
 
+struct events_seen {
+    uint32_t count;
+    uint64_t positions[8];
+    uint8_t first_bytes[4];
+};
+
+static int events_collect(void *ctx, uint64_t position, uint64_t time_ms, const uint8_t *data,
+                          size_t size)
+{
+    struct events_seen *e = ctx;
+    (void)time_ms;
+    assert_true(e->count < 8 && size >= 4);
+    if (e->count == 0) {
+        memcpy(e->first_bytes, data, 4);
+    }
+    e->positions[e->count++] = position;
+    return 0;
+}
+
+/* Holes are found and filled below a channel's last (a catch-up from peers): insert stores
+ * a missing position, refuses a held one without writing, keeps first/last/count right, and
+ * hole walks stop at scan_max; a full store refuses inserts like puts. */
+static void test_event_insert_hole(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s = open_ok(f);
+    const uint8_t ev[4] = {1, 2, 3, 4};
+    assert_int_equal(store_event_insert(s, 7, 5, 0, ev, sizeof(ev)), TRONE_EINVAL); /* no batch */
+    assert_int_equal(store_batch_begin(s), 0);
+    uint64_t held[] = {3, 4, 5, 9, 10, 20};
+    for (size_t i = 0; i < sizeof(held) / sizeof(held[0]); i++) {
+        assert_int_equal(store_event_put(s, 7, held[i], 100, ev, sizeof(ev)), 0);
+    }
+    assert_int_equal(store_event_insert(s, 7, 0, 0, ev, sizeof(ev)), TRONE_EINVAL);
+    assert_int_equal(store_batch_commit(s), 0);
+    uint64_t hole = 0;
+    uint64_t end = 0;
+    assert_int_equal(store_event_hole(s, 7, 1, 100, &hole, &end), 0);
+    assert_int_equal(hole, 1);
+    assert_int_equal(end, 3);
+    assert_int_equal(store_event_hole(s, 7, 3, 100, &hole, &end), 0);
+    assert_int_equal(hole, 6);
+    assert_int_equal(end, 9);
+    assert_int_equal(store_event_hole(s, 7, 9, 100, &hole, &end), 0);
+    assert_int_equal(hole, 11);
+    assert_int_equal(end, 20);
+    assert_int_equal(store_event_hole(s, 7, 20, 100, &hole, &end), 0);
+    assert_int_equal(hole, 21);
+    assert_int_equal(end, UINT64_MAX);
+    assert_int_equal(store_event_hole(s, 8, 1, 100, &hole, &end), 0); /* empty channel */
+    assert_int_equal(hole, 1);
+    assert_int_equal(end, UINT64_MAX);
+    assert_int_equal(store_event_hole(s, 7, 3, 2, &hole, &end), TRONE_EBUSY); /* bounded */
+    assert_int_equal(hole, 5);
+    assert_int_equal(end, 5);
+
+    /* Fill 1, 2, 6, 7 and 8 below the last; 5 is held already. */
+    assert_int_equal(store_batch_begin(s), 0);
+    uint64_t filled[] = {2, 1, 6, 7, 8};
+    for (size_t i = 0; i < sizeof(filled) / sizeof(filled[0]); i++) {
+        assert_int_equal(store_event_insert(s, 7, filled[i], 200, ev, sizeof(ev)), 0);
+    }
+    assert_int_equal(store_event_insert(s, 7, 5, 200, (const uint8_t *)"zzzz", 4), TRONE_EEXIST);
+    assert_int_equal(store_event_insert(s, 9, 4, 200, ev, sizeof(ev)), 0); /* new channel */
+    assert_int_equal(store_batch_commit(s), 0);
+    struct store_channel_info info;
+    assert_int_equal(store_channel_info(s, 7, &info), 0);
+    assert_int_equal(info.first, 1);
+    assert_int_equal(info.last, 20);
+    assert_int_equal(info.count, 11);
+    assert_int_equal(info.bytes, 11 * sizeof(ev));
+    assert_int_equal(store_channel_info(s, 9, &info), 0);
+    assert_int_equal(info.first, 4);
+    assert_int_equal(info.last, 4);
+    assert_int_equal(store_event_hole(s, 7, 1, 100, &hole, &end), 0);
+    assert_int_equal(hole, 11);
+    assert_int_equal(end, 20);
+    /* The held 5 kept its bytes. */
+    struct events_seen seen = {0};
+    assert_int_equal(store_event_read(s, 7, 5, 1, events_collect, &seen), 0);
+    assert_int_equal(seen.count, 1);
+    assert_int_equal(seen.positions[0], 5);
+    assert_memory_equal(seen.first_bytes, ev, sizeof(ev));
+    store_close(s);
+
+    /* A full store refuses inserts whole. */
+    f->config.map_size_bytes = 256 * 1024;
+    s = open_ok(f);
+    uint64_t committed = 0;
+    assert_int_equal(fill(s, 1, 1000, &committed), TRONE_EFULL);
+    assert_int_equal(store_batch_begin(s), 0);
+    assert_int_equal(store_event_insert(s, 7, 12, 0, ev, sizeof(ev)), TRONE_EFULL);
+    store_batch_abort(s);
+    store_close(s);
+}
+
 static void test_map_full(void **state)
 {
     struct fixture *f = *state;
@@ -534,6 +630,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_event_insert_hole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tmpfs_full, setup, teardown),
     };
