@@ -87,7 +87,7 @@ struct brk_events_durable {
      * TRONE_EEXIST (held already: nothing written), TRONE_EFULL, or another error. */
     int (*insert)(void *ctx, uint64_t group, uint64_t stream, const uint8_t *desc,
                   size_t desc_size, uint64_t position, uint64_t time_us, const uint8_t *record,
-                  size_t size);
+                  size_t size, uint64_t retain_ms, uint64_t retain_bytes);
 };
 
 /* Anti-entropy of durable streams between replicas (brk_events_sync.c). */

@@ -578,7 +578,7 @@ static void brk_sync_events(struct brk_events *e, const struct brk_table *table,
             e->stats.sync_refused++;
             continue;
         }
-        if (info.age_ms_max != 0 && ev.time_us / 1000u + info.age_ms_max < now_ms) {
+        if (ch->cls.retain_ms != 0 && ev.time_us / 1000u + ch->cls.retain_ms < now_ms) {
             e->stats.sync_refused++; /* retention would delete it: not fetched back */
             continue;
         }
@@ -590,7 +590,8 @@ static void brk_sync_events(struct brk_events *e, const struct brk_table *table,
             }
         }
         rc = e->config.durable.insert(e->config.durable.ctx, group, m->stream, m->desc,
-                                      m->desc_size, it.position, ev.time_us, it.record, it.size);
+                                      m->desc_size, it.position, ev.time_us, it.record, it.size,
+                                      ch->cls.retain_ms, ch->cls.retain_bytes);
         if (rc == 0) {
             e->stats.sync_fetched++;
         } else if (rc != TRONE_EEXIST) {

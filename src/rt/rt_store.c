@@ -338,16 +338,21 @@ int rt_store_event_hole(void *ctx, uint64_t stream, uint64_t from, uint64_t *hol
 
 int rt_store_event_insert(void *ctx, uint64_t group, uint64_t stream, const uint8_t *desc,
                           size_t desc_size, uint64_t position, uint64_t time_us,
-                          const uint8_t *record, size_t size)
+                          const uint8_t *record, size_t size, uint64_t retain_ms,
+                          uint64_t retain_bytes)
 {
     struct rt_store *st = ctx;
     TRONE_ASSERT(st->store != NULL);
-    if (store_full(st->store)) {
-        return TRONE_EFULL;
+    if (store_event_room(st->store, size + desc_size) != 0) {
+        return TRONE_EFULL; /* as a put: refused before the batch, which could not commit */
     }
     rt_store_batch_open(st);
     if (stream != st->indexed_stream) {
+        /* A stream the catch-up creates gets its channel's retention, as a put's does. */
         int rc = store_stream_put(st->store, group, stream, desc, desc_size);
+        if (rc == 0) {
+            rc = store_retention_set(st->store, stream, retain_ms, retain_bytes);
+        }
         if (rc != 0) {
             return rc;
         }

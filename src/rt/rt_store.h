@@ -82,7 +82,8 @@ int rt_store_event_hole(void *ctx, uint64_t stream, uint64_t from, uint64_t *hol
                         uint64_t *hole_end);
 int rt_store_event_insert(void *ctx, uint64_t group, uint64_t stream, const uint8_t *desc,
                           size_t desc_size, uint64_t position, uint64_t time_us,
-                          const uint8_t *record, size_t size);
+                          const uint8_t *record, size_t size, uint64_t retain_ms,
+                          uint64_t retain_bytes);
 
 /* Prints every durable event of the store in dir (replica self of cluster) to out, one line
  * per event in (group, stream, position) order, the same order at every replica:

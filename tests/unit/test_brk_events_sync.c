@@ -73,8 +73,10 @@ static void mem_index(struct mem_store *m, uint64_t group, uint64_t stream, cons
 
 static int mem_insert(void *ctx, uint64_t group, uint64_t stream, const uint8_t *desc,
                       size_t desc_size, uint64_t position, uint64_t time_us, const uint8_t *record,
-                      size_t size)
+                      size_t size, uint64_t retain_ms, uint64_t retain_bytes)
 {
+    (void)retain_ms;
+    (void)retain_bytes;
     (void)time_us;
     struct mem_store *m = ctx;
     if (mem_find(m, stream, position) != NULL) {
@@ -94,9 +96,8 @@ static int mem_put(void *ctx, uint64_t group, uint64_t stream, const uint8_t *de
                    size_t desc_size, uint64_t position, uint64_t time_us, const uint8_t *record,
                    size_t size, uint64_t retain_ms, uint64_t retain_bytes)
 {
-    (void)retain_ms;
-    (void)retain_bytes;
-    int rc = mem_insert(ctx, group, stream, desc, desc_size, position, time_us, record, size);
+    int rc = mem_insert(ctx, group, stream, desc, desc_size, position, time_us, record, size,
+                        retain_ms, retain_bytes);
     return rc == TRONE_EEXIST ? 0 : rc;
 }
 
