@@ -15,6 +15,9 @@
 #    every acknowledged event of both channels (each stream complete from 1). The
 #    replicas get a bounded time to catch up: stop, dump, compare; if they differ, restart
 #    all, wait, and compare again (at most 6 times).
+#    A subscriber of each FIFO channel listens live through all the cycles: it must print every
+#    acknowledged event exactly once, each publisher's in order (the subscriber side of the
+#    fault test: replicas dying and coming back lose nothing and duplicate nothing).
 # 2. Wiped: replica 2 starts with --rebuild (its store wiped) and must rebuild every durable
 #    event from its peers: its dump equals the others'.
 # TRONE_TEST_NO_SYNC=1 starts the replicas with anti-entropy disabled: the test then fails
@@ -38,8 +41,13 @@ itest_wait_ready 0 1 2 3
 # their requests (channel show, ORDER) refused as stale.
 itest_key batcher
 itest_op register batcher "$D/batcher.key"
-itest_op channel create d.cft --class cft,fifo,durable --publishers '*'
-itest_op channel create d.bft --class bft,fifo,durable --publishers '*'
+# The live subscribers too (one key each, for the same reason).
+for c in cft bft; do
+  itest_key "listen$c"
+  itest_op register "listen$c" "$D/listen$c.key"
+done
+itest_op channel create d.cft --class cft,fifo,durable --publishers '*' --subscribers listencft
+itest_op channel create d.bft --class bft,fifo,durable --publishers '*' --subscribers listenbft
 itest_op channel create d.tot --class bft,total,durable --publishers '*'
 
 # gen NAME: lines NAME-1, NAME-2, ... about 300 a second until $D/stop exists; the count
@@ -147,8 +155,48 @@ converge() {
     "$(for i in 0 1 2 3; do tail -n 1 "$D/dump.$i" | tr '\n' ' '; done)"
 }
 
+# live_check TAG N: the live subscriber of TAG printed N lines, each once, and each
+# publisher's lines (prefix before the last '-') in increasing order. Waits (60 s at most)
+# for the last ones, then stops it.
+live_check() {
+  local t
+  for t in $(seq 1 60); do
+    [ "$(wc -l <"$D/live.$1")" -ge "$2" ] && break
+    sleep 1
+  done
+  kill "${LIVE[$1]}" 2>/dev/null
+  wait "${LIVE[$1]}" 2>/dev/null
+  /usr/bin/python3 - "$D/live.$1" "$2" "$1" <<'PYEOF' || itest_fail "live subscriber of $1: see above"
+import sys
+lines = open(sys.argv[1]).read().split()
+want = int(sys.argv[2])
+if len(lines) != want or len(set(lines)) != want:
+    print(f"FAIL: {sys.argv[3]}: {len(lines)} lines, {len(set(lines))} distinct, want {want}")
+    sys.exit(1)
+last = {}
+for line in lines:
+    prefix, n = line.rsplit("-", 1)
+    if int(n) != last.get(prefix, 0) + 1:
+        print(f"FAIL: {sys.argv[3]}: {line} after {prefix}-{last.get(prefix, 0)}")
+        sys.exit(1)
+    last[prefix] = int(n)
+print(f"live subscriber of {sys.argv[3]}: {want} events once each, in order per publisher")
+PYEOF
+}
+
 # 1. Random SIGKILL/restart cycles under a steady publish load.
 rm -f "$D/stop"
+declare -A LIVE
+for c in cft bft; do
+  TRONE_LOG=info "$TRONE" sub "d.$c" --timeout 900 --key "$D/listen$c.key" >"$D/live.$c" \
+    2>"$D/live.$c.err" &
+  LIVE[$c]=$!
+  ITEST_EXTRA+=($!)
+done
+for t in $(seq 1 60); do
+  [ "$(grep -l 'msg="attached"' "$D"/live.*.err 2>/dev/null | wc -l)" = 2 ] && break
+  sleep 0.5
+done
 pub_start cft
 pub_start bft
 pub_start tot
@@ -173,7 +221,7 @@ done
 sleep 2
 touch "$D/stop"
 for p in "${PUBS[@]}"; do wait "$p" 2>/dev/null; done
-ITEST_EXTRA=()
+ITEST_EXTRA=("${LIVE[@]}")
 for c in cft bft tot; do
   [ "$(cat "$D/pub.$c.rc" 2>/dev/null)" = 0 ] ||
     itest_fail "publisher on d.$c did not get every event acknowledged: $(tail -n 1 "$D/pub.$c")"
@@ -182,6 +230,8 @@ NCFT=$(( $(cat "$D/cft.count") + CYCLES * BATCH ))
 NBFT=$(( $(cat "$D/bft.count") + CYCLES * BATCH ))
 NTOT=$(( $(cat "$D/tot.count") + CYCLES * BATCH ))
 echo "published and acknowledged: d.cft $NCFT, d.bft $NBFT, d.tot $NTOT" >&2
+live_check cft "$NCFT"
+live_check bft "$NBFT"
 converge "after $CYCLES kill cycles" $((NCFT + NBFT + NTOT))
 check_complete d.cft "$NCFT" $((CYCLES + 1))
 check_complete d.bft "$NBFT" $((CYCLES + 1))
