@@ -58,7 +58,7 @@ static void cmd_channel_usage(FILE *out)
             "                        bft,total,pks,urgency=7,durable\n"
             "                        (default cft,fifo,si,urgency=0); with durable, retention:\n"
             "                        retain=N(s|m|h|d) by age, retain-bytes=N[K|M|G] by\n"
-            "                        size, per publisher stream (default: no limit), e.g.\n"
+            "                        size of the whole channel (default: no limit), e.g.\n"
             "                        cft,fifo,durable,retain=7d,retain-bytes=256M\n"
             "  --publishers a,b      registered client names allowed to publish ('*': everyone)\n"
             "  --subscribers c,*     registered client names allowed to subscribe\n"

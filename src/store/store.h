@@ -136,8 +136,10 @@ TRONE_MUST_CHECK int store_channel_info(struct store *s, uint64_t channel,
 TRONE_MUST_CHECK int store_retention_set(struct store *s, uint64_t channel, uint64_t age_ms_max,
                                          uint64_t bytes_max);
 /* Applies retention incrementally: deletes at most delete_max of the oldest events that are
- * older than their channel's age limit or beyond its size limit, in one short transaction,
- * so traffic never waits long. Sets *deleted; call again while it equals delete_max. A
+ * older than their channel's age limit or beyond its size limit, in one short transaction.
+ * The size limit of channels that share a group of the stream index (the streams of one
+ * durable channel) bounds their bytes together, oldest event by time first. Short steps, so
+ * traffic never waits long. Sets *deleted; call again while it equals delete_max. A
  * successful deletion clears the full state. */
 TRONE_MUST_CHECK int store_retention_step(struct store *s, uint64_t now_ms, uint32_t delete_max,
                                           uint32_t *deleted);

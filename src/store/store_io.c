@@ -1096,6 +1096,171 @@ static int retention_channel(struct store *s, MDB_txn *txn, uint64_t channel,
     return rc;
 }
 
+/* Streams of one group that the size rule looks at per step; a group with more streams has
+ * its size rule applied to the first ones only (in id order, the oldest epochs first). */
+#define STORE_GROUP_STREAMS_MAX 1024u
+
+struct group_stream {
+    uint64_t channel;
+    uint64_t first_ms; /* time of its oldest event; UINT64_MAX when empty */
+    bool changed;
+    struct store_channel_info info;
+};
+
+/* The time of channel's oldest event (UINT64_MAX if it holds none). */
+static int group_first_ms(MDB_txn *txn, const struct store *s, struct group_stream *g)
+{
+    g->first_ms = UINT64_MAX;
+    if (g->info.count == 0) {
+        return 0;
+    }
+    uint8_t k[STORE_EVENT_KEY_LEN];
+    event_key(k, g->channel, g->info.first);
+    MDB_val key = {.mv_size = sizeof(k), .mv_data = k};
+    MDB_val val;
+    int rc = mdb_get(txn, s->events, &key, &val);
+    if (rc != 0) {
+        return rc == MDB_NOTFOUND ? TRONE_ECORRUPT : store_err(rc);
+    }
+    const uint8_t *data = NULL;
+    size_t size = 0;
+    return event_decode(&key, &val, &g->first_ms, &data, &size);
+}
+
+/* The size rule of a durable channel (a group): its limit (bytes_max, the same in each of its
+ * streams) bounds the bytes of ALL its streams together, so a publisher that restarts (a new
+ * stream per epoch) or many publishers do not multiply it. The oldest event of the group, by
+ * time, goes first, whatever its stream. */
+static int retention_group(struct store *s, MDB_txn *txn, struct group_stream *g, uint32_t n,
+                           uint32_t *budget)
+{
+    uint64_t total = 0;
+    uint64_t limit = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        total += g[i].info.bytes;
+        limit = g[i].info.bytes_max > limit ? g[i].info.bytes_max : limit;
+    }
+    if (limit == 0 || total <= limit) {
+        return 0;
+    }
+    int rc = 0;
+    for (uint32_t i = 0; i < n && rc == 0; i++) {
+        rc = group_first_ms(txn, s, &g[i]);
+    }
+    while (rc == 0 && total > limit && *budget > 0) {
+        uint32_t oldest = n;
+        for (uint32_t i = 0; i < n; i++) {
+            if (g[i].first_ms != UINT64_MAX &&
+                (oldest == n || g[i].first_ms < g[oldest].first_ms)) {
+                oldest = i;
+            }
+        }
+        if (oldest == n) {
+            break;
+        }
+        struct group_stream *o = &g[oldest];
+        uint8_t k[STORE_EVENT_KEY_LEN];
+        event_key(k, o->channel, o->info.first);
+        MDB_val key = {.mv_size = sizeof(k), .mv_data = k};
+        MDB_val val;
+        rc = store_err(mdb_get(txn, s->events, &key, &val));
+        uint64_t time_ms = 0;
+        const uint8_t *data = NULL;
+        size_t size = 0;
+        if (rc == 0) {
+            rc = event_decode(&key, &val, &time_ms, &data, &size);
+        }
+        if (rc == 0) {
+            rc = store_err(mdb_del(txn, s->events, &key, NULL));
+        }
+        if (rc != 0) {
+            break;
+        }
+        (*budget)--;
+        total -= size <= total ? size : total;
+        o->info.count--;
+        o->info.bytes -= size <= o->info.bytes ? size : o->info.bytes;
+        o->changed = true;
+        /* Its next oldest: the next key of the same channel. */
+        MDB_cursor *cur = NULL;
+        rc = store_err(mdb_cursor_open(txn, s->events, &cur));
+        int mrc = rc == 0 ? mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE) : MDB_NOTFOUND;
+        bool more = rc == 0 && mrc == 0 && o->info.count > 0 &&
+                    be64_load(key.mv_data) == o->channel;
+        o->info.first = more ? be64_load((const uint8_t *)key.mv_data + 8) : 0;
+        if (cur != NULL) {
+            mdb_cursor_close(cur);
+        }
+        if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND) {
+            rc = store_err(mrc);
+        }
+        if (rc == 0) {
+            rc = more ? group_first_ms(txn, s, o) : 0;
+            o->first_ms = more ? o->first_ms : UINT64_MAX;
+        }
+    }
+    for (uint32_t i = 0; i < n && rc == 0; i++) {
+        if (g[i].changed) {
+            rc = chan_put(txn, s, g[i].channel, &g[i].info);
+        }
+    }
+    return rc;
+}
+
+/* Applies the size rule to every group of the stream index, within budget. */
+static int retention_groups(struct store *s, MDB_txn *txn, uint32_t *budget)
+{
+    struct group_stream *g = malloc(sizeof(*g) * STORE_GROUP_STREAMS_MAX);
+    if (g == NULL) {
+        return TRONE_ENOMEM;
+    }
+    MDB_cursor *cur = NULL;
+    int rc = store_err(mdb_cursor_open(txn, s->streams, &cur));
+    MDB_val key;
+    MDB_val val;
+    int mrc = rc == 0 ? mdb_cursor_get(cur, &key, &val, MDB_FIRST) : MDB_NOTFOUND;
+    uint64_t group = 0;
+    uint32_t n = 0;
+    uint64_t bound = rc == 0 ? dbi_entries(txn, s->streams) : 0;
+    for (uint64_t i = 0; i <= bound && rc == 0 && *budget > 0; i++) {
+        bool end = mrc != 0;
+        if (!end && key.mv_size != STORE_EVENT_KEY_LEN) {
+            rc = TRONE_ECORRUPT;
+            break;
+        }
+        uint64_t this_group = end ? 0 : be64_load(key.mv_data);
+        if (end || this_group != group) {
+            if (n > 0) {
+                rc = retention_group(s, txn, g, n, budget);
+            }
+            n = 0;
+            group = this_group;
+            if (end || rc != 0) {
+                break;
+            }
+        }
+        if (n < STORE_GROUP_STREAMS_MAX) {
+            memset(&g[n], 0, sizeof(g[n]));
+            g[n].channel = be64_load((const uint8_t *)key.mv_data + 8);
+            int crc = chan_get(txn, s, g[n].channel, &g[n].info);
+            if (crc == 0) {
+                n++;
+            } else if (crc != TRONE_ENOENT) {
+                rc = crc;
+            }
+        }
+        mrc = rc == 0 ? mdb_cursor_get(cur, &key, &val, MDB_NEXT) : mrc;
+    }
+    if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND) {
+        rc = store_err(mrc);
+    }
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
+    free(g);
+    return rc;
+}
+
 int store_retention_step(struct store *s, uint64_t now_ms, uint32_t delete_max, uint32_t *deleted)
 {
     *deleted = 0;
@@ -1109,6 +1274,9 @@ int store_retention_step(struct store *s, uint64_t now_ms, uint32_t delete_max, 
         rc = store_err(mdb_cursor_open(txn, s->chans, &chans));
     }
     uint32_t budget = delete_max;
+    if (rc == 0) {
+        rc = retention_groups(s, txn, &budget); /* the size rule, per durable channel */
+    }
     MDB_val key;
     MDB_val val;
     uint64_t bound = rc == 0 ? dbi_entries(txn, s->chans) : 0;

@@ -392,6 +392,55 @@ static void test_events_retention(void **state)
     store_close(s);
 }
 
+/* The size rule bounds a durable channel (a group of the stream index) as a whole: two
+ * streams of group 3 (a publisher that restarted: its old and its new epoch) with a limit of
+ * 1000 bytes keep 10 events of 100 bytes together, the oldest by time deleted first across
+ * the streams; a stream of another group is left alone. Without the group rule each stream
+ * would keep 1000 bytes. */
+static void test_retention_per_channel(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s = open_ok(f);
+    assert_int_equal(store_batch_begin(s), 0);
+    assert_int_equal(store_stream_put(s, 3, 31, (const uint8_t *)"old", 3), 0);
+    assert_int_equal(store_stream_put(s, 3, 32, (const uint8_t *)"new", 3), 0);
+    assert_int_equal(store_stream_put(s, 4, 41, (const uint8_t *)"other", 5), 0);
+    assert_int_equal(store_batch_commit(s), 0);
+    put_events(s, 31, 1, 8, 1000);  /* 800 bytes, time 1000 */
+    put_events(s, 32, 1, 6, 2000);  /* 600 bytes, time 2000 */
+    put_events(s, 41, 1, 12, 500);  /* 1200 bytes of another channel, oldest of all */
+    for (uint64_t c = 31; c <= 32; c++) {
+        assert_int_equal(store_retention_set(s, c, 0, 1000), 0);
+    }
+    uint32_t deleted = 0;
+    uint32_t total = 0;
+    for (int round = 0; round < 10; round++) {
+        assert_int_equal(store_retention_step(s, 3000, 3, &deleted), 0);
+        total += deleted;
+        if (deleted < 3) {
+            break;
+        }
+    }
+    assert_int_equal(total, 4);
+    struct store_channel_info old_info;
+    struct store_channel_info new_info;
+    struct store_channel_info other;
+    assert_int_equal(store_channel_info(s, 31, &old_info), 0);
+    assert_int_equal(store_channel_info(s, 32, &new_info), 0);
+    assert_int_equal(store_channel_info(s, 41, &other), 0);
+    assert_int_equal(old_info.count, 4); /* the 4 oldest of the group went */
+    assert_int_equal(old_info.first, 5);
+    assert_int_equal(new_info.count, 6);
+    assert_int_equal(new_info.first, 1);
+    assert_int_equal(old_info.bytes + new_info.bytes, 1000);
+    assert_int_equal(other.count, 12); /* no limit there */
+    struct event_seen e = {0};
+    assert_int_equal(store_event_read(s, 31, 0, 64, event_collect, &e), 0);
+    assert_int_equal(e.count, 4);
+    assert_int_equal(e.positions[0], 5);
+    store_close(s);
+}
+
 /* Fills a store with event batches until a write fails; returns the error and the last
  * position committed. */
 static int fill(struct store *s, uint64_t channel, size_t event_size, uint64_t *committed)
@@ -629,6 +678,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_checksum_mismatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_retention, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_per_channel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_insert_hole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_full, setup, teardown),
