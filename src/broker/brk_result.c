@@ -200,7 +200,9 @@ void brk_channel_info_json(const struct brk_channel_info *info, struct buf *out)
     char cls[BRK_CLASS_TEXT_MAX];
     int n = brk_class_format(&info->cls, cls, sizeof(cls));
     TRONE_ASSERT(n > 0);
-    char fields[160];
+    /* The longest class text plus the fixed keys and the longest names (retention items
+     * made the class text long enough to overflow a 160-byte buffer: fuzz_brk_op). */
+    char fields[BRK_CLASS_TEXT_MAX + 160];
     n = snprintf(fields, sizeof(fields),
                  ",\"class\":\"%s\",\"fault\":\"%s\",\"order\":\"%s\",\"method\":\"%s\","
                  "\"urgency\":%u,\"durable\":%s",

@@ -346,6 +346,17 @@ static void test_channel_body(void **state)
                         "\"fault\":\"bft\",\"order\":\"total\",\"method\":\"pks\",\"urgency\":7,"
                         "\"durable\":true,\"publishers\":[\"probe1\",\"probe2\"],"
                         "\"subscribers\":[\"*\"],\"subscribed\":[\"console\"]}");
+    /* The longest class text (every retention item at its largest) fits the JSON too
+     * (fuzz_brk_op found it overflowing a fixed buffer). */
+    assert_int_equal(brk_class_parse(&info[0].cls,
+                                     "bft,total,pke,urgency=7,durable,retain=3162239999s,"
+                                     "retain-bytes=1125899906842623",
+                                     NULL, 0),
+                     0);
+    buf_reset(&text);
+    brk_channel_info_json(&info[0], &text);
+    buf_put_u8(&text, 0);
+    assert_non_null(strstr((char *)text.data, "retain-bytes="));
     buf_close(&text);
     free(info);
 }
