@@ -22,7 +22,7 @@
 #include "trone/trone.h"
 
 #define EVT_LIST_MAX 8u
-#define EVT_CLASSES_MAX 16u
+#define EVT_CLASSES_MAX 32u
 #define EVT_RESULTS_MAX 64u
 
 /* One entry of --rate: events/s offered by all publishers together; 0 as fast as the window
@@ -172,11 +172,13 @@ static int evt_rate_list(struct evt_args *a, const char *text)
     return a->rate_count > 0 ? 0 : TRONE_EINVAL;
 }
 
-/* Classes separated by '/' or ';', each checked by brk_class_parse and kept canonical. */
-static int evt_class_list(struct evt_args *a, const char *text)
+/* Classes separated by '/' or ';', each checked by brk_class_parse and kept canonical; why
+ * says what is wrong. */
+static int evt_class_list(struct evt_args *a, const char *text, char *why, size_t why_size)
 {
-    char copy[1024];
+    char copy[2048];
     if (snprintf(copy, sizeof(copy), "%s", text) >= (int)sizeof(copy)) {
+        snprintf(why, why_size, "longer than %zu bytes", sizeof(copy) - 1);
         return TRONE_EINVAL;
     }
     a->class_count = 0;
@@ -184,15 +186,23 @@ static int evt_class_list(struct evt_args *a, const char *text)
     for (char *item = strtok_r(copy, "/;", &save); item != NULL;
          item = strtok_r(NULL, "/;", &save)) {
         struct brk_class cls;
-        char why[128];
-        if (a->class_count == EVT_CLASSES_MAX ||
-            brk_class_parse(&cls, item, why, sizeof(why)) != 0 ||
+        char reason[128];
+        if (a->class_count == EVT_CLASSES_MAX) {
+            snprintf(why, why_size, "more than %u classes", (unsigned)EVT_CLASSES_MAX);
+            return TRONE_EINVAL;
+        }
+        if (brk_class_parse(&cls, item, reason, sizeof(reason)) != 0 ||
             brk_class_format(&cls, a->classes[a->class_count], BRK_CLASS_TEXT_MAX) < 0) {
+            snprintf(why, why_size, "class '%s': %s", item, reason);
             return TRONE_EINVAL;
         }
         a->class_count++;
     }
-    return a->class_count > 0 ? 0 : TRONE_EINVAL;
+    if (a->class_count == 0) {
+        snprintf(why, why_size, "no class");
+        return TRONE_EINVAL;
+    }
+    return 0;
 }
 
 static int evt_option(struct evt_args *a, const char *option, const char *value)
@@ -217,7 +227,11 @@ static int evt_option(struct evt_args *a, const char *option, const char *value)
         a->seconds = (double)v;
         a->events = 0;
     } else if (strcmp(option, "--classes") == 0 || strcmp(option, "--class") == 0) {
-        rc = evt_class_list(a, value);
+        char why[256];
+        if (evt_class_list(a, value, why, sizeof(why)) != 0) {
+            return cmd_error(CMD_USAGE, "bench", "bad --classes: %s (see trone bench events "
+                             "--help)", why);
+        }
     } else if (strcmp(option, "--rate") == 0) {
         rc = evt_rate_list(a, value);
     } else if (strcmp(option, "--window") == 0) {

@@ -41,7 +41,11 @@ itest_wait_ready 0 1 2 3
 # their requests (channel show, ORDER) refused as stale.
 itest_key batcher
 itest_op register batcher "$D/batcher.key"
-# The live subscribers too (one key each, for the same reason).
+# The live subscribers and the steady publishers too (one key each, for the same reason).
+for c in cft bft tot; do
+  itest_key "steady$c"
+  itest_op register "steady$c" "$D/steady$c.key"
+done
 for c in cft bft; do
   itest_key "listen$c"
   itest_op register "listen$c" "$D/listen$c.key"
@@ -64,8 +68,12 @@ gen() {
   echo $i >"$D/$1.count"
 }
 
+# The steady publishers have a key each too: three processes of the admin key starting at once
+# had their `channel show` requests refused as stale now and then (the replicas keep one
+# request id per client key, and a later process's id may be executed first).
 pub_start() {
-  (gen "$1" | timeout 600 "$TRONE" pub "d.$1" --timeout 60 >"$D/pub.$1" 2>&1
+  (gen "$1" | timeout 600 "$TRONE" pub "d.$1" --timeout 60 --key "$D/steady$1.key" \
+     >"$D/pub.$1" 2>&1
    echo $? >"$D/pub.$1.rc") &
   PUBS+=($!)
   ITEST_EXTRA+=($!)
