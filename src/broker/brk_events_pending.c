@@ -75,13 +75,12 @@ bool brk_events__order_stored(struct brk_events *e, const struct brk_table *tabl
 struct brk_events_load_ctx {
     struct brk_events *e;
     const struct chan_durable_stream *d;
-    uint64_t next;  /* the position to read from next */
-    uint32_t read;  /* records seen in this chunk */
+    uint64_t next; /* the position to read from next */
+    uint32_t read; /* records seen in this chunk */
     uint64_t loaded;
 };
 
-static int brk_events_load_record(void *ctx, uint64_t position, const uint8_t *record,
-                                  size_t size)
+static int brk_events_load_record(void *ctx, uint64_t position, const uint8_t *record, size_t size)
 {
     struct brk_events_load_ctx *x = ctx;
     x->read++;
@@ -131,8 +130,8 @@ static int64_t brk_events_load_channel(struct brk_events *e, const struct brk_ch
         /* Bounded: every chunk but the last reads BRK_EVENTS_PENDING_CHUNK positions. */
         for (uint64_t c = 0; c <= UINT32_MAX; c++) {
             x.read = 0;
-            rc = du->read(du->ctx, id, x.next, BRK_EVENTS_PENDING_CHUNK, brk_events_load_record,
-                          &x);
+            rc =
+                du->read(du->ctx, id, x.next, BRK_EVENTS_PENDING_CHUNK, brk_events_load_record, &x);
             if (rc < 0) {
                 return rc;
             }
