@@ -1245,6 +1245,33 @@ static void test_durable_total_release_refused(void **state)
     assert_true(brk_events_stats(&f->ev)->skipped == 1);
 }
 
+/* A pending stream is its own kind: its descriptor decodes back as pending (not total, not
+ * FIFO), its id differs from the FIFO stream of the same (tag, publisher, epoch), and its
+ * group from the channel's, so replays and the anti-entropy never walk it. */
+static void test_durable_pending_names(void **state)
+{
+    struct fixture *f = *state;
+    struct chan_durable_stream d;
+    memset(&d, 0, sizeof(d));
+    d.pending = true;
+    memcpy(d.publisher, f->keys[PUB], TRONE_KEY_LEN);
+    d.epoch = 7000;
+    snprintf(d.tag, sizeof(d.tag), "c.total");
+    uint8_t desc[CHAN_DURABLE_DESC_MAX];
+    size_t size = chan_durable_desc_encode(&d, desc);
+    assert_int_equal(desc[0], 2);
+    struct chan_durable_stream back;
+    assert_int_equal(chan_durable_desc_decode(&back, desc, size), 0);
+    assert_true(back.pending && !back.total && back.epoch == 7000);
+    assert_true(chan_durable_stream_id(&back) ==
+                brk_events__pending_stream("c.total", f->keys[PUB], 7000));
+    assert_true(chan_durable_stream_id(&back) !=
+                brk_events__durable_stream("c.total", f->keys[PUB], 7000, false));
+    assert_true(chan_durable_pending_group("c.total") != chan_durable_group("c.total"));
+    desc[0] = 3;
+    assert_int_equal(chan_durable_desc_decode(&back, desc, size), TRONE_ECORRUPT);
+}
+
 int main(void)
 {
     if (sodium_init() < 0) {
@@ -1274,6 +1301,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_durable_total_release_refused,
                                         setup_durable_total, teardown),
+        cmocka_unit_test_setup_teardown(test_durable_pending_names, setup_durable_total,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
