@@ -355,9 +355,10 @@ static int32_t brk_events_publish_check(const struct brk_table *table, const cha
 /* Applies one event to its stream and forwards it if it is the next one (issue 3: seq <=
  * accepted is a duplicate, seq > accepted + 1 is dropped until the publisher resends). On a
  * total-order channel the accepted event goes to the pending pool instead, to wait for its
- * ORDER (DESIGN.md 7). On a durable FIFO channel it is stored first (durable != 0: its
- * stream id); an event that cannot be stored is not accepted: returns the refusal for the
- * ACK (the publisher resends it, or reports it), else 0. */
+ * ORDER (DESIGN.md 7). On a durable channel it is stored first (durable != 0: its stream id,
+ * the pending stream on a total-order channel); an event that cannot be stored is not
+ * accepted: returns the refusal for the ACK (the publisher resends it, or reports it), else
+ * 0. */
 static int32_t brk_events_publish_one(struct brk_events *e, const struct brk_table *table,
                                       uint64_t now_us, const struct brk_channel *ch,
                                       const uint8_t key[TRONE_KEY_LEN], uint32_t stream,
@@ -373,8 +374,12 @@ static int32_t brk_events_publish_one(struct brk_events *e, const struct brk_tab
         e->stats.out_of_order++;
         return 0;
     }
-    if (durable != 0 && ch->cls.order != BRK_ORDER_TOTAL) {
-        int32_t rc = brk_events__durable_put(e, ch, key, durable, seq, event, event_size);
+    if (durable != 0) {
+        /* A total-order event goes to its pending stream (position = seq): acknowledged only
+         * once on disk, it survives a crash of the whole cluster before its ORDER released
+         * it at its agreed position (docs/PROTOCOL.md 11.1). */
+        bool pending = ch->cls.order == BRK_ORDER_TOTAL;
+        int32_t rc = brk_events__durable_put(e, ch, key, durable, pending, seq, event, event_size);
         if (rc != 0) {
             return rc;
         }
@@ -418,7 +423,7 @@ static int brk_events_publish(struct brk_events *e, const struct brk_table *tabl
         return 0;
     }
     bool fifo = ch->cls.order != BRK_ORDER_TOTAL;
-    bool durable = ch->cls.durable && fifo && e->config.durable.put != NULL;
+    bool durable = ch->cls.durable && e->config.durable.put != NULL;
     uint32_t target_count = fifo && !durable ? brk_events__targets(e, table, ch, 0) : 0;
     uint32_t stream = BRK_EVENTS_NONE;
     uint64_t durable_stream = 0;
@@ -441,10 +446,12 @@ static int brk_events_publish(struct brk_events *e, const struct brk_table *tabl
             if (fresh) {
                 e->streams[stream].accepted = ev.seq - 1; /* a new stream starts anywhere */
             }
-            if (durable) {
+            if (durable && fifo) {
                 /* Targets depend on the stream: replays that have not passed it skip it. */
                 durable_stream = brk_events__durable_stream(m.tag, key, ev.epoch, false);
                 target_count = brk_events__targets(e, table, ch, durable_stream);
+            } else if (durable) {
+                durable_stream = brk_events__pending_stream(m.tag, key, ev.epoch);
             }
         }
         last_seq = ev.seq;

@@ -88,6 +88,11 @@ struct brk_events_durable {
     int (*insert)(void *ctx, uint64_t group, uint64_t stream, const uint8_t *desc,
                   size_t desc_size, uint64_t position, uint64_t time_us, const uint8_t *record,
                   size_t size, uint64_t retain_ms, uint64_t retain_bytes);
+    /* Deletes at most delete_max of stream's oldest events at positions <= position_max, in
+     * this turn's batch: a durable total-order channel's pending events once they are
+     * stored at their agreed positions (docs/PROTOCOL.md 11.1). Optional (NULL: pending
+     * events go by the channel's retention only). The number deleted, or an error. */
+    int (*drop)(void *ctx, uint64_t stream, uint64_t position_max, uint32_t delete_max);
 };
 
 /* Anti-entropy of durable streams between replicas (brk_events_sync.c). */
@@ -188,6 +193,10 @@ struct brk_events_stats {
     uint64_t fetch_served;  /* total order: FETCHes answered */
     uint64_t fetch_throttled; /* total order: FETCHes not answered: the peer asked too often */
     uint64_t stored;        /* durable: events stored (or found stored already) */
+    uint64_t pending_stored;  /* durable total order: events staged in pending streams */
+    uint64_t pending_loaded;  /* durable total order: pending events reloaded at start */
+    uint64_t pending_dropped; /* durable total order: pending events deleted once stored */
+    uint64_t release_refused; /* durable total order: releases held back: the store refused */
     uint64_t store_refused; /* durable: events refused because they could not be stored */
     uint64_t replays;       /* durable: replays started (ATTACH with a start) */
     uint64_t replayed;      /* durable: stored events sent in replays */
@@ -267,6 +276,7 @@ struct brk_events {
     uint32_t replaying;          /* attachments replaying stored events */
     int32_t store_status;        /* the last put's refusal (0 once one succeeds) */
     char group_tag[TRONE_TAG_MAX + 1]; /* the durable group of the last tag stored (a hash) */
+    bool group_pending;                /* ... and whether it is the tag's pending group */
     uint64_t group;
     uint64_t desc_stream;   /* the stream whose descriptor desc holds */
     uint8_t desc[1u + TRONE_KEY_LEN + 8u + 1u + TRONE_TAG_MAX]; /* CHAN_DURABLE_DESC_MAX */
@@ -344,6 +354,15 @@ void brk_events_conn_pause(struct brk_events *e, uint64_t conn_id, bool paused);
  * grow leaves the rest queued and sets more). */
 void brk_events_flush(struct brk_events *e, const struct brk_table *table, uint64_t now_us,
                       const struct brk_events_out **out);
+
+/* At start, once the control table is restored (the ORDERs of the restored log executed
+ * again and waiting) and the durable storage set: loads the pending events of every durable
+ * total-order channel of table into the pending pool (pending streams in stream id order,
+ * each in seq order; a pool that fills evicts the oldest), then releases the waiting ORDERs
+ * whose events are now all here, storing them at their agreed positions. Returns the number
+ * of events loaded, or the store's error (what was loaded stays). */
+TRONE_MUST_CHECK int brk_events_pending_load(struct brk_events *e, const struct brk_table *table,
+                                             uint64_t now_us);
 
 /* Durable channels' store state: 0, or the refusal (TRONE_EFULL...) of the last put while
  * no later put succeeded; for the runtime's log line. */

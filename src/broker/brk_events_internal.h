@@ -36,6 +36,7 @@ struct brk_events_order {
     uint64_t fetch_at_us; /* when to ask the peers for it (again) */
     uint32_t fetches;     /* FETCHes sent for it (picks the next peer) */
     uint32_t count;
+    bool store_checked;   /* durable: the store was asked whether it holds the range */
 };
 
 /* A total-order channel's ORDERs, released strictly in arrival (= position) order. */
@@ -158,6 +159,22 @@ void brk_events__total_publish(struct brk_events *e, const struct brk_table *tab
                                const uint8_t publisher[TRONE_KEY_LEN], const uint8_t *event,
                                size_t event_size);
 bool brk_events__total_pending(const struct brk_events *e);
+/* Adds one event (trusted: accepted, fetched or reloaded) to the pending pool, evicting the
+ * oldest entries as needed. */
+void brk_events__pool_add(struct brk_events *e, const char *tag,
+                          const uint8_t publisher[TRONE_KEY_LEN], const uint8_t *event,
+                          size_t event_size);
+/* Releases every total-order channel's waiting ORDERs that can go. */
+void brk_events__total_release_all(struct brk_events *e, const struct brk_table *table,
+                                   uint64_t now_us);
+
+/* Durable total order (brk_events_pending.c). Pending events older than a released range's
+ * are deleted with it, at most this many more per range. */
+#define BRK_EVENTS_PENDING_DROP_SLACK 256u
+/* Does the channel's total stream hold every position of o? Then they are queued from the
+ * store for the attached subscribers (as a release would) and true is returned. */
+bool brk_events__order_stored(struct brk_events *e, const struct brk_table *table,
+                              const struct brk_channel *ch, const struct brk_events_order *o);
 /* Parses the record at p (written by enqueue, so trusted). */
 void brk_events__record_read(const uint8_t *p, struct brk_events_record *rec);
 /* Removes the oldest record of a level of slot conn_idx. */
@@ -166,10 +183,13 @@ void brk_events__level_pop(struct brk_events *e, struct brk_events_conn *c, uint
 /* Durable channels (brk_events_replay.c): stores one accepted event (0, or the refusal);
  * starts a replay on an attachment; replays within budget bytes for slot conn_idx. */
 int brk_events__durable_put(struct brk_events *e, const struct brk_channel *ch,
-                            const uint8_t publisher[TRONE_KEY_LEN], uint64_t stream,
+                            const uint8_t publisher[TRONE_KEY_LEN], uint64_t stream, bool pending,
                             uint64_t position, const uint8_t *event, size_t event_size);
 uint64_t brk_events__durable_stream(const char *tag, const uint8_t publisher[TRONE_KEY_LEN],
                                     uint64_t epoch, bool total);
+/* The pending stream of (tag, publisher, epoch) of a durable total-order channel. */
+uint64_t brk_events__pending_stream(const char *tag, const uint8_t publisher[TRONE_KEY_LEN],
+                                    uint64_t epoch);
 void brk_events__replay_start(struct brk_events *e, uint32_t attach_idx, uint8_t mode,
                               uint64_t start);
 size_t brk_events__replay_flush(struct brk_events *e, const struct brk_table *table,

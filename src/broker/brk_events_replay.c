@@ -28,19 +28,35 @@ uint64_t brk_events__durable_stream(const char *tag, const uint8_t publisher[TRO
     return chan_durable_stream_id(&d);
 }
 
+uint64_t brk_events__pending_stream(const char *tag, const uint8_t publisher[TRONE_KEY_LEN],
+                                    uint64_t epoch)
+{
+    struct chan_durable_stream d;
+    memset(&d, 0, sizeof(d));
+    d.pending = true;
+    memcpy(d.publisher, publisher, TRONE_KEY_LEN);
+    d.epoch = epoch;
+    snprintf(d.tag, sizeof(d.tag), "%s", tag);
+    return chan_durable_stream_id(&d);
+}
+
 int brk_events__durable_put(struct brk_events *e, const struct brk_channel *ch,
-                            const uint8_t publisher[TRONE_KEY_LEN], uint64_t stream,
+                            const uint8_t publisher[TRONE_KEY_LEN], uint64_t stream, bool pending,
                             uint64_t position, const uint8_t *event, size_t event_size)
 {
     TRONE_ASSERT(e->config.durable.put != NULL);
     TRONE_ASSERT(event_size >= 24u);
     bool total = ch->cls.order == BRK_ORDER_TOTAL;
+    if (pending) {
+        TRONE_ASSERT(total);
+    }
     if (e->desc_stream != stream) {
         /* The descriptor is built once per stream change, not per event. */
         struct chan_durable_stream d;
         memset(&d, 0, sizeof(d));
-        d.total = total;
-        if (!total) {
+        d.total = total && !pending;
+        d.pending = pending;
+        if (!d.total) {
             memcpy(d.publisher, publisher, TRONE_KEY_LEN);
             d.epoch = buf_load_u64(event);
         }
@@ -56,8 +72,10 @@ int brk_events__durable_put(struct brk_events *e, const struct brk_channel *ch,
     TRONE_ASSERT(event_size <= BRK_EVENTS_EVENT_MAX);
     memcpy(record, publisher, TRONE_KEY_LEN);
     memcpy(record + TRONE_KEY_LEN, event, event_size);
-    if (e->group == 0 || strcmp(e->group_tag, ch->tag) != 0) {
-        e->group = chan_durable_group(ch->tag); /* one hash per tag change, not per event */
+    if (e->group == 0 || e->group_pending != pending || strcmp(e->group_tag, ch->tag) != 0) {
+        /* One hash per tag or kind change, not per event. */
+        e->group = pending ? chan_durable_pending_group(ch->tag) : chan_durable_group(ch->tag);
+        e->group_pending = pending;
         snprintf(e->group_tag, sizeof(e->group_tag), "%s", ch->tag);
     }
     int rc = e->config.durable.put(e->config.durable.ctx, e->group, stream,
@@ -69,7 +87,11 @@ int brk_events__durable_put(struct brk_events *e, const struct brk_channel *ch,
         e->store_status = rc;
         return rc;
     }
-    e->stats.stored++;
+    if (pending) {
+        e->stats.pending_stored++;
+    } else {
+        e->stats.stored++;
+    }
     e->store_status = 0;
     return 0;
 }
@@ -81,6 +103,7 @@ void brk_events_durable_set(struct brk_events *e, const struct brk_events_durabl
     TRONE_ASSERT((d->insert == NULL) == (d->info == NULL));
     TRONE_ASSERT((d->insert == NULL) == (d->hole == NULL));
     TRONE_ASSERT(d->insert == NULL || d->put != NULL);
+    TRONE_ASSERT(d->drop == NULL || d->put != NULL);
     e->config.durable = *d;
 }
 
@@ -235,7 +258,7 @@ static bool brk_events_replay_next_stream(struct brk_events *e, struct brk_event
     if (rc == 0) {
         rc = chan_durable_desc_decode(&d, desc, desc_size);
     }
-    if (rc == 0 && (id <= a->replay_stream || strcmp(d.tag, a->tag) != 0)) {
+    if (rc == 0 && (id <= a->replay_stream || d.pending || strcmp(d.tag, a->tag) != 0)) {
         rc = TRONE_ECORRUPT;
     }
     if (rc != 0) {

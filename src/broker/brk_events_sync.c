@@ -9,6 +9,9 @@
  * peers sent the same record bytes for its (stream, position), or, on a PKS/PKE FIFO stream,
  * once its publisher's signature verifies for an authorized publisher. Stores go through the
  * runtime's functions (brk_events_durable) into the loop turn's batch, as live events do.
+ * Only a channel's own group is synced: the pending streams of total-order channels are each
+ * replica's staging of events it accepted before their ORDER released them (their agreed
+ * copies are in the total stream, which is synced; a missing one is FETCHed by its ORDER).
  * No I/O, no clock of its own (now_us comes in), no randomness. */
 #include <sodium.h>
 #include <stdio.h>
@@ -412,8 +415,10 @@ static void brk_sync_list(struct brk_events *e, const struct brk_channel *ch, ui
         struct chan_durable_stream d;
         if (chan_durable_desc_decode(&d, en.desc, en.desc_size) != 0 ||
             chan_durable_stream_id(&d) != en.stream ||
-            d.total != (ch->cls.order == BRK_ORDER_TOTAL) || en.count == 0) {
-            continue; /* a descriptor that does not name its id: ignored */
+            d.total != (ch->cls.order == BRK_ORDER_TOTAL) || d.pending || en.count == 0) {
+            /* A descriptor that does not name its id, or a pending stream (per-replica
+             * staging, never listed by a correct peer): ignored. */
+            continue;
         }
         struct brk_sync_chain *c = brk_sync_chain_find(s, peer, en.stream);
         if (c != NULL) {
@@ -558,7 +563,8 @@ static void brk_sync_events(struct brk_events *e, const struct brk_table *table,
     struct chan_durable_stream d;
     struct brk_sync_chain *c = brk_sync_chain_find(e->sync, peer, m->stream);
     if (c == NULL || chan_durable_desc_decode(&d, m->desc, m->desc_size) != 0 ||
-        chan_durable_stream_id(&d) != m->stream || d.total != (ch->cls.order == BRK_ORDER_TOTAL)) {
+        chan_durable_stream_id(&d) != m->stream || d.pending ||
+        d.total != (ch->cls.order == BRK_ORDER_TOTAL)) {
         return; /* not asked for (a late answer of an ended chain), or inconsistent */
     }
     struct brk_events_stream_info info;

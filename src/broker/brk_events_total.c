@@ -209,9 +209,9 @@ static uint32_t brk_events_pool_find(const struct brk_events *e, const char *tag
     return BRK_EVENTS_NONE;
 }
 
-static void brk_events_pool_add(struct brk_events *e, const char *tag,
-                                const uint8_t publisher[TRONE_KEY_LEN], const uint8_t *event,
-                                size_t event_size)
+void brk_events__pool_add(struct brk_events *e, const char *tag,
+                          const uint8_t publisher[TRONE_KEY_LEN], const uint8_t *event,
+                          size_t event_size)
 {
     size_t tag_size = strlen(tag);
     uint64_t need = 1u + tag_size + TRONE_KEY_LEN + event_size;
@@ -336,27 +336,52 @@ static bool brk_events_order_matches(struct brk_events *e, const struct brk_even
     return memcmp(digest, o->digest, TRONE_HASH_LEN) == 0;
 }
 
-/* Queues the events of o, at their positions, for every connection attached to the channel. */
-static void brk_events_order_release(struct brk_events *e, const struct brk_table *table,
+/* Durable: stores the events of o (found by brk_events_order_complete) at their agreed
+ * positions before any of them can leave (the turn's commit precedes the sends), then deletes
+ * their pending copies in the same batch. false if the store refused one: then nothing of o
+ * is released live, because a subscriber must not get from this replica a position that the
+ * replica could lose; o stays blocked and is tried again until the wait skips it. */
+static bool brk_events_order_store(struct brk_events *e, const struct brk_channel *ch,
+                                   const struct brk_events_order *o, uint64_t stream)
+{
+    for (uint32_t i = 0; i < o->count; i++) {
+        size_t size;
+        const uint8_t *event = brk_events_pool_event(e, &e->pool[e->order_slots[i]], &size);
+        if (brk_events__durable_put(e, ch, o->publisher, stream, false, o->first_position + i,
+                                    event, size) != 0) {
+            e->stats.release_refused++;
+            return false;
+        }
+    }
+    if (e->config.durable.drop != NULL) {
+        /* Every seq up to the range's last was ordered (a publisher's ranges follow each
+         * other): earlier pending leftovers (skipped ranges) go too, a bounded few at once. */
+        uint64_t pending = brk_events__pending_stream(ch->tag, o->publisher, o->epoch);
+        int n = e->config.durable.drop(e->config.durable.ctx, pending,
+                                       o->first_seq + o->count - 1u,
+                                       o->count + BRK_EVENTS_PENDING_DROP_SLACK);
+        e->stats.pending_dropped += n > 0 ? (uint64_t)n : 0;
+    }
+    return true;
+}
+
+/* Queues the events of o, at their positions, for every connection attached to the channel.
+ * false (nothing released) if a durable channel's store refused them. */
+static bool brk_events_order_release(struct brk_events *e, const struct brk_table *table,
                                      const struct brk_channel *ch, const struct brk_events_order *o)
 {
-    /* Durable: stored at its agreed position before it can leave (the turn's commit precedes
-     * the sends). A refused put (full disk) still releases it live: the position is agreed,
-     * and this replica's subscribers would otherwise wait for it; the replica just cannot
-     * replay it later (counted, logged by the runtime). */
     static const uint8_t zero[TRONE_KEY_LEN];
     uint64_t stream = ch->cls.durable && e->config.durable.put != NULL
                           ? brk_events__durable_stream(ch->tag, zero, 0, true)
                           : 0;
+    if (stream != 0 && !brk_events_order_store(e, ch, o, stream)) {
+        return false;
+    }
     uint32_t target_count = brk_events__targets(e, table, ch, stream);
     for (uint32_t i = 0; i < o->count; i++) {
         uint32_t slot = e->order_slots[i];
         size_t size;
         const uint8_t *event = brk_events_pool_event(e, &e->pool[slot], &size);
-        if (stream != 0) {
-            (void)brk_events__durable_put(e, ch, o->publisher, stream, o->first_position + i,
-                                          event, size);
-        }
         for (uint32_t k = 0; k < target_count; k++) {
             brk_events__enqueue(e, e->targets[k], ch->cls.urgency, ch->tag, o->publisher,
                                 o->first_position + i, event, size);
@@ -368,6 +393,19 @@ static void brk_events_order_release(struct brk_events *e, const struct brk_tabl
         }
     }
     e->stats.released += o->count;
+    return true;
+}
+
+/* What the publisher sent us is not what it ordered (a Byzantine publisher): drops our copies;
+ * the range is skipped after the wait. */
+static void brk_events_order_drop_copies(struct brk_events *e, const struct brk_events_order *o)
+{
+    e->stats.mismatched++;
+    for (uint32_t i = 0; i < o->count; i++) {
+        if (e->pool[e->order_slots[i]].alive) {
+            brk_events_pool_unlink(e, e->order_slots[i]);
+        }
+    }
 }
 
 /* Releases t's ORDERs in order while their events are all here; skips one that waited too
@@ -376,7 +414,7 @@ static void brk_events_total_release(struct brk_events *e, const struct brk_tabl
                                      struct brk_events_total *t, uint64_t now_us)
 {
     for (uint32_t n = 0; n <= e->config.orders_max && t->order_count > 0; n++) {
-        const struct brk_events_order *o = brk_events_total_head(e, t);
+        struct brk_events_order *o = brk_events_total_head(e, t);
         const struct brk_channel *ch = brk_table_find_channel(table, t->tag);
         bool waited = now_us >= o->since_us && now_us - o->since_us >= e->config.total_wait_us;
         if (ch == NULL || ch->cls.order != BRK_ORDER_TOTAL) {
@@ -385,18 +423,20 @@ static void brk_events_total_release(struct brk_events *e, const struct brk_tabl
             continue;
         }
         if (brk_events_order_complete(e, t, o)) {
-            if (brk_events_order_matches(e, o)) {
-                brk_events_order_release(e, table, ch, o);
+            if (!brk_events_order_matches(e, o)) {
+                brk_events_order_drop_copies(e, o);
+            } else if (brk_events_order_release(e, table, ch, o)) {
                 brk_events_total_pop(e, t, now_us);
                 continue;
             }
-            /* What the publisher sent us is not what it ordered (a Byzantine publisher): drop
-             * our copies; the range is skipped after the wait. */
-            e->stats.mismatched++;
-            for (uint32_t i = 0; i < o->count; i++) {
-                if (e->pool[e->order_slots[i]].alive) {
-                    brk_events_pool_unlink(e, e->order_slots[i]);
-                }
+        } else if (!o->store_checked && ch->cls.durable && e->config.durable.read != NULL) {
+            /* Executed again after a restart, its range stored before the crash and its
+             * pending copies deleted: released from the store instead of waiting. Looked up
+             * once per ORDER, so a range that simply is not here yet costs one read. */
+            o->store_checked = true;
+            if (brk_events__order_stored(e, table, ch, o)) {
+                brk_events_total_pop(e, t, now_us);
+                continue;
             }
         }
         if (!waited) {
@@ -412,10 +452,20 @@ void brk_events__total_publish(struct brk_events *e, const struct brk_table *tab
                                const uint8_t *event, size_t event_size)
 {
     TRONE_ASSERT(ch->cls.order == BRK_ORDER_TOTAL);
-    brk_events_pool_add(e, ch->tag, publisher, event, event_size);
+    brk_events__pool_add(e, ch->tag, publisher, event, event_size);
     struct brk_events_total *t = brk_events_total_find(e, ch->tag);
     if (t != NULL && t->order_count > 0) {
         brk_events_total_release(e, table, t, now_us);
+    }
+}
+
+void brk_events__total_release_all(struct brk_events *e, const struct brk_table *table,
+                                   uint64_t now_us)
+{
+    for (uint32_t i = 0; i < e->total_count; i++) {
+        if (e->totals[i].used && e->totals[i].order_count > 0) {
+            brk_events_total_release(e, table, &e->totals[i], now_us);
+        }
     }
 }
 
@@ -602,7 +652,7 @@ static void brk_events_fetched(struct brk_events *e, const struct brk_table *tab
         if (slot != BRK_EVENTS_NONE) {
             brk_events_pool_unlink(e, slot); /* ours may be a different (lying) copy */
         }
-        brk_events_pool_add(e, m->tag, m->publisher, data + starts[i], sizes[i]);
+        brk_events__pool_add(e, m->tag, m->publisher, data + starts[i], sizes[i]);
     }
     brk_events_total_release(e, table, t, now_us);
 }

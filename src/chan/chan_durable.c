@@ -29,11 +29,22 @@ uint64_t chan_durable_group(const char *tag)
     return chan_durable_hash("trone-durable-group", (const uint8_t *)tag, strlen(tag));
 }
 
+uint64_t chan_durable_pending_group(const char *tag)
+{
+    return chan_durable_hash("trone-durable-pending", (const uint8_t *)tag, strlen(tag));
+}
+
+static uint8_t chan_durable_kind(const struct chan_durable_stream *d)
+{
+    TRONE_ASSERT(!(d->total && d->pending));
+    return d->pending ? 2 : d->total ? 1 : 0;
+}
+
 size_t chan_durable_desc_encode(const struct chan_durable_stream *d, uint8_t *out)
 {
     size_t tag_size = strlen(d->tag);
     TRONE_ASSERT(tag_size <= TRONE_TAG_MAX);
-    out[0] = d->total ? 1 : 0;
+    out[0] = chan_durable_kind(d);
     memcpy(out + 1, d->publisher, TRONE_KEY_LEN);
     buf_store_u64(out + 1 + TRONE_KEY_LEN, d->epoch);
     out[1 + TRONE_KEY_LEN + 8] = (uint8_t)tag_size;
@@ -46,7 +57,7 @@ uint64_t chan_durable_stream_id(const struct chan_durable_stream *d)
     uint8_t key[1 + TRONE_KEY_LEN + TRONE_TAG_MAX];
     size_t tag_size = strlen(d->tag);
     TRONE_ASSERT(tag_size <= TRONE_TAG_MAX);
-    key[0] = d->total ? 1 : 0;
+    key[0] = chan_durable_kind(d);
     memcpy(key + 1, d->publisher, TRONE_KEY_LEN);
     memcpy(key + 1 + TRONE_KEY_LEN, d->tag, tag_size);
     uint64_t high = chan_durable_hash("trone-durable-stream", key, 1 + TRONE_KEY_LEN + tag_size);
@@ -58,7 +69,7 @@ uint64_t chan_durable_stream_id(const struct chan_durable_stream *d)
 int chan_durable_desc_decode(struct chan_durable_stream *d, const uint8_t *data, size_t size)
 {
     memset(d, 0, sizeof(*d));
-    if (size < 2u + TRONE_KEY_LEN + 8u || data[0] > 1) {
+    if (size < 2u + TRONE_KEY_LEN + 8u || data[0] > 2) {
         return TRONE_ECORRUPT;
     }
     size_t tag_size = data[1 + TRONE_KEY_LEN + 8];
@@ -66,6 +77,7 @@ int chan_durable_desc_decode(struct chan_durable_stream *d, const uint8_t *data,
         return TRONE_ECORRUPT;
     }
     d->total = data[0] == 1;
+    d->pending = data[0] == 2;
     memcpy(d->publisher, data + 1, TRONE_KEY_LEN);
     d->epoch = buf_load_u64(data + 1 + TRONE_KEY_LEN);
     memcpy(d->tag, data + 2 + TRONE_KEY_LEN + 8, tag_size);

@@ -254,7 +254,9 @@ static int evt_parse(struct evt_args *a, int argc, char **argv)
                            .pubs = {1}, .pub_count = 1, .subs = {1}, .sub_count = 1,
                            .rates = {{.per_s = 0}, {.half = true}}, .rate_count = 2,
                            .seconds = 3, .window = 4096, .baselines = true};
-    int rc = evt_class_list(a, "cft,fifo,si/bft,fifo,si/cft,fifo,pks/bft,fifo,pks/bft,total,si");
+    char why[64];
+    int rc = evt_class_list(a, "cft,fifo,si/bft,fifo,si/cft,fifo,pks/bft,fifo,pks/bft,total,si",
+                            why, sizeof(why));
     TRONE_ASSERT(rc == 0);
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {

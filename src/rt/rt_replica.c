@@ -803,7 +803,8 @@ static int rt_replica_store_init(struct rt_replica *r, char *errmsg, size_t errm
                                              .read = rt_store_event_read,
                                              .info = rt_store_stream_info,
                                              .hole = rt_store_event_hole,
-                                             .insert = rt_store_event_insert};
+                                             .insert = rt_store_event_insert,
+                                             .drop = rt_store_event_drop};
         if (getenv("TRONE_DEBUG_NO_SYNC") != NULL) {
             /* Only to prove that the catch-up tests fail without anti-entropy. */
             log_warn(RT_REPLICA_COMP, "msg=\"durable anti-entropy disabled (TRONE_DEBUG_NO_SYNC)\"");
@@ -812,6 +813,19 @@ static int rt_replica_store_init(struct rt_replica *r, char *errmsg, size_t errm
             durable.insert = NULL;
         }
         brk_events_durable_set(&r->events, &durable);
+        /* The pending events of durable total-order channels back into the pool, so the
+         * ORDERs executed again from the restored log (already waiting) or later release
+         * them at their positions; what is released now is committed before any send. */
+        int loaded = brk_events_pending_load(&r->events, &r->table, rt_replica_now_us());
+        if (loaded < 0) {
+            log_warn(RT_REPLICA_COMP, "msg=\"cannot reload the pending total-order events\" "
+                     "err=%s", trone_err_name(loaded));
+        } else if (loaded > 0) {
+            log_info(RT_REPLICA_COMP, "msg=\"reloaded pending total-order events\" events=%d "
+                     "released=%llu", loaded,
+                     (unsigned long long)brk_events_stats(&r->events)->released);
+        }
+        rt_store_commit(&r->store);
         if (uv_timer_start(&r->retention_timer, rt_replica_on_retention, RT_RETENTION_MS,
                            RT_RETENTION_MS) != 0) {
             snprintf(errmsg, errmsg_size, "cannot start the retention timer");

@@ -251,6 +251,21 @@ int rt_store_event_put(void *ctx, uint64_t group, uint64_t stream, const uint8_t
     return rc;
 }
 
+int rt_store_event_drop(void *ctx, uint64_t stream, uint64_t position_max, uint32_t delete_max)
+{
+    struct rt_store *st = ctx;
+    TRONE_ASSERT(st->store != NULL);
+    rt_store_batch_open(st);
+    uint32_t deleted = 0;
+    int rc = store_event_drop_upto(st->store, stream, position_max, delete_max, &deleted);
+    if (rc != 0) {
+        return rc; /* sticky: the commit fails and says why */
+    }
+    st->batch_records += deleted;
+    st->pending_dropped += deleted;
+    return (int)deleted;
+}
+
 int rt_store_stream_next(void *ctx, uint64_t group, uint64_t after, uint64_t *stream,
                          uint8_t *desc, size_t desc_max, size_t *desc_size)
 {
@@ -401,7 +416,8 @@ static int rt_store_dump_event(void *ctx, uint64_t position, uint64_t time_ms, c
     if (!x->desc.total) {
         rt_store_hex(publisher_hex, x->desc.publisher, TRONE_KEY_LEN);
     }
-    fprintf(x->out, "%s %s %s %llu %llu %s\n", x->desc.tag, x->desc.total ? "total" : "fifo",
+    const char *kind = x->desc.pending ? "pending" : x->desc.total ? "total" : "fifo";
+    fprintf(x->out, "%s %s %s %llu %llu %s\n", x->desc.tag, kind,
             publisher_hex, (unsigned long long)x->desc.epoch, (unsigned long long)position,
             hash_hex);
     x->count++;

@@ -31,6 +31,7 @@ struct rt_store {
     bool full_logged;           /* the full store was reported */
     uint64_t events;         /* durable events stored */
     uint64_t inserted;       /* durable events stored from peers (anti-entropy) */
+    uint64_t pending_dropped; /* total-order pending events deleted once stored */
 };
 
 /* The cluster's identity in a data directory: BLAKE2b of its replica keys in id order. */
@@ -65,6 +66,11 @@ int rt_store_event_put(void *ctx, uint64_t group, uint64_t stream, const uint8_t
                        size_t desc_size, uint64_t position, uint64_t time_us,
                        const uint8_t *record, size_t size, uint64_t retain_ms,
                        uint64_t retain_bytes);
+/* Deletes a durable total-order channel's pending events up to position_max (at most
+ * delete_max) in this turn's batch (brk_events_durable drop): the number deleted, or an
+ * error (also refused while the batch failed). Does not make the batch commit before the
+ * sends on its own. */
+int rt_store_event_drop(void *ctx, uint64_t stream, uint64_t position_max, uint32_t delete_max);
 /* Applies retention in one small step (at most RT_STORE_RETENTION_STEP deletions, one short
  * transaction; the turn's open batch is committed first). Returns true if more is due now. */
 bool rt_store_retention(struct rt_store *st, uint64_t now_ms);
@@ -87,7 +93,9 @@ int rt_store_event_insert(void *ctx, uint64_t group, uint64_t stream, const uint
 
 /* Prints every durable event of the store in dir (replica self of cluster) to out, one line
  * per event in (group, stream, position) order, the same order at every replica:
- *   <tag> <fifo|total> <publisher hex|-> <epoch> <position> <BLAKE2b-256 of the record, hex>
+ *   <tag> <fifo|total|pending> <publisher hex|-> <epoch> <position> <BLAKE2b-256, hex>
+ * (pending: a total-order event staged until its ORDER stored it in the total stream; a
+ * replica's own, so two replicas' pending lines may differ)
  * then a last line "events <count>". Reads only; the replica must be stopped (the store is
  * locked while it runs). 0, or a TRONE_E* code with errmsg. */
 TRONE_MUST_CHECK int rt_store_dump_events(const char *dir, const struct cfg_cluster *cluster,

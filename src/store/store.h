@@ -104,6 +104,13 @@ int store_event_put(struct store *s, uint64_t channel, uint64_t position, uint64
  * (as store_event_put), TRONE_EINVAL (position 0, no batch). */
 int store_event_insert(struct store *s, uint64_t channel, uint64_t position, uint64_t time_ms,
                        const uint8_t *data, size_t size);
+/* Deletes, in the open batch, at most delete_max of the channel's oldest events whose
+ * position is <= position_max (a total-order channel's pending events once they are stored
+ * at their agreed positions, docs/PROTOCOL.md 11.1); the channel's first, count and bytes
+ * follow. Sets *deleted. 0 (also for a channel that holds nothing), TRONE_EINVAL (no batch),
+ * or an error, sticky for the batch. Cost: one cursor walk over the deleted keys. */
+int store_event_drop_upto(struct store *s, uint64_t channel, uint64_t position_max,
+                          uint32_t delete_max, uint32_t *deleted);
 /* Finds the first position >= from that channel does not hold, looking at no more than
  * scan_max held positions: *hole is that position and *hole_end the first held position
  * above it (UINT64_MAX when none); if scan_max held positions follow from without a hole,

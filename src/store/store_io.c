@@ -887,6 +887,74 @@ int store_event_insert(struct store *s, uint64_t channel, uint64_t position, uin
     return batch_fail(s, chan_put(s->txn, s, channel, &info));
 }
 
+static int event_decode(const MDB_val *key, const MDB_val *val, uint64_t *time_ms,
+                        const uint8_t **data, size_t *size);
+
+int store_event_drop_upto(struct store *s, uint64_t channel, uint64_t position_max,
+                          uint32_t delete_max, uint32_t *deleted)
+{
+    *deleted = 0;
+    if (s->txn == NULL) {
+        return TRONE_EINVAL;
+    }
+    if (s->batch_error != 0) {
+        return s->batch_error;
+    }
+    if (s->cache_valid && s->cache_channel == channel) {
+        /* The cached record would overwrite what this writes: write it back first. */
+        if (chan_cache_flush(s) != 0) {
+            return s->batch_error;
+        }
+        chan_cache_drop(s);
+    }
+    struct store_channel_info info;
+    int rc = chan_get(s->txn, s, channel, &info);
+    if (rc == TRONE_ENOENT || (rc == 0 && (info.count == 0 || info.first > position_max))) {
+        return 0;
+    }
+    if (rc != 0) {
+        return batch_fail(s, rc);
+    }
+    MDB_cursor *cur = NULL;
+    rc = store_err(mdb_cursor_open(s->txn, s->events, &cur));
+    if (rc != 0) {
+        return batch_fail(s, rc);
+    }
+    uint8_t k[STORE_EVENT_KEY_LEN];
+    event_key(k, channel, info.first);
+    MDB_val key = {.mv_size = sizeof(k), .mv_data = k};
+    MDB_val val;
+    int mrc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+    while (*deleted < delete_max && rc == 0 && mrc == 0 && be64_load(key.mv_data) == channel &&
+           be64_load((const uint8_t *)key.mv_data + 8) <= position_max) {
+        uint64_t time_ms = 0;
+        const uint8_t *data = NULL;
+        size_t size = 0;
+        rc = event_decode(&key, &val, &time_ms, &data, &size);
+        if (rc != 0) {
+            break;
+        }
+        memcpy(k, key.mv_data, STORE_EVENT_KEY_LEN);
+        rc = store_err(mdb_cursor_del(cur, 0));
+        (*deleted)++;
+        info.count--;
+        info.bytes -= size <= info.bytes ? size : info.bytes;
+        key.mv_size = sizeof(k);
+        key.mv_data = k;
+        mrc = rc == 0 ? mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE) : MDB_NOTFOUND;
+    }
+    bool more = rc == 0 && mrc == 0 && be64_load(key.mv_data) == channel;
+    info.first = more && info.count > 0 ? be64_load((const uint8_t *)key.mv_data + 8) : 0;
+    mdb_cursor_close(cur);
+    if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND) {
+        rc = store_err(mrc);
+    }
+    if (rc == 0 && *deleted > 0) {
+        rc = chan_put(s->txn, s, channel, &info);
+    }
+    return batch_fail(s, rc);
+}
+
 int store_event_hole(struct store *s, uint64_t channel, uint64_t from, uint32_t scan_max,
                      uint64_t *hole, uint64_t *hole_end)
 {

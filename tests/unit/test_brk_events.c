@@ -66,6 +66,9 @@ static void make_channel(struct fixture *f, const char *tag, const char *cls)
     run_op(f);
 }
 
+/* The class of c.total (the durable total-order tests make it durable). */
+static const char *total_class = "cft,total";
+
 static void fixture_make(struct fixture *f, const struct brk_events_config *cfg)
 {
     for (uint32_t i = 0; i < KEYS; i++) {
@@ -85,7 +88,7 @@ static void fixture_make(struct fixture *f, const struct brk_events_config *cfg)
     }
     make_channel(f, "c.lo", "cft,fifo,urgency=0");
     make_channel(f, "c.hi", "bft,fifo,urgency=7");
-    make_channel(f, "c.total", "cft,total");
+    make_channel(f, "c.total", total_class);
     assert_int_equal(brk_events_init(&f->ev, cfg), 0);
 }
 
@@ -1060,6 +1063,215 @@ static void test_durable_full_refused(void **state)
     assert_int_equal(fake.count, 4);
 }
 
+/* ---- Durable total order: the pending stream ---- */
+
+static int fake_drop(void *ctx, uint64_t stream, uint64_t position_max, uint32_t delete_max)
+{
+    (void)ctx;
+    uint32_t kept = 0;
+    uint32_t dropped = 0;
+    for (uint32_t i = 0; i < fake.count; i++) {
+        if (fake.rec[i].stream == stream && fake.rec[i].position <= position_max &&
+            dropped < delete_max) {
+            dropped++;
+            continue;
+        }
+        fake.rec[kept++] = fake.rec[i];
+    }
+    fake.count = kept;
+    return (int)dropped;
+}
+
+/* How many records fake holds of stream. */
+static uint32_t fake_held(uint64_t stream)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < fake.count; i++) {
+        n += fake.rec[i].stream == stream ? 1 : 0;
+    }
+    return n;
+}
+
+static void fake_expect(uint64_t stream, uint64_t position, uint64_t seq)
+{
+    for (uint32_t i = 0; i < fake.count; i++) {
+        if (fake.rec[i].stream == stream && fake.rec[i].position == position) {
+            assert_true(buf_load_u64(fake.rec[i].data + TRONE_KEY_LEN + 8) == seq);
+            return;
+        }
+    }
+    fail_msg("position %llu not stored", (unsigned long long)position);
+}
+
+static void durable_total_set(struct fixture *f)
+{
+    struct brk_events_durable d = {.put = fake_put, .stream_next = fake_stream_next,
+                                   .read = fake_read, .drop = fake_drop};
+    brk_events_durable_set(&f->ev, &d);
+}
+
+static int setup_durable_total(void **state)
+{
+    memset(&fake, 0, sizeof(fake));
+    struct fixture *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    struct brk_events_config cfg;
+    brk_events_config_defaults(&cfg);
+    total_class = "cft,total,durable";
+    fixture_make(f, &cfg);
+    total_class = "cft,total";
+    durable_total_set(f);
+    *state = f;
+    return 0;
+}
+
+/* The replica restarts: a fresh core over the same table and store, the ORDERs of the
+ * restored log executed again (before the store is set, as in rt_replica), then the load. */
+static void restart(struct fixture *f)
+{
+    brk_events_close(&f->ev);
+    struct brk_events_config cfg;
+    brk_events_config_defaults(&cfg);
+    assert_int_equal(brk_events_init(&f->ev, &cfg), 0);
+}
+
+static uint64_t total_stream(void)
+{
+    static const uint8_t zero[TRONE_KEY_LEN];
+    return brk_events__durable_stream("c.total", zero, 0, true);
+}
+
+/* On a durable total-order channel the ACK of a PUBLISH comes out of the same call as the
+ * store put of every event it covers (the runtime commits that put before the ACK leaves); a
+ * refused put is a TRONE_EFULL ACK and the event is neither acked nor pooled. The ORDER then
+ * stores the events at their positions and deletes their pending copies. */
+static void test_durable_total_ack_after_put(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t pending = brk_events__pending_stream("c.total", f->keys[PUB], 7);
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.total", 7, 1, 3), 0);
+    assert_true(last_ack(f, CONN_PUB, 7, 0) == 3);
+    assert_int_equal(fake_held(pending), 3);
+    for (uint64_t seq = 1; seq <= 3; seq++) {
+        fake_expect(pending, seq, seq);
+    }
+    assert_int_equal(fake.streams[0].group, chan_durable_pending_group("c.total"));
+    assert_true(brk_events_stats(&f->ev)->pending_stored == 3);
+    /* Full: refused, not acked beyond 3, not pooled. */
+    fake.full = true;
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.total", 7, 4, 1), 0);
+    assert_int_equal(last_ack(f, CONN_PUB, 7, TRONE_EFULL), 3);
+    struct brk_events_pool_stats ps;
+    brk_events_pool_stats(&f->ev, &ps);
+    assert_int_equal(ps.events, 3);
+    fake.full = false;
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.total", 7, 4, 1), 0);
+    assert_true(last_ack(f, CONN_PUB, 7, 0) == 4);
+    /* The ORDER: stored at positions 10..13, pending copies gone. */
+    assert_int_equal(tag_message(f, CONN_SUB, SUB, CHAN_MSG_ATTACH, "c.total"), 0);
+    order(f, 1000, 7, 1, 4, 10, true);
+    assert_int_equal(fake_held(total_stream()), 4);
+    for (uint64_t i = 0; i < 4; i++) {
+        fake_expect(total_stream(), 10 + i, 1 + i);
+    }
+    assert_int_equal(fake_held(pending), 0);
+    assert_true(brk_events_stats(&f->ev)->pending_dropped == 4);
+    uint64_t pos[8];
+    uint64_t seqs[8];
+    assert_int_equal(flush_total(f, CONN_SUB, pos, seqs, 8), 4);
+    assert_true(pos[0] == 10 && pos[3] == 13);
+}
+
+/* Acknowledged events whose ORDER executed but did not release them (here: the ORDER came
+ * first and the replica crashed before a release) are reloaded from the pending stream at
+ * restart and released at the ORDER's positions when it executes again; a range stored
+ * before the crash (pending copies deleted) is released from the store without waiting. */
+static void test_durable_total_reload(void **state)
+{
+    struct fixture *f = *state;
+    /* Range 1-2 released and stored before the crash; 3-5 acked (pending) only. */
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.total", 7, 1, 2), 0);
+    order(f, 1000, 7, 1, 2, 1, true);
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.total", 7, 3, 3), 0);
+    assert_true(last_ack(f, CONN_PUB, 7, 0) == 5);
+    assert_int_equal(fake_held(total_stream()), 2);
+    restart(f);
+    /* The restored log executes both ORDERs again, before the store is set. */
+    order(f, 2000, 7, 1, 2, 1, true);
+    order(f, 2000, 7, 3, 3, 3, true);
+    assert_int_equal(fake_held(total_stream()), 2);
+    durable_total_set(f);
+    assert_int_equal(brk_events_pending_load(&f->ev, &f->table, 3000), 3);
+    assert_true(brk_events_stats(&f->ev)->pending_loaded == 3);
+    assert_int_equal(fake_held(total_stream()), 5);
+    for (uint64_t i = 0; i < 5; i++) {
+        fake_expect(total_stream(), 1 + i, 1 + i);
+    }
+    assert_int_equal(fake_held(brk_events__pending_stream("c.total", f->keys[PUB], 7)), 0);
+    struct brk_events_pool_stats ps;
+    brk_events_pool_stats(&f->ev, &ps);
+    assert_int_equal(ps.orders, 0);
+    assert_int_equal(ps.events, 0);
+    assert_true(brk_events_stats(&f->ev)->released == 5);
+    assert_true(brk_events_stats(&f->ev)->skipped == 0);
+}
+
+/* A refused store write at release delivers nothing live: the ORDER stays blocked until the
+ * store takes it (then it goes out) or the wait skips it (then nothing goes out). */
+static void test_durable_total_release_refused(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t pos[8];
+    uint64_t seqs[8];
+    assert_int_equal(tag_message(f, CONN_SUB, SUB, CHAN_MSG_ATTACH, "c.total"), 0);
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.total", 7, 1, 2), 0);
+    fake.full = true;
+    order(f, 1000, 7, 1, 2, 1, true);
+    assert_int_equal(flush_total(f, CONN_SUB, pos, seqs, 8), 0);
+    assert_true(brk_events_stats(&f->ev)->release_refused == 1);
+    assert_int_equal(fake_held(total_stream()), 0);
+    fake.full = false;
+    const struct brk_events_out *tick_out = NULL;
+    brk_events_tick(&f->ev, &f->table, 2000, &tick_out);
+    assert_int_equal(flush_total(f, CONN_SUB, pos, seqs, 8), 2);
+    assert_true(pos[0] == 1 && pos[1] == 2);
+    assert_int_equal(fake_held(total_stream()), 2);
+    /* Refused until the wait ends: skipped, nothing live. */
+    assert_int_equal(publish(f, CONN_PUB, PUB, "c.total", 7, 3, 1), 0);
+    fake.full = true;
+    order(f, 3000, 7, 3, 1, 3, true);
+    brk_events_tick(&f->ev, &f->table, 3000 + 3000000u, &tick_out);
+    assert_int_equal(flush_total(f, CONN_SUB, pos, seqs, 8), 0);
+    assert_true(brk_events_stats(&f->ev)->skipped == 1);
+}
+
+/* A pending stream is its own kind: its descriptor decodes back as pending (not total, not
+ * FIFO), its id differs from the FIFO stream of the same (tag, publisher, epoch), and its
+ * group from the channel's, so replays and the anti-entropy never walk it. */
+static void test_durable_pending_names(void **state)
+{
+    struct fixture *f = *state;
+    struct chan_durable_stream d;
+    memset(&d, 0, sizeof(d));
+    d.pending = true;
+    memcpy(d.publisher, f->keys[PUB], TRONE_KEY_LEN);
+    d.epoch = 7000;
+    snprintf(d.tag, sizeof(d.tag), "c.total");
+    uint8_t desc[CHAN_DURABLE_DESC_MAX];
+    size_t size = chan_durable_desc_encode(&d, desc);
+    assert_int_equal(desc[0], 2);
+    struct chan_durable_stream back;
+    assert_int_equal(chan_durable_desc_decode(&back, desc, size), 0);
+    assert_true(back.pending && !back.total && back.epoch == 7000);
+    assert_true(chan_durable_stream_id(&back) ==
+                brk_events__pending_stream("c.total", f->keys[PUB], 7000));
+    assert_true(chan_durable_stream_id(&back) !=
+                brk_events__durable_stream("c.total", f->keys[PUB], 7000, false));
+    assert_true(chan_durable_pending_group("c.total") != chan_durable_group("c.total"));
+    desc[0] = 3;
+    assert_int_equal(chan_durable_desc_decode(&back, desc, size), TRONE_ECORRUPT);
+}
+
 int main(void)
 {
     if (sodium_init() < 0) {
@@ -1083,6 +1295,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flow_control_disconnect, setup_disconnect, teardown),
         cmocka_unit_test_setup_teardown(test_durable_replay_switch, setup_durable, teardown),
         cmocka_unit_test_setup_teardown(test_durable_full_refused, setup_durable, teardown),
+        cmocka_unit_test_setup_teardown(test_durable_total_ack_after_put, setup_durable_total,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_durable_total_reload, setup_durable_total,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_durable_total_release_refused,
+                                        setup_durable_total, teardown),
+        cmocka_unit_test_setup_teardown(test_durable_pending_names, setup_durable_total,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

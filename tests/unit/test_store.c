@@ -623,6 +623,60 @@ static void test_event_insert_hole(void **state)
     store_close(s);
 }
 
+/* A channel's oldest events up to a position are deleted in the open batch (a total-order
+ * channel's pending events once stored at their positions), at most delete_max at once, with
+ * the channel's first, count and bytes following; puts into the channel in the same batch
+ * before the drop are seen by it; a channel holding nothing is no error. */
+static void test_event_drop_upto(void **state)
+{
+    struct fixture *f = *state;
+    struct store *s = open_ok(f);
+    const uint8_t ev[4] = {1, 2, 3, 4};
+    uint32_t deleted = 7;
+    assert_int_equal(store_event_drop_upto(s, 7, 5, 10, &deleted), TRONE_EINVAL); /* no batch */
+    assert_int_equal(deleted, 0);
+    assert_int_equal(store_batch_begin(s), 0);
+    for (uint64_t p = 1; p <= 10; p++) {
+        assert_int_equal(store_event_put(s, 7, p, 100, ev, sizeof(ev)), 0);
+    }
+    assert_int_equal(store_event_drop_upto(s, 7, 6, 4, &deleted), 0); /* bounded */
+    assert_int_equal(deleted, 4);
+    assert_int_equal(store_event_put(s, 7, 11, 100, ev, sizeof(ev)), 0);
+    assert_int_equal(store_batch_commit(s), 0);
+    struct store_channel_info info;
+    assert_int_equal(store_channel_info(s, 7, &info), 0);
+    assert_int_equal(info.first, 5);
+    assert_int_equal(info.last, 11);
+    assert_int_equal(info.count, 7);
+    assert_int_equal(info.bytes, 7 * sizeof(ev));
+    assert_int_equal(store_batch_begin(s), 0);
+    assert_int_equal(store_event_drop_upto(s, 7, 6, 100, &deleted), 0);
+    assert_int_equal(deleted, 2);
+    assert_int_equal(store_event_drop_upto(s, 7, 6, 100, &deleted), 0); /* nothing left <= 6 */
+    assert_int_equal(deleted, 0);
+    assert_int_equal(store_event_drop_upto(s, 8, 6, 100, &deleted), 0); /* unknown channel */
+    assert_int_equal(deleted, 0);
+    assert_int_equal(store_batch_commit(s), 0);
+    struct events_seen seen = {0};
+    assert_int_equal(store_event_read(s, 7, 1, 100, events_collect, &seen), 0);
+    assert_int_equal(seen.count, 5);
+    assert_int_equal(seen.positions[0], 7);
+    store_close(s);
+    s = open_ok(f); /* the drops were committed */
+    assert_int_equal(store_channel_info(s, 7, &info), 0);
+    assert_int_equal(info.first, 7);
+    assert_int_equal(info.count, 5);
+    assert_int_equal(store_batch_begin(s), 0);
+    assert_int_equal(store_event_drop_upto(s, 7, UINT64_MAX, 100, &deleted), 0);
+    assert_int_equal(deleted, 5);
+    assert_int_equal(store_batch_commit(s), 0);
+    assert_int_equal(store_channel_info(s, 7, &info), 0);
+    assert_int_equal(info.count, 0);
+    assert_int_equal(info.first, 0);
+    assert_int_equal(info.last, 11); /* positions never go back */
+    store_close(s);
+}
+
 static void test_map_full(void **state)
 {
     struct fixture *f = *state;
@@ -681,6 +735,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retention_per_channel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_insert_hole, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_event_drop_upto, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tmpfs_full, setup, teardown),
     };
