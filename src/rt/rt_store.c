@@ -202,6 +202,26 @@ static void rt_store_batch_open(struct rt_store *st)
     st->batch_opened_ns = uv_hrtime();
 }
 
+/* A stream met for the first time in this loop's run of puts or inserts (live or fetched
+ * by the catch-up): index it in its group and give it its channel's retention (no write when
+ * both are already so). Needs the batch open. */
+static int rt_store_index(struct rt_store *st, uint64_t group, uint64_t stream,
+                          const uint8_t *desc, size_t desc_size, uint64_t retain_ms,
+                          uint64_t retain_bytes)
+{
+    if (stream == st->indexed_stream) {
+        return 0;
+    }
+    int rc = store_stream_put(st->store, group, stream, desc, desc_size);
+    if (rc == 0) {
+        rc = store_retention_set(st->store, stream, retain_ms, retain_bytes);
+    }
+    if (rc == 0) {
+        st->indexed_stream = stream;
+    }
+    return rc;
+}
+
 int rt_store_event_put(void *ctx, uint64_t group, uint64_t stream, const uint8_t *desc,
                        size_t desc_size, uint64_t position, uint64_t time_us,
                        const uint8_t *record, size_t size, uint64_t retain_ms,
@@ -221,17 +241,9 @@ int rt_store_event_put(void *ctx, uint64_t group, uint64_t stream, const uint8_t
         return TRONE_EFULL; /* refused whole; nothing joins the batch */
     }
     rt_store_batch_open(st);
-    if (stream != st->indexed_stream) {
-        /* A stream met for the first time in this loop's run of puts: index it and give it
-         * its channel's retention (no write when both are already so). */
-        int rc = store_stream_put(st->store, group, stream, desc, desc_size);
-        if (rc == 0) {
-            rc = store_retention_set(st->store, stream, retain_ms, retain_bytes);
-        }
-        if (rc != 0) {
-            return rc; /* EEXIST: refused; others are sticky: the commit fails and says why */
-        }
-        st->indexed_stream = stream;
+    int irc = rt_store_index(st, group, stream, desc, desc_size, retain_ms, retain_bytes);
+    if (irc != 0) {
+        return irc; /* EEXIST: refused; others are sticky: the commit fails and says why */
     }
     int rc = store_event_put(st->store, stream, position, time_us / 1000u, record, size);
     if (rc == TRONE_EINVAL && position != 0) {
@@ -362,16 +374,9 @@ int rt_store_event_insert(void *ctx, uint64_t group, uint64_t stream, const uint
         return TRONE_EFULL; /* as a put: refused before the batch, which could not commit */
     }
     rt_store_batch_open(st);
-    if (stream != st->indexed_stream) {
-        /* A stream the catch-up creates gets its channel's retention, as a put's does. */
-        int rc = store_stream_put(st->store, group, stream, desc, desc_size);
-        if (rc == 0) {
-            rc = store_retention_set(st->store, stream, retain_ms, retain_bytes);
-        }
-        if (rc != 0) {
-            return rc;
-        }
-        st->indexed_stream = stream;
+    int irc = rt_store_index(st, group, stream, desc, desc_size, retain_ms, retain_bytes);
+    if (irc != 0) {
+        return irc;
     }
     int rc = store_event_insert(st->store, stream, position, time_us / 1000u, record, size);
     if (rc == 0) {
