@@ -71,8 +71,9 @@ struct smr *smr_create(const struct smr_config *config, const struct smr_app *ap
     s->slots = calloc(config->window, sizeof(*s->slots));
     s->ckpt_count = config->window / config->checkpoint_interval + 1;
     s->ckpts = calloc(s->ckpt_count, sizeof(*s->ckpts));
-    s->records = calloc((size_t)config->window + 3, sizeof(*s->records));
-    s->record_offsets = calloc((size_t)config->window + 3, sizeof(*s->record_offsets));
+    s->records = calloc((size_t)config->window + SMR_RECORDS_EXTRA, sizeof(*s->records));
+    s->record_offsets =
+        calloc((size_t)config->window + SMR_RECORDS_EXTRA, sizeof(*s->record_offsets));
     if (s->slots == NULL || s->ckpts == NULL || s->records == NULL ||
         s->record_offsets == NULL) {
         smr_destroy(s);

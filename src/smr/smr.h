@@ -110,6 +110,7 @@ enum smr_record_kind {
     SMR_RECORD_STABLE = 1, /* seq 0: the stable checkpoint, its proof and snapshot */
     SMR_RECORD_VIEW = 2,   /* seq 0: the view and whether a view change is under way */
     SMR_RECORD_SLOT = 3,   /* seq: this replica's votes, certificate and decision for seq */
+    SMR_RECORD_HORIZON = 4, /* seq 0: the (view, seq) below which this replica may have voted */
 };
 
 struct smr_record {

@@ -94,6 +94,9 @@ static void slot_progress(struct smr *s, struct smr_slot *slot)
 
 void smr__accept_pre_prepare(struct smr *s, const struct smr_pre_prepare *pp, bool send_prepare)
 {
+    if (!smr__may_vote(s, pp->view, pp->seq)) {
+        return; /* a vote lost in a crash may have gone out here */
+    }
     struct smr_slot *slot = smr__slot(s, pp->seq);
     slot_enter_view(slot, pp->view);
     buf_reset(&slot->batch);
@@ -102,7 +105,8 @@ void smr__accept_pre_prepare(struct smr *s, const struct smr_pre_prepare *pp, bo
         return;
     }
     slot->has_pp = true;
-    smr__slot_dirty_sync(slot); /* the accepted batch, before the PREPARE (or PRE_PREPARE) */
+    smr__slot_dirty(slot);
+    smr__horizon_cover(s, pp->view, pp->seq); /* synced before the PREPARE (or PRE_PREPARE) */
     memcpy(slot->digest, pp->digest, TRONE_HASH_LEN);
     memcpy(slot->pp_sig, pp->sig, TRONE_SIG_LEN);
     slot->touched_ms = s->now_ms;
@@ -155,6 +159,9 @@ void smr__on_pre_prepare(struct smr *s, uint32_t from, const uint8_t *data, size
     if (slot->decided && memcmp(slot->decided_digest, pp.digest, TRONE_HASH_LEN) != 0) {
         reject(s, TRONE_EPROTO, from, pp.seq);
         return;
+    }
+    if (!smr__may_vote(s, pp.view, pp.seq)) {
+        return; /* mute after a restart (smr_persist.c) */
     }
     int rc = smr__batch_check(s, pp.batch, pp.batch_size);
     if (rc != 0) {

@@ -128,12 +128,22 @@ struct smr {
     /* Persistence: what changed in this step (smr_persist.c). */
     bool view_dirty;
     bool stable_dirty;
+    bool horizon_dirty;
+    /* The vote horizon (docs/PROTOCOL.md section 11): every pre-prepare this replica proposed
+     * or accepted (its PREPARE) is in view horizon_view at a seq <= horizon_seq, and that
+     * promise is on disk before the vote leaves, so the vote itself need not be. After a
+     * restart the restored horizon is a mute zone: no new vote in mute_view at a seq <=
+     * mute_seq, where a vote lost with the crash may have gone out. */
+    uint64_t horizon_view;
+    uint64_t horizon_seq;
+    uint64_t mute_view;
+    uint64_t mute_seq;
     bool restoring;      /* between smr_create and smr_restore_finish */
     bool stepped;        /* a step ran: restoring is over */
     uint8_t restore_kind; /* last record restored, for the order check */
     uint64_t restore_seq;
     struct buf persist_data;
-    struct smr_record *records; /* window + 3 entries */
+    struct smr_record *records; /* window + SMR_RECORDS_EXTRA entries */
     size_t *record_offsets;
 
     /* Output of the current step. */
@@ -202,7 +212,12 @@ void smr__stable_advance(struct smr *s, uint64_t seq, const uint8_t *digest, uin
 int smr__state_install(struct smr *s, const uint8_t *snapshot, size_t size);
 
 /* smr_persist.c: persistence records and restore. */
+#define SMR_RECORDS_EXTRA 4u /* per step, beside one per slot: STABLE, its drop, VIEW, HORIZON */
 void smr__persist_collect(struct smr *s);
+/* False when a vote in (view, seq) may contradict one lost in a crash (the mute zone). */
+bool smr__may_vote(const struct smr *s, uint64_t view, uint64_t seq);
+/* Moves the horizon over (view, seq) if needed; the record is synced before the vote leaves. */
+void smr__horizon_cover(struct smr *s, uint64_t view, uint64_t seq);
 int smr__restore_finish(struct smr *s);
 static inline void smr__slot_dirty(struct smr_slot *slot) { slot->dirty = true; }
 static inline void smr__slot_dirty_sync(struct smr_slot *slot)

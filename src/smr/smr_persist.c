@@ -5,8 +5,10 @@
  * contradicts a vote it sent before the crash and its VIEW_CHANGE still reports its
  * certificates. Fast rejoin needs the stable checkpoint with its snapshot and the decided
  * batches after it, which may reach the disk after the replies (records without sync: a
- * quorum holds those facts, so losing them in a crash only slows the rejoin). No I/O: records
- * leave in the output and come back through smr_restore. */
+ * quorum holds those facts, so losing them in a crash only slows the rejoin). A pre-prepare
+ * (the leader's proposal or a backup's PREPARE) is not synced either: the vote horizon is,
+ * once per HORIZON_AHEAD seqs, and a restarted replica stays mute below it (smr__may_vote).
+ * No I/O: records leave in the output and come back through smr_restore. */
 #include <sodium.h>
 #include <string.h>
 
@@ -15,6 +17,25 @@
 #include "smr/smr_view_msg.h"
 
 #define PERSIST_VERSION 1u
+
+/* How far beyond a vote the horizon moves: one synced record per this many seqs, and at most
+ * this many seqs of mute zone after a restart. */
+#define HORIZON_AHEAD(s) ((uint64_t)(s)->config.checkpoint_interval)
+
+bool smr__may_vote(const struct smr *s, uint64_t view, uint64_t seq)
+{
+    return view != s->mute_view || seq > s->mute_seq;
+}
+
+void smr__horizon_cover(struct smr *s, uint64_t view, uint64_t seq)
+{
+    TRONE_ASSERT(smr__may_vote(s, view, seq));
+    if (view != s->horizon_view || seq > s->horizon_seq) {
+        s->horizon_view = view;
+        s->horizon_seq = seq + HORIZON_AHEAD(s);
+        s->horizon_dirty = true;
+    }
+}
 
 enum slot_flags {
     SLOT_HAS_PP = 1u << 0,
@@ -33,7 +54,7 @@ static void record_add(struct smr *s, uint8_t kind, uint64_t seq, bool drop, boo
                        size_t start)
 {
     size_t i = s->output.record_count;
-    TRONE_ASSERT(i < (size_t)s->config.window + 3);
+    TRONE_ASSERT(i < (size_t)s->config.window + SMR_RECORDS_EXTRA);
     s->records[i].kind = kind;
     s->records[i].seq = seq;
     s->records[i].drop = drop;
@@ -144,6 +165,14 @@ void smr__persist_collect(struct smr *s)
         record_add(s, SMR_RECORD_VIEW, 0, false, true, start);
         s->view_dirty = false;
     }
+    if (s->horizon_dirty) {
+        size_t start = b->used;
+        buf_put_u8(b, PERSIST_VERSION);
+        buf_put_u64(b, s->horizon_view);
+        buf_put_u64(b, s->horizon_seq);
+        record_add(s, SMR_RECORD_HORIZON, 0, false, true, start);
+        s->horizon_dirty = false;
+    }
     for (uint64_t seq = s->stable.seq + 1; smr__in_window(s, seq); seq++) {
         struct smr_slot *slot = &s->slots[seq % s->config.window];
         if (slot->seq != seq || !slot->dirty) {
@@ -236,6 +265,24 @@ static int restore_view(struct smr *s, const uint8_t *data, size_t size)
         return TRONE_ECORRUPT;
     }
     s->view_changing = changing == 1;
+    return 0;
+}
+
+/* The restored horizon bounds the votes that may have left unrecorded: mute below it. */
+static int restore_horizon(struct smr *s, const uint8_t *data, size_t size)
+{
+    struct buf_reader r;
+    buf_reader_init(&r, data, size);
+    if (buf_get_u8(&r) != PERSIST_VERSION) {
+        return TRONE_ECORRUPT;
+    }
+    s->horizon_view = buf_get_u64(&r);
+    s->horizon_seq = buf_get_u64(&r);
+    if (buf_reader_finish(&r) != 0 || s->horizon_view > s->view) {
+        return TRONE_ECORRUPT; /* votes happen in the replica's view, which only grows */
+    }
+    s->mute_view = s->horizon_view;
+    s->mute_seq = s->horizon_seq;
     return 0;
 }
 
@@ -335,6 +382,8 @@ int smr_restore(struct smr *s, uint8_t kind, uint64_t seq, const uint8_t *data, 
         return seq == 0 ? restore_view(s, data, size) : TRONE_ECORRUPT;
     case SMR_RECORD_SLOT:
         return restore_slot(s, seq, data, size);
+    case SMR_RECORD_HORIZON:
+        return seq == 0 ? restore_horizon(s, data, size) : TRONE_ECORRUPT;
     default:
         return TRONE_ECORRUPT;
     }
@@ -379,6 +428,7 @@ int smr__restore_finish(struct smr *s)
     }
     s->view_dirty = false;
     s->stable_dirty = false;
+    s->horizon_dirty = false;
     smr__execute_ready(s);
     return 0;
 }

@@ -271,8 +271,9 @@ void smr__propose(struct smr *s)
         if (seq <= s->executed) {
             seq = s->executed + 1;
         }
-        if (seq > s->executed + s->config.pipeline_max || !smr__in_window(s, seq)) {
-            return;
+        if (seq > s->executed + s->config.pipeline_max || !smr__in_window(s, seq) ||
+            !smr__may_vote(s, s->view, seq)) {
+            return; /* mute after a restart: a view change brings a leader that may propose */
         }
         if (batch_build(s, seq) == 0) {
             return;

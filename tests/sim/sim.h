@@ -214,7 +214,20 @@ struct sim_req_rec {
     uint8_t result_digest[TRONE_HASH_LEN];
 };
 
+/* One vote a correct replica sent: (replica, kind, view, seq) -> digest (sim_check_votes.c). */
+struct sim_vote_rec {
+    bool used;
+    uint8_t kind; /* SMR_MSG_PREPARE for a pre-prepare or a PREPARE, SMR_MSG_COMMIT */
+    uint32_t replica;
+    uint64_t view;
+    uint64_t seq;
+    uint8_t digest[TRONE_HASH_LEN];
+};
+
 struct sim_check {
+    struct sim_vote_rec *votes; /* open addressing, vote_capacity a power of two */
+    size_t vote_count;
+    size_t vote_capacity;
     struct sim_seq_rec *seqs; /* indexed by seq */
     size_t seq_capacity;
     struct sim_req_rec *reqs; /* every executed (client, id), unsorted */
@@ -354,6 +367,9 @@ void sim_check_executed(struct sim *s, uint32_t idx, const struct smr_output *ou
 void sim_check_replica_restarted(struct sim *s, uint32_t idx);
 void sim_check_client_done(struct sim *s, uint32_t idx, const struct smr_client_done *d);
 void sim_check_table(struct sim *s, uint32_t idx);
+/* sim_check_votes.c: a correct replica never contradicts a vote it sent, across restarts. */
+void sim_check_votes(struct sim *s, uint32_t idx, const struct smr_output *out);
+void sim_check_votes_close(struct sim_check *c);
 
 /* sim_work.c: operations of the admin and the clients. */
 void sim_work_plan(struct sim *s);

@@ -25,6 +25,7 @@ void sim_check_close(struct sim_check *c)
     }
     free(c->seqs);
     free(c->reqs);
+    sim_check_votes_close(c);
     memset(c, 0, sizeof(*c));
 }
 

@@ -133,6 +133,7 @@ static void replica_after(struct sim *s, uint32_t idx, int rc, const struct smr_
     replica_traces(s, idx, out);
     sim_disk_apply(&r->disk, out, s->now_ms); /* write-ahead: before anything is sent */
     if (sim_replica_correct(s, idx)) {
+        sim_check_votes(s, idx, out);
         sim_check_executed(s, idx, out);
         sim_check_table(s, idx);
     }
