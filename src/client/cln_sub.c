@@ -343,7 +343,8 @@ static void cln_sub_deliver(struct cln_sub *s, uint32_t replica, struct buf_read
  * (publisher zero, epoch 0). The copy's authenticator is prefixed with the event's publisher,
  * epoch and seq, so that copies match (and vote together) only if all of them agree. */
 static void cln_sub_deliver_total(struct cln_sub *s, uint32_t replica, struct buf_reader *r,
-                                  const struct chan_msg *m, uint64_t now_us)
+                                  const struct chan_msg *m, const uint8_t *checks,
+                                  uint32_t check_count, uint64_t now_us)
 {
     static const uint8_t zero[TRONE_KEY_LEN];
     int idx = cln_sub_channel_find(s, m->tag);
@@ -375,7 +376,8 @@ static void cln_sub_deliver_total(struct cln_sub *s, uint32_t replica, struct bu
                                   .auth_size = (uint16_t)(CLN_SUB_TOTAL_HEADER + e.auth_size),
                                   .payload = e.payload,
                                   .payload_size = e.payload_size};
-        cln_sub__stream_copy(s, st, replica, &copy, CLN_SUB_CHECK_NONE, now_us);
+        uint8_t check = i < check_count ? checks[i] : (uint8_t)CLN_SUB_CHECK_NONE;
+        cln_sub__stream_copy(s, st, replica, &copy, check, now_us);
     }
 }
 
@@ -417,9 +419,9 @@ static void cln_sub_replay_message(struct cln_sub *s, uint32_t replica, const st
         s->dropped++;
         return;
     }
-    struct cln_sub_stream *st = total ? cln_sub_stream_for(s, (uint32_t)idx, zero, 0)
-                                      : cln_sub_stream_for(s, (uint32_t)idx, m->publisher,
-                                                           m->epoch);
+    struct cln_sub_stream *st = total
+                                    ? cln_sub_stream_for(s, (uint32_t)idx, zero, 0)
+                                    : cln_sub_stream_for(s, (uint32_t)idx, m->publisher, m->epoch);
     if (st == NULL) {
         s->dropped++;
         return;
@@ -459,8 +461,8 @@ void cln_sub_replay_expect(struct cln_sub *s, uint32_t channel_idx, uint32_t rep
     }
 }
 
-int cln_sub_replica_down(struct cln_sub *s, uint32_t replica, uint32_t channel_idx,
-                         uint64_t now_us, struct cln_sub_output *out)
+int cln_sub_replica_down(struct cln_sub *s, uint32_t replica, uint32_t channel_idx, uint64_t now_us,
+                         struct cln_sub_output *out)
 {
     TRONE_ASSERT(replica < s->cfg.n);
     cln_sub_output_begin(s);
@@ -530,6 +532,33 @@ static const struct cln_sub_stream *cln_sub_stream_peek(const struct cln_sub *s,
     return NULL;
 }
 
+/* DELIVER_TOTAL: only CFT channels with PKS or PKE decide on a signature (cln_sub_decides),
+ * and only positions not yet decided need one. */
+static int cln_sub_verify_wanted_total(const struct cln_sub *s, struct buf_reader *r,
+                                       const struct chan_msg *m,
+                                       uint8_t wanted[CHAN_EVENTS_PER_MSG_MAX])
+{
+    static const uint8_t zero[TRONE_KEY_LEN];
+    TRONE_ASSERT(m->event_count <= CHAN_EVENTS_PER_MSG_MAX); /* checked by the decoder */
+    int idx = cln_sub_channel_find(s, m->tag);
+    const struct cln_sub_channel *ch = idx >= 0 ? &s->channels[idx] : NULL;
+    bool verifies = ch != NULL && ch->cls.order == BRK_ORDER_TOTAL &&
+                    ch->cls.fault == BRK_FAULT_CFT &&
+                    (ch->cls.method == BRK_METHOD_PKS || ch->cls.method == BRK_METHOD_PKE) &&
+                    cln_sub_publisher_allowed(ch, m->publisher);
+    bool replay = false;
+    const struct cln_sub_stream *st =
+        verifies ? cln_sub_stream_peek(s, (uint32_t)idx, zero, 0, &replay) : NULL;
+    for (uint32_t i = 0; i < m->event_count; i++) {
+        struct chan_event e;
+        chan_msg_read_event(r, &e);
+        TRONE_ASSERT(r->error == 0); /* the whole message was checked first */
+        struct chan_event probe = {.seq = m->position + i};
+        wanted[i] = verifies && (st == NULL || cln_sub__stream_wants_verify(s, st, &probe));
+    }
+    return (int)m->event_count;
+}
+
 int cln_sub_verify_wanted(const struct cln_sub *s, const uint8_t *data, size_t size,
                           uint8_t wanted[CHAN_EVENTS_PER_MSG_MAX])
 {
@@ -538,11 +567,11 @@ int cln_sub_verify_wanted(const struct cln_sub *s, const uint8_t *data, size_t s
     if (chan_msg_check(data, size) != 0 || chan_msg_read_header(&r, data, size, &m) != 0) {
         return TRONE_EBADMSG;
     }
+    if (m.type == CHAN_MSG_DELIVER_TOTAL) {
+        return cln_sub_verify_wanted_total(s, &r, &m, wanted);
+    }
     if (m.type != CHAN_MSG_DELIVER) {
-        return m.type == CHAN_MSG_GAP || m.type == CHAN_MSG_DELIVER_TOTAL ||
-                       m.type == CHAN_MSG_REPLAY
-                   ? 0
-                   : TRONE_EBADMSG;
+        return m.type == CHAN_MSG_GAP || m.type == CHAN_MSG_REPLAY ? 0 : TRONE_EBADMSG;
     }
     TRONE_ASSERT(m.event_count <= CHAN_EVENTS_PER_MSG_MAX); /* checked by the decoder */
     int idx = cln_sub_channel_find(s, m.tag);
@@ -580,15 +609,15 @@ int cln_sub_receive_checked(struct cln_sub *s, uint32_t replica, const uint8_t *
     struct buf_reader r;
     struct chan_msg m;
     if (chan_msg_check(data, size) != 0 || chan_msg_read_header(&r, data, size, &m) != 0 ||
-        (m.type != CHAN_MSG_DELIVER && m.type != CHAN_MSG_GAP &&
-         m.type != CHAN_MSG_DELIVER_TOTAL && m.type != CHAN_MSG_REPLAY)) {
+        (m.type != CHAN_MSG_DELIVER && m.type != CHAN_MSG_GAP && m.type != CHAN_MSG_DELIVER_TOTAL &&
+         m.type != CHAN_MSG_REPLAY)) {
         (void)cln_sub_output_end(s, out);
         return TRONE_EBADMSG;
     }
     if (m.type == CHAN_MSG_DELIVER) {
         cln_sub_deliver(s, replica, &r, &m, checks, check_count, now_us);
     } else if (m.type == CHAN_MSG_DELIVER_TOTAL) {
-        cln_sub_deliver_total(s, replica, &r, &m, now_us);
+        cln_sub_deliver_total(s, replica, &r, &m, checks, check_count, now_us);
     } else if (m.type == CHAN_MSG_REPLAY) {
         cln_sub_replay_message(s, replica, &m, now_us);
     } else {

@@ -299,8 +299,7 @@ static void cln_sub_start(struct cln_sub *s, struct cln_sub_stream *st, uint64_t
 /* ---- Streams ---- */
 
 struct cln_sub_stream *cln_sub__stream_find(struct cln_sub *s, uint32_t channel_idx,
-                                            const uint8_t publisher[TRONE_KEY_LEN],
-                                            uint64_t epoch)
+                                            const uint8_t publisher[TRONE_KEY_LEN], uint64_t epoch)
 {
     for (uint32_t i = 0; i < s->cfg.streams_max; i++) {
         struct cln_sub_stream *st = &s->streams[i];
@@ -356,14 +355,12 @@ static struct cln_sub_stream *cln_sub_stream_victim(struct cln_sub *s)
 }
 
 struct cln_sub_stream *cln_sub__stream_open(struct cln_sub *s, uint32_t channel_idx,
-                                            const uint8_t publisher[TRONE_KEY_LEN],
-                                            uint64_t epoch)
+                                            const uint8_t publisher[TRONE_KEY_LEN], uint64_t epoch)
 {
     const struct cln_sub_channel *ch = &s->channels[channel_idx];
-    uint32_t copies_max = ch->cls.fault == BRK_FAULT_CFT &&
-                                  (!cln_sub_signed(&ch->cls) || ch->cls.order == BRK_ORDER_TOTAL)
-                              ? 1u
-                              : s->cfg.n;
+    /* CFT without a signature decides on the first copy: no other copy is ever needed. */
+    uint32_t copies_max =
+        ch->cls.fault == BRK_FAULT_CFT && !cln_sub_signed(&ch->cls) ? 1u : s->cfg.n;
     struct cln_sub_slot *slots = calloc(s->cfg.window, sizeof(*slots));
     struct cln_sub_copy *copies = calloc((size_t)s->cfg.window * copies_max, sizeof(*copies));
     struct cln_sub_vote *votes =
@@ -437,8 +434,7 @@ static void cln_sub_epoch_advance(struct cln_sub *s, struct cln_sub_stream *st, 
  * at least one correct replica's first copies are held: a PKS copy is decided alone, and on a
  * CFT channel it may come from a replica that lies; one on CFT/SI channels, whose first copy
  * decides anyway). Until then decided seqs wait, as behind a hole. */
-static bool cln_sub_replay_try_start(struct cln_sub *s, struct cln_sub_stream *st,
-                                     uint64_t now_us);
+static bool cln_sub_replay_try_start(struct cln_sub *s, struct cln_sub_stream *st, uint64_t now_us);
 
 static void cln_sub_try_start(struct cln_sub *s, struct cln_sub_stream *st, uint64_t now_us,
                               bool force)
@@ -472,8 +468,8 @@ static void cln_sub_try_start(struct cln_sub *s, struct cln_sub_stream *st, uint
     cln_sub_wait_update(s, st, now_us);
 }
 
-static void cln_sub_decide(struct cln_sub *s, struct cln_sub_stream *st,
-                           struct cln_sub_slot *slot, uint32_t copy_idx, uint64_t now_us)
+static void cln_sub_decide(struct cln_sub *s, struct cln_sub_stream *st, struct cln_sub_slot *slot,
+                           uint32_t copy_idx, uint64_t now_us)
 {
     TRONE_ASSERT(slot->decided < 0);
     TRONE_ASSERT(copy_idx < slot->copy_count);
@@ -490,25 +486,58 @@ static void cln_sub_decide(struct cln_sub *s, struct cln_sub_stream *st,
     cln_sub_wait_update(s, st, now_us);
 }
 
+/* A total-order copy names its event's publisher, epoch and seq before the event's own
+ * authenticator (cln_sub_deliver_total): the publisher's signature is checked on that event. */
+static bool cln_sub_total_copy_verifies(const struct cln_sub_channel *ch,
+                                        const struct chan_event *copy)
+{
+    if (copy->auth_size < CLN_SUB_TOTAL_HEADER) {
+        return false;
+    }
+    struct chan_event e = {.epoch = buf_load_u64(copy->auth + TRONE_KEY_LEN),
+                           .seq = buf_load_u64(copy->auth + TRONE_KEY_LEN + 8),
+                           .time_us = copy->time_us,
+                           .auth = copy->auth + CLN_SUB_TOTAL_HEADER,
+                           .auth_size = (uint16_t)(copy->auth_size - CLN_SUB_TOTAL_HEADER),
+                           .payload = copy->payload,
+                           .payload_size = copy->payload_size};
+    return chan_auth_verify(ch->tag, copy->auth, &e) == 0;
+}
+
 /* Does copy c (just voted for) decide its seq? CFT without PKS: the first copy. PKS: its
  * signature, checked once per distinct copy, when the publisher is known to be authorized
  * (listed, or CFT where replicas do not lie); check says whether the runtime already verified
  * e (cln_sub_receive_checked), and only then is the core's own verification skipped. BFT: f+1
- * replicas sent this very copy, whatever its signature. */
+ * replicas sent this very copy, whatever its signature. Total order: BFT needs the f+1 votes
+ * (a signature does not cover the position); CFT decides on the first copy, which under PKS
+ * or PKE must carry a valid signature of its publisher, and, when the subscriber has no list
+ * of the channel's publishers, come from f+1 replicas (a lying replica could sign events with
+ * a key it made up), so that no lying replica alone makes a subscriber deliver an event that
+ * an authorized publisher did not sign. */
 static bool cln_sub_decides(const struct cln_sub *s, const struct cln_sub_stream *st,
                             struct cln_sub_copy *c, const struct chan_event *e, uint8_t check)
 {
     const struct cln_sub_channel *ch = &s->channels[st->channel_idx];
     bool bft = ch->cls.fault == BRK_FAULT_BFT;
     if (ch->cls.order == BRK_ORDER_TOTAL) {
-        /* Positions need f+1 votes under BFT: a signature does not cover the position. */
-        return !bft || cln_sub_popcount(c->voters) >= s->cfg.f + 1u;
+        bool vouched = cln_sub_popcount(c->voters) >= s->cfg.f + 1u;
+        if (bft) {
+            return vouched;
+        }
+        if (!cln_sub_signed(&ch->cls) || c->verify_tried) {
+            return !cln_sub_signed(&ch->cls);
+        }
+        if (ch->publisher_count == 0 && !vouched) {
+            return false; /* a key nobody listed: f+1 replicas must say it may publish here */
+        }
+        c->verify_tried = true;
+        return check == CLN_SUB_CHECK_NONE ? cln_sub_total_copy_verifies(ch, e)
+                                           : check == CLN_SUB_CHECK_VALID;
     }
     if (!bft && !cln_sub_signed(&ch->cls)) {
         return true;
     }
-    if (cln_sub_signed(&ch->cls) && !c->verify_tried &&
-        (ch->publisher_count > 0 || !bft)) {
+    if (cln_sub_signed(&ch->cls) && !c->verify_tried && (ch->publisher_count > 0 || !bft)) {
         c->verify_tried = true;
         bool valid = check == CLN_SUB_CHECK_NONE ? chan_auth_verify(ch->tag, st->publisher, e) == 0
                                                  : check == CLN_SUB_CHECK_VALID;
@@ -518,7 +547,6 @@ static bool cln_sub_decides(const struct cln_sub *s, const struct cln_sub_stream
     }
     return bft && cln_sub_popcount(c->voters) >= s->cfg.f + 1u;
 }
-
 
 /* ---- Replay of a durable channel (cln_sub.h) ---- */
 
@@ -574,8 +602,7 @@ static bool cln_sub_replay_blocks(const struct cln_sub *s, const struct cln_sub_
  * so f replicas claiming a lower one that they never send cannot hold it back, and one
  * correct replica at least holds from there), never below the requested start. 0 if nobody
  * announced it. */
-static uint64_t cln_sub_replay_start_point(const struct cln_sub *s,
-                                           const struct cln_sub_stream *st)
+static uint64_t cln_sub_replay_start_point(const struct cln_sub *s, const struct cln_sub_stream *st)
 {
     uint64_t sorted[TRONE_REPLICAS_MAX];
     uint32_t count = 0;
@@ -607,8 +634,7 @@ static uint64_t cln_sub_replay_start_point(const struct cln_sub *s,
  * (no replay, or no replica announced the stream once every replay passed it: a live stream),
  * true when it started the stream or the stream must wait for replicas that have not
  * reached it in their replay yet. */
-static bool cln_sub_replay_try_start(struct cln_sub *s, struct cln_sub_stream *st,
-                                     uint64_t now_us)
+static bool cln_sub_replay_try_start(struct cln_sub *s, struct cln_sub_stream *st, uint64_t now_us)
 {
     TRONE_ASSERT(st->next_seq == 0);
     const struct cln_sub_channel *ch = &s->channels[st->channel_idx];
@@ -774,8 +800,7 @@ static bool cln_sub_fast_path(struct cln_sub *s, struct cln_sub_stream *st,
 {
     const struct cln_sub_channel *ch = &s->channels[st->channel_idx];
     if (st->copies_max != 1 || cln_sub_signed(&ch->cls) || ch->cls.order == BRK_ORDER_TOTAL ||
-        st->next_seq == 0 ||
-        e->seq != st->next_seq || cln_sub_slot_of(s, st, e->seq)->seq != 0) {
+        st->next_seq == 0 || e->seq != st->next_seq || cln_sub_slot_of(s, st, e->seq)->seq != 0) {
         return false;
     }
     cln_sub__emit_event(s, st, e->seq, e->time_us, e->auth, e->auth_size, e->payload,
@@ -909,8 +934,8 @@ uint64_t cln_sub__stream_deadline(const struct cln_sub *s, const struct cln_sub_
 {
     uint64_t deadline = UINT64_MAX;
     if (st->closing_since_us != UINT64_MAX) {
-        deadline = st->held_count == 0 ? st->closing_since_us
-                                       : st->closing_since_us + s->cfg.gap_wait_us;
+        deadline =
+            st->held_count == 0 ? st->closing_since_us : st->closing_since_us + s->cfg.gap_wait_us;
     }
     if (st->wait_since_us != UINT64_MAX && st->wait_since_us + s->cfg.gap_wait_us < deadline) {
         deadline = st->wait_since_us + s->cfg.gap_wait_us;

@@ -8,11 +8,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/assert.h"
 
 #define RT_CTL_SECONDS_MAX (24.0 * 3600.0)
+#define RT_CTL_STALE_RETRIES 8u
+
+/* Reads change nothing, so one the replicas refused as stale (another process of this key,
+ * e.g. a publisher's ORDERs, sent a newer request meanwhile) is simply asked again with a
+ * newer id (rt_client_call renews it from the wall clock). */
+static bool rt_ctl_read_only(enum brk_op_kind kind)
+{
+    return kind == BRK_OP_CHANNEL_LIST || kind == BRK_OP_CHANNEL_SHOW ||
+           kind == BRK_OP_CHANNEL_KEYS;
+}
 
 int rt_ctl_call(struct rt_client *c, const struct brk_op *op, uint64_t timeout_ms,
                 struct buf *bytes, struct brk_result *res, char *errmsg, size_t errmsg_size)
@@ -28,8 +39,18 @@ int rt_ctl_call(struct rt_client *c, const struct brk_op *op, uint64_t timeout_m
         buf_close(&encoded);
         return rc;
     }
-    buf_reset(bytes);
-    rc = rt_client_call(c, encoded.data, encoded.used, timeout_ms, bytes, errmsg, errmsg_size);
+    for (uint32_t attempt = 0; attempt <= RT_CTL_STALE_RETRIES; attempt++) {
+        if (attempt > 0) {
+            /* 1 to 8 ms, growing: lets the other process's request through first. */
+            struct timespec pause = {.tv_sec = 0, .tv_nsec = (long)attempt * 1000000L};
+            nanosleep(&pause, NULL);
+        }
+        buf_reset(bytes);
+        rc = rt_client_call(c, encoded.data, encoded.used, timeout_ms, bytes, errmsg, errmsg_size);
+        if (rc != TRONE_ESTALE || !rt_ctl_read_only(op->kind)) {
+            break;
+        }
+    }
     buf_close(&encoded);
     if (rc != 0) {
         return rc;

@@ -29,7 +29,7 @@
 #
 # Usage: test_byz_events.sh PATH_TO_TRONE [PATH_TO_TRONE_BYZ]
 #   BYZEV_N=events per publisher (2000); BYZEV_MODES="ev-alter ..." runs a subset of the modes;
-#   BYZEV_ROUNDS="crash byz" (default both); BYZEV_CLASSES="bft bft,pks cft,pks" are the classes
+#   BYZEV_ROUNDS="crash byz" (default both); BYZEV_CLASSES="bft bft,pks cft,pks cft,total,pks" are the classes
 #   checked against a Byzantine replica (a total-order class such as bft,total is one more word
 #   here; the check then also holds it to FIFO, which total order implies).
 #   ITEST_KEEP=1 keeps the logs.
@@ -38,7 +38,7 @@ itest_begin byz_events "$@"
 
 N=${BYZEV_N:-2000}
 MODES=${BYZEV_MODES:-ev-alter ev-forge ev-replay ev-reorder ev-drop ev-ack-lie}
-CLASSES=${BYZEV_CLASSES:-bft bft,pks cft,pks}
+CLASSES=${BYZEV_CLASSES:-bft bft,pks cft,pks cft,total,pks}
 ROUNDS=${BYZEV_ROUNDS:-crash byz}
 BYZ=0    # the Byzantine replica: the first the publishers send to, so its copies tend to arrive
          # first; its agreement stays honest, so being the first leader costs nothing

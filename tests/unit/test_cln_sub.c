@@ -55,8 +55,8 @@ static void fx_make(struct fx *x, const char *cls_text, bool listed, uint32_t wi
     assert_int_equal(brk_class_parse(&cls, cls_text, NULL, 0), 0);
     x->pks = cls.method == BRK_METHOD_PKS || cls.method == BRK_METHOD_PKE; /* signed */
     const uint8_t(*list)[TRONE_KEY_LEN] = (const uint8_t(*)[TRONE_KEY_LEN])x->pk;
-    assert_int_equal(cln_sub_channel_add(&x->sub, TAG, &cls, listed ? list : NULL,
-                                         listed ? 1 : 0), 0);
+    assert_int_equal(cln_sub_channel_add(&x->sub, TAG, &cls, listed ? list : NULL, listed ? 1 : 0),
+                     0);
 }
 
 static void fx_close(struct fx *x)
@@ -109,7 +109,10 @@ static void send_checked(struct fx *x, uint32_t replica, const uint8_t *claimed_
 {
     uint8_t payload[16], sig[CHAN_AUTH_PKS_SIZE];
     payload_of(payload, epoch, seq, 0);
-    struct chan_event e = {.epoch = epoch, .seq = seq, .time_us = seq * 10, .payload = payload,
+    struct chan_event e = {.epoch = epoch,
+                           .seq = seq,
+                           .time_us = seq * 10,
+                           .payload = payload,
                            .payload_size = sizeof(payload)};
     if (x->pks) {
         chan_auth_sign(sig, sign_sk, TAG, &e);
@@ -192,7 +195,7 @@ static void test_bft_byzantine_replica(void **state)
     fx_make(&x, "bft", false, 0);
     send_ex(&x, 3, x.pk, x.sk, EPOCH, 1, 9, 0); /* altered */
     send(&x, 0, 1, 0);
-    assert_int_equal(x.delivered_count, 0);   /* one correct copy is not enough */
+    assert_int_equal(x.delivered_count, 0);     /* one correct copy is not enough */
     send_ex(&x, 3, x.pk, x.sk, EPOCH, 1, 0, 0); /* a second vote by 3 does not count */
     assert_int_equal(x.delivered_count, 0);
     send(&x, 1, 1, 0);
@@ -237,8 +240,8 @@ static void test_pks_one_copy(void **state)
     (void)state;
     struct fx x;
     fx_make(&x, "bft,pks", true, 0);
-    send_ex(&x, 3, x.pk, x.sk, EPOCH, 1, 5, 0);     /* altered after signing */
-    send_ex(&x, 3, x.pk, x.evil_sk, EPOCH, 2, 0, 0); /* forged signature */
+    send_ex(&x, 3, x.pk, x.sk, EPOCH, 1, 5, 0);           /* altered after signing */
+    send_ex(&x, 3, x.pk, x.evil_sk, EPOCH, 2, 0, 0);      /* forged signature */
     send_ex(&x, 3, x.evil_pk, x.evil_sk, EPOCH, 1, 0, 0); /* a publisher not authorized */
     assert_int_equal(x.delivered_count, 0);
     send(&x, 0, 1, 0);
@@ -562,8 +565,7 @@ static void test_checked_bft_forged_never_delivered(void **state)
         send_checked(&x, 3, x.pk, sk, EPOCH, seq, tweak, seq, CLN_SUB_CHECK_INVALID);
         send_checked(&x, 3, x.pk, sk, EPOCH, seq, tweak, seq, CLN_SUB_CHECK_INVALID);
         assert_int_equal(x.delivered_count, seq - 1); /* fx_output checks every payload */
-        send_checked(&x, (uint32_t)(seq % 3), x.pk, x.sk, EPOCH, seq, 0, seq,
-                     CLN_SUB_CHECK_VALID);
+        send_checked(&x, (uint32_t)(seq % 3), x.pk, x.sk, EPOCH, seq, 0, seq, CLN_SUB_CHECK_VALID);
         expect_seqs(&x, 1, (uint32_t)seq);
     }
     send_checked(&x, 3, x.pk, x.evil_sk, EPOCH, 7, 0, 7, CLN_SUB_CHECK_INVALID);
@@ -587,8 +589,11 @@ static void deliver_build(struct fx *x, struct buf *b, const char *tag, uint64_t
     for (uint32_t i = 0; i < count; i++) {
         uint8_t payload[16], sig[CHAN_AUTH_PKS_SIZE];
         payload_of(payload, EPOCH, first + i, 0);
-        struct chan_event e = {.epoch = EPOCH, .seq = first + i, .time_us = (first + i) * 10,
-                               .payload = payload, .payload_size = sizeof(payload)};
+        struct chan_event e = {.epoch = EPOCH,
+                               .seq = first + i,
+                               .time_us = (first + i) * 10,
+                               .payload = payload,
+                               .payload_size = sizeof(payload)};
         chan_auth_sign(sig, x->sk, tag, &e);
         e.auth = sig;
         e.auth_size = sizeof(sig);
@@ -643,6 +648,7 @@ static void test_verify_wanted(void **state)
 struct tot {
     struct cln_sub sub;
     uint8_t pub[2][TRONE_KEY_LEN];
+    uint8_t sk[2][TRONE_SECRET_KEY_LEN];
     uint64_t positions[64];
     uint32_t publishers[64];
     uint64_t seqs[64];
@@ -657,9 +663,8 @@ static void tot_make(struct tot *t, const char *cls_text)
     memset(t, 0, sizeof(*t));
     for (uint32_t i = 0; i < 2; i++) {
         uint8_t seed[32];
-        uint8_t sk[TRONE_SECRET_KEY_LEN];
         memset(seed, (int)(10 + i), sizeof(seed));
-        assert_int_equal(crypto_sign_seed_keypair(t->pub[i], sk, seed), 0);
+        assert_int_equal(crypto_sign_seed_keypair(t->pub[i], t->sk[i], seed), 0);
     }
     struct cln_sub_config cfg = {.n = 4, .f = 1, .gap_wait_us = GAP_US, .window = 16};
     assert_int_equal(cln_sub_init(&t->sub, &cfg), 0);
@@ -700,7 +705,10 @@ static void send_total_ex(struct tot *t, uint32_t replica, uint64_t position, ui
 {
     uint8_t payload[16];
     payload_of(payload, EPOCH, seq, tweak);
-    struct chan_event e = {.epoch = EPOCH, .seq = seq, .time_us = seq * 10, .payload = payload,
+    struct chan_event e = {.epoch = EPOCH,
+                           .seq = seq,
+                           .time_us = seq * 10,
+                           .payload = payload,
                            .payload_size = sizeof(payload)};
     struct buf b = {0};
     struct chan_msg m = {.type = CHAN_MSG_DELIVER_TOTAL, .event_count = 1, .position = position};
@@ -724,6 +732,93 @@ static void send_total(struct tot *t, uint32_t replica, uint64_t position, uint3
 /* The agreed sequence used below: position p -> (publisher, seq). */
 static const uint32_t TOT_WHO[8] = {0, 1, 0, 0, 1, 1, 0, 1};
 static const uint64_t TOT_SEQ[8] = {1, 1, 2, 3, 2, 3, 4, 4};
+
+/* Replica sends a DELIVER_TOTAL with one event of publisher who (seq) at position, signed by
+ * who's key (PKS), then its payload's last byte set to tweak (honest: tweak == who); check:
+ * what the runtime's verification said (cln_sub_receive_checked), or UNCHECKED. */
+static void send_total_signed(struct tot *t, uint32_t replica, uint64_t position, uint32_t who,
+                              uint64_t seq, uint8_t tweak, uint8_t check)
+{
+    uint8_t payload[16], sig[CHAN_AUTH_PKS_SIZE];
+    payload_of(payload, EPOCH, seq, (uint8_t)who);
+    struct chan_event e = {.epoch = EPOCH,
+                           .seq = seq,
+                           .time_us = seq * 10,
+                           .payload = payload,
+                           .payload_size = sizeof(payload)};
+    chan_auth_sign(sig, t->sk[who], TAG, &e);
+    e.auth = sig;
+    e.auth_size = sizeof(sig);
+    payload[15] = tweak;
+    struct buf b = {0};
+    struct chan_msg m = {.type = CHAN_MSG_DELIVER_TOTAL, .event_count = 1, .position = position};
+    strcpy(m.tag, TAG);
+    memcpy(m.publisher, t->pub[who], TRONE_KEY_LEN);
+    chan_msg_put_header(&b, &m);
+    chan_msg_put_event(&b, &e);
+    assert_int_equal(b.error, 0);
+    uint8_t wanted[CHAN_EVENTS_PER_MSG_MAX];
+    assert_int_equal(cln_sub_verify_wanted(&t->sub, b.data, b.used, wanted), 1);
+    struct cln_sub_output out;
+    if (check == UNCHECKED) {
+        assert_int_equal(cln_sub_receive(&t->sub, replica, b.data, b.used, 0, &out), 0);
+    } else {
+        assert_int_equal(wanted[0], 1); /* undecided: the runtime is asked to verify */
+        assert_int_equal(
+            cln_sub_receive_checked(&t->sub, replica, b.data, b.used, &check, 1, 0, &out), 0);
+    }
+    buf_close(&b);
+    tot_output(t, &out);
+}
+
+/* CFT with PKS or PKE: a position is decided only on a copy its publisher signed, so a lying
+ * replica (0) that alters a payload, or signs an event with a key it made up, makes no
+ * subscriber deliver it. Without a publisher list a copy also needs f+1 replicas (1 and 2)
+ * behind it; with the list, one valid copy decides. Checked by the core itself and with the
+ * runtime's verdicts. */
+static void test_total_cft_pks_forged_copy(void **state)
+{
+    (void)state;
+    static const char *classes[] = {"cft,total,pks", "cft,total,pke"};
+    for (uint32_t k = 0; k < 2; k++) {
+        for (uint32_t variant = 0; variant < 3; variant++) {
+            bool runtime = variant == 1;
+            bool listed = variant == 2;
+            struct tot t;
+            tot_make(&t, classes[k]);
+            if (listed) {
+                struct brk_class cls;
+                assert_int_equal(brk_class_parse(&cls, classes[k], NULL, 0), 0);
+                cln_sub_close(&t.sub);
+                struct cln_sub_config cfg = {.n = 4, .f = 1, .gap_wait_us = GAP_US, .window = 16};
+                assert_int_equal(cln_sub_init(&t.sub, &cfg), 0);
+                assert_int_equal(cln_sub_channel_add(&t.sub, TAG, &cls,
+                                                     (const uint8_t(*)[TRONE_KEY_LEN])t.pub, 2),
+                                 0);
+            }
+            uint8_t bad = runtime ? (uint8_t)CLN_SUB_CHECK_INVALID : (uint8_t)UNCHECKED;
+            uint8_t good = runtime ? (uint8_t)CLN_SUB_CHECK_VALID : (uint8_t)UNCHECKED;
+            uint32_t who = TOT_WHO[0];
+            send_total_signed(&t, 0, 1, who, TOT_SEQ[0], 9, bad); /* altered */
+            send_total_signed(&t, 3, 1, who, TOT_SEQ[0], 9, bad);
+            assert_int_equal(t.count, 0); /* even from f+1 replicas */
+            send_total_signed(&t, 1, 1, who, TOT_SEQ[0], (uint8_t)who, good);
+            assert_int_equal(t.count, listed ? 1 : 0);
+            send_total_signed(&t, 2, 1, who, TOT_SEQ[0], (uint8_t)who, good);
+            assert_int_equal(t.count, 1);
+            assert_true(t.positions[0] == 1 && t.seqs[0] == TOT_SEQ[0]);
+            if (!listed) {
+                /* Position 2 from replica 0 alone, well signed by a key it made up. */
+                uint8_t seed[32];
+                memset(seed, 77, sizeof(seed));
+                assert_int_equal(crypto_sign_seed_keypair(t.pub[1], t.sk[1], seed), 0);
+                send_total_signed(&t, 0, 2, 1, TOT_SEQ[1], 1, good);
+                assert_int_equal(t.count, 1);
+            }
+            cln_sub_close(&t.sub);
+        }
+    }
+}
 
 static void expect_total(const struct tot *t, uint64_t first_position, uint32_t count)
 {
@@ -766,7 +861,7 @@ static void test_total_bft_same_sequence(void **state)
     tot_make(&b, "bft,total,pks");
     /* Subscriber a: the Byzantine copies arrive first. */
     send_total_ex(&a, 3, 1, TOT_WHO[0], TOT_SEQ[0], 9, 0); /* altered payload */
-    send_total(&a, 3, 2, TOT_WHO[2], TOT_SEQ[2]);         /* swapped with 3 */
+    send_total(&a, 3, 2, TOT_WHO[2], TOT_SEQ[2]);          /* swapped with 3 */
     send_total(&a, 3, 3, TOT_WHO[1], TOT_SEQ[1]);
     for (uint32_t p = 1; p <= 8; p++) {
         send_total(&a, 0, p, TOT_WHO[p - 1], TOT_SEQ[p - 1]);
@@ -964,7 +1059,6 @@ static void test_window_keeps_votes(void **state)
     fx_close(&x);
 }
 
-
 /* ---- Replay of a durable channel ---- */
 
 /* Replay from `start` (FROM) asked of every replica. */
@@ -997,8 +1091,7 @@ static void replay_notice(struct fx *x, uint32_t replica, uint64_t first, uint64
     fx_output(x, &out);
 }
 
-static void send_range(struct fx *x, uint32_t replica, uint64_t first, uint64_t last,
-                       uint64_t now)
+static void send_range(struct fx *x, uint32_t replica, uint64_t first, uint64_t last, uint64_t now)
 {
     for (uint64_t seq = first; seq <= last; seq++) {
         send(x, replica, seq, now);
@@ -1178,6 +1271,7 @@ int main(void)
         cmocka_unit_test(test_pke_unlisted_made_up_key),
         cmocka_unit_test(test_bad_input_and_notice),
         cmocka_unit_test(test_total_cft_first_copy),
+        cmocka_unit_test(test_total_cft_pks_forged_copy),
         cmocka_unit_test(test_total_bft_same_sequence),
         cmocka_unit_test(test_total_gap_and_start),
         cmocka_unit_test(test_gap_holes_wait_together),
