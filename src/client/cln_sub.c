@@ -123,7 +123,7 @@ int cln_sub_channel_add(struct cln_sub *s, const char *tag, const struct brk_cla
                         const uint8_t (*publishers)[TRONE_KEY_LEN], uint32_t publisher_count)
 {
     if (tag == NULL || !cln_sub_tag_valid(tag) || cls == NULL || !brk_class_valid(cls) ||
-        publisher_count > TRONE_CHANNEL_MEMBERS_MAX || (publisher_count > 0 && !publishers)) {
+        publisher_count > TRONE_CHANNEL_MEMBERS_MAX + 1u || (publisher_count > 0 && !publishers)) {
         return TRONE_EINVAL;
     }
     if (cls->fault == BRK_FAULT_BFT && s->cfg.n < 3u * s->cfg.f + 1u) {
@@ -151,12 +151,8 @@ int cln_sub_channel_add(struct cln_sub *s, const char *tag, const struct brk_cla
     return (int)(s->channel_count - 1);
 }
 
-static bool cln_sub_publisher_allowed(const struct cln_sub_channel *ch,
-                                      const uint8_t publisher[TRONE_KEY_LEN])
+bool cln_sub__listed(const struct cln_sub_channel *ch, const uint8_t publisher[TRONE_KEY_LEN])
 {
-    if (ch->publisher_count == 0) {
-        return true;
-    }
     for (uint32_t i = 0; i < ch->publisher_count; i++) {
         if (memcmp(ch->publishers[i], publisher, TRONE_KEY_LEN) == 0) {
             return true;
@@ -317,8 +313,7 @@ static void cln_sub_deliver(struct cln_sub *s, uint32_t replica, struct buf_read
                             uint64_t now_us)
 {
     int idx = cln_sub_channel_find(s, m->tag);
-    if (idx < 0 || s->channels[idx].cls.order != BRK_ORDER_FIFO ||
-        !cln_sub_publisher_allowed(&s->channels[idx], m->publisher)) {
+    if (idx < 0 || s->channels[idx].cls.order != BRK_ORDER_FIFO) {
         s->dropped += m->event_count;
         return;
     }
@@ -348,8 +343,7 @@ static void cln_sub_deliver_total(struct cln_sub *s, uint32_t replica, struct bu
 {
     static const uint8_t zero[TRONE_KEY_LEN];
     int idx = cln_sub_channel_find(s, m->tag);
-    if (idx < 0 || s->channels[idx].cls.order != BRK_ORDER_TOTAL ||
-        !cln_sub_publisher_allowed(&s->channels[idx], m->publisher)) {
+    if (idx < 0 || s->channels[idx].cls.order != BRK_ORDER_TOTAL) {
         s->dropped += m->event_count;
         return;
     }
@@ -414,8 +408,7 @@ static void cln_sub_replay_message(struct cln_sub *s, uint32_t replica, const st
         return;
     }
     bool total = ch->cls.order == BRK_ORDER_TOTAL;
-    if ((total && (m->epoch != 0 || memcmp(m->publisher, zero, TRONE_KEY_LEN) != 0)) ||
-        (!total && !cln_sub_publisher_allowed(ch, m->publisher))) {
+    if (total && (m->epoch != 0 || memcmp(m->publisher, zero, TRONE_KEY_LEN) != 0)) {
         s->dropped++;
         return;
     }
@@ -544,8 +537,7 @@ static int cln_sub_verify_wanted_total(const struct cln_sub *s, struct buf_reade
     const struct cln_sub_channel *ch = idx >= 0 ? &s->channels[idx] : NULL;
     bool verifies = ch != NULL && ch->cls.order == BRK_ORDER_TOTAL &&
                     ch->cls.fault == BRK_FAULT_CFT &&
-                    (ch->cls.method == BRK_METHOD_PKS || ch->cls.method == BRK_METHOD_PKE) &&
-                    cln_sub_publisher_allowed(ch, m->publisher);
+                    (ch->cls.method == BRK_METHOD_PKS || ch->cls.method == BRK_METHOD_PKE);
     bool replay = false;
     const struct cln_sub_stream *st =
         verifies ? cln_sub_stream_peek(s, (uint32_t)idx, zero, 0, &replay) : NULL;
@@ -578,8 +570,7 @@ int cln_sub_verify_wanted(const struct cln_sub *s, const uint8_t *data, size_t s
     const struct cln_sub_channel *ch = idx >= 0 ? &s->channels[idx] : NULL;
     bool verifies = ch != NULL && ch->cls.order == BRK_ORDER_FIFO &&
                     (ch->cls.method == BRK_METHOD_PKS || ch->cls.method == BRK_METHOD_PKE) &&
-                    (ch->publisher_count > 0 || ch->cls.fault == BRK_FAULT_CFT) &&
-                    cln_sub_publisher_allowed(ch, m.publisher);
+                    (ch->cls.fault == BRK_FAULT_CFT || cln_sub__listed(ch, m.publisher));
     const struct cln_sub_stream *st = NULL;
     bool replay = false;
     for (uint32_t i = 0; i < m.event_count; i++) {

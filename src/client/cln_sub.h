@@ -140,11 +140,16 @@ TRONE_MUST_CHECK int cln_sub_init(struct cln_sub *s, const struct cln_sub_config
 void cln_sub_close(struct cln_sub *s);
 
 /* Adds channel tag with its class. publishers (count entries, copied; may be NULL with count
- * 0 when unknown) lists the authorized publishers' keys: events of other publishers are
- * dropped, and a single PKS copy is accepted only for a listed publisher (with no list, BFT
- * channels decide by f+1 votes only). Returns the channel index (>= 0) or TRONE_EINVAL (bad
- * tag, class, count over TRONE_CHANNEL_MEMBERS_MAX), TRONE_ECONFIG (BFT class with n < 3f+1),
- * TRONE_EEXIST, TRONE_EFULL, TRONE_ENOMEM. Unchanged on error. */
+ * 0 when unknown) lists authorized publishers' keys, as the agreed control table named them
+ * at subscription: on PKS/PKE channels a single copy whose signature verifies decides for a
+ * listed publisher. Any other publisher (none listed, or one authorized since) is believed
+ * only on f+1 replicas' word: BFT channels decide its events by f+1 votes, CFT channels start
+ * its stream once f+1 replicas sent some of it. On total-order channels the signature does not
+ * cover the position, so the list does not help: BFT decides by f+1 votes, CFT PKS/PKE on f+1
+ * copies whose signature verifies. Returns the
+ * channel index (>= 0) or TRONE_EINVAL (bad tag, class, count over
+ * TRONE_CHANNEL_MEMBERS_MAX + 1, the admin included), TRONE_ECONFIG (BFT class with
+ * n < 3f+1), TRONE_EEXIST, TRONE_EFULL, TRONE_ENOMEM. Unchanged on error. */
 TRONE_MUST_CHECK int cln_sub_channel_add(struct cln_sub *s, const char *tag,
                                          const struct brk_class *cls,
                                          const uint8_t (*publishers)[TRONE_KEY_LEN],

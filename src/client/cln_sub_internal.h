@@ -24,9 +24,9 @@ struct cln_sub_channel {
 /* One distinct copy (by match digest) of a seq, with the replicas that sent it. */
 struct cln_sub_copy {
     uint8_t digest[TRONE_HASH_LEN];
-    uint64_t voters;   /* bit r: replica r sent this copy */
+    uint64_t voters; /* bit r: replica r sent this copy */
     uint64_t time_us;
-    uint8_t *bytes;    /* owned: auth then payload */
+    uint8_t *bytes; /* owned: auth then payload */
     uint16_t auth_size;
     uint32_t payload_size;
     bool verify_tried; /* its PKS signature was checked (and failed, or it was decided) */
@@ -34,9 +34,9 @@ struct cln_sub_copy {
 
 /* A seq held in a stream's window. */
 struct cln_sub_slot {
-    uint64_t seq;     /* 0: empty */
-    uint64_t voted;   /* bit r: replica r already sent a copy of this seq */
-    int32_t decided;  /* index of the decided copy, -1 while undecided */
+    uint64_t seq;        /* 0: empty */
+    uint64_t voted;      /* bit r: replica r already sent a copy of this seq */
+    int32_t decided;     /* index of the decided copy, -1 while undecided */
     uint64_t decided_us; /* when it was decided */
     uint32_t copy_count;
     struct cln_sub_copy *copies; /* copies_max entries inside the stream's array */
@@ -64,20 +64,20 @@ struct cln_sub_stream {
     uint64_t closing_since_us; /* UINT64_MAX while open */
     uint64_t last_use;         /* logical clock of the last copy */
     bool ever_decided;
-    uint64_t senders;          /* bit r: replica r sent a copy while the stream had not started */
-    uint32_t held_count;       /* used slots */
-    uint32_t decided_held;     /* decided slots (all above next_seq) */
-    uint32_t copies_max;       /* copies per slot: 1 (CFT without PKS) or n */
-    struct cln_sub_slot *slots;   /* window entries, indexed by seq % window */
-    struct cln_sub_copy *copies;  /* window * copies_max */
-    uint32_t floor_idx;        /* cached index of the publisher's floor (checked on use) */
+    uint64_t senders;            /* bit r: replica r sent a copy while the stream had not started */
+    uint32_t held_count;         /* used slots */
+    uint32_t decided_held;       /* decided slots (all above next_seq) */
+    uint32_t copies_max;         /* copies per slot: 1 (CFT without PKS) or n */
+    struct cln_sub_slot *slots;  /* window entries, indexed by seq % window */
+    struct cln_sub_copy *copies; /* window * copies_max */
+    uint32_t floor_idx;          /* cached index of the publisher's floor (checked on use) */
     uint64_t ahead[TRONE_REPLICAS_MAX]; /* highest seq beyond the window sent by replica r */
     /* Replay (durable channels): the stream's id in the replicas' stores (chan_durable.h), the
      * first position replica r announced it replays (0: none), the highest seq r sent. */
     uint64_t durable_id;
     uint64_t announced[TRONE_REPLICAS_MAX];
     uint64_t seen[TRONE_REPLICAS_MAX];
-    struct cln_sub_vote *votes;         /* n * CLN_SUB_VOTES_KEPT, NULL when copies_max is 1 */
+    struct cln_sub_vote *votes; /* n * CLN_SUB_VOTES_KEPT, NULL when copies_max is 1 */
     uint32_t vote_next[TRONE_REPLICAS_MAX];
 };
 
@@ -114,18 +114,20 @@ void cln_sub__stream_announce(struct cln_sub *s, struct cln_sub_stream *st, uint
 void cln_sub__stream_replay_moved(struct cln_sub *s, struct cln_sub_stream *st, uint64_t now_us);
 
 /* Floors (cln_sub_stream.c). */
+/* Is publisher in the channel's list (the authorized publishers the subscriber learned from
+ * the agreed control table)? A listed publisher's signature alone proves an event; any other
+ * publisher needs f+1 replicas' word (its events forwarded by them) before it is believed. */
+bool cln_sub__listed(const struct cln_sub_channel *ch, const uint8_t publisher[TRONE_KEY_LEN]);
 struct cln_sub_floor *cln_sub__floor_find(struct cln_sub *s, uint32_t channel_idx,
                                           const uint8_t publisher[TRONE_KEY_LEN]);
 
 /* Streams (cln_sub_stream.c). */
 struct cln_sub_stream *cln_sub__stream_find(struct cln_sub *s, uint32_t channel_idx,
-                                            const uint8_t publisher[TRONE_KEY_LEN],
-                                            uint64_t epoch);
+                                            const uint8_t publisher[TRONE_KEY_LEN], uint64_t epoch);
 /* Opens a stream, evicting (and flushing) the least useful one when the table is full.
  * NULL on allocation failure. */
 struct cln_sub_stream *cln_sub__stream_open(struct cln_sub *s, uint32_t channel_idx,
-                                            const uint8_t publisher[TRONE_KEY_LEN],
-                                            uint64_t epoch);
+                                            const uint8_t publisher[TRONE_KEY_LEN], uint64_t epoch);
 /* One copy of an event from replica into st; check is an enum cln_sub_check for it. */
 void cln_sub__stream_copy(struct cln_sub *s, struct cln_sub_stream *st, uint32_t replica,
                           const struct chan_event *e, uint8_t check, uint64_t now_us);

@@ -278,7 +278,7 @@ static uint64_t cln_sub_start_point(struct cln_sub *s, const struct cln_sub_stre
 static bool cln_sub_unvouched(const struct cln_sub *s, const struct cln_sub_stream *st)
 {
     const struct cln_sub_channel *ch = &s->channels[st->channel_idx];
-    return cln_sub_signed(&ch->cls) && ch->publisher_count == 0 && st->next_seq == 0 &&
+    return cln_sub_signed(&ch->cls) && !cln_sub__listed(ch, st->publisher) && st->next_seq == 0 &&
            cln_sub_popcount(st->senders) < s->cfg.f + 1u;
 }
 
@@ -509,11 +509,11 @@ static bool cln_sub_total_copy_verifies(const struct cln_sub_channel *ch,
  * (listed, or CFT where replicas do not lie); check says whether the runtime already verified
  * e (cln_sub_receive_checked), and only then is the core's own verification skipped. BFT: f+1
  * replicas sent this very copy, whatever its signature. Total order: BFT needs the f+1 votes
- * (a signature does not cover the position); CFT decides on the first copy, which under PKS
- * or PKE must carry a valid signature of its publisher, and, when the subscriber has no list
- * of the channel's publishers, come from f+1 replicas (a lying replica could sign events with
- * a key it made up), so that no lying replica alone makes a subscriber deliver an event that
- * an authorized publisher did not sign. */
+ * (a signature does not cover the position); CFT decides on the first copy, but under PKS or
+ * PKE only on one that f+1 replicas sent and whose publisher signature verifies: a lying
+ * replica alone could otherwise deliver events it altered, signed with a key it made up, or
+ * moved to other positions (which would break the publisher's FIFO order), even for a
+ * publisher the subscriber knows from the channel's list. */
 static bool cln_sub_decides(const struct cln_sub *s, const struct cln_sub_stream *st,
                             struct cln_sub_copy *c, const struct chan_event *e, uint8_t check)
 {
@@ -527,8 +527,8 @@ static bool cln_sub_decides(const struct cln_sub *s, const struct cln_sub_stream
         if (!cln_sub_signed(&ch->cls) || c->verify_tried) {
             return !cln_sub_signed(&ch->cls);
         }
-        if (ch->publisher_count == 0 && !vouched) {
-            return false; /* a key nobody listed: f+1 replicas must say it may publish here */
+        if (!vouched) {
+            return false; /* the signature does not cover the position: f+1 replicas must */
         }
         c->verify_tried = true;
         return check == CLN_SUB_CHECK_NONE ? cln_sub_total_copy_verifies(ch, e)
@@ -537,7 +537,8 @@ static bool cln_sub_decides(const struct cln_sub *s, const struct cln_sub_stream
     if (!bft && !cln_sub_signed(&ch->cls)) {
         return true;
     }
-    if (cln_sub_signed(&ch->cls) && !c->verify_tried && (ch->publisher_count > 0 || !bft)) {
+    if (cln_sub_signed(&ch->cls) && !c->verify_tried &&
+        (!bft || cln_sub__listed(ch, st->publisher))) {
         c->verify_tried = true;
         bool valid = check == CLN_SUB_CHECK_NONE ? chan_auth_verify(ch->tag, st->publisher, e) == 0
                                                  : check == CLN_SUB_CHECK_VALID;

@@ -588,6 +588,7 @@ int rt_events_sub_find(const struct rt_events *e, const char *tag)
 }
 
 int rt_events_sub_add(struct rt_events *e, const char *tag, const struct brk_class *cls,
+                      const uint8_t (*publishers)[TRONE_KEY_LEN], uint32_t publisher_count,
                       uint8_t start_mode, uint64_t start)
 {
     if (start_mode != CHAN_START_LIVE && !cls->durable) {
@@ -606,7 +607,7 @@ int rt_events_sub_add(struct rt_events *e, const char *tag, const struct brk_cla
     /* A channel unsubscribed before stays in the core (it has no removal): reuse it. */
     int core_idx = cln_sub_channel_find(&e->sub, tag);
     if (core_idx < 0) {
-        core_idx = cln_sub_channel_add(&e->sub, tag, cls, NULL, 0);
+        core_idx = cln_sub_channel_add(&e->sub, tag, cls, publishers, publisher_count);
     }
     if (core_idx < 0) {
         return core_idx;

@@ -64,12 +64,16 @@ void rt_events_pub_counts(const struct rt_events *e, struct cln_pub_counts *coun
 /* ---- Subscribing -------------------------------------------------------------------------- */
 
 /* Subscribes tag with its agreed class: attaches on every open session and after every
- * reconnect. start_mode (enum chan_start) and start ask a durable channel's replicas to replay
+ * reconnect. publishers: the channel's authorized publishers from the agreed control table
+ * (cln_sub_channel_add; NULL and 0 when anyone registered may publish or the method has no
+ * signature). start_mode (enum chan_start) and start ask a durable channel's replicas to replay
  * their stored events first (cln_sub_replay). Returns the subscription's index (>= 0),
  * TRONE_EEXIST, TRONE_EFULL, TRONE_ENOMEM, TRONE_EINVAL (a start on a channel that is not
  * durable) or a cln_sub_channel_add error. Unchanged on error. */
 TRONE_MUST_CHECK int rt_events_sub_add(struct rt_events *e, const char *tag,
-                                       const struct brk_class *cls, uint8_t start_mode,
+                                       const struct brk_class *cls,
+                                       const uint8_t (*publishers)[TRONE_KEY_LEN],
+                                       uint32_t publisher_count, uint8_t start_mode,
                                        uint64_t start);
 /* Detaches tag on every replica and drops its queue. Returns 0 or TRONE_ENOENT. */
 TRONE_MUST_CHECK int rt_events_sub_remove(struct rt_events *e, const char *tag);

@@ -257,6 +257,29 @@ static int trone_pub_keys(struct trone_client *c, const char *tag, uint32_t idx)
     return 0;
 }
 
+/* PKS/PKE: the channel's publishers from an agreed CHANNEL_KEYS, so that one copy whose
+ * signature verifies decides for them (DESIGN.md 2); *count stays 0 when every registered
+ * client may publish. A publisher added later is believed on f+1 replicas' word (cln_sub.h). */
+static int trone_sub_publishers(struct trone_client *c, const char *tag,
+                                const struct brk_class *cls, uint32_t *count)
+{
+    *count = 0;
+    if (cls->method != BRK_METHOD_PKS && cls->method != BRK_METHOD_PKE) {
+        return 0;
+    }
+    struct brk_result res;
+    int rc = trone_control(c, BRK_OP_CHANNEL_KEYS, tag, &res);
+    if (rc != 0) {
+        return rc;
+    }
+    if (brk_channel_keys_decode(res.body, res.body_size, c->keys) != 0) {
+        trone_error_set(c, "channel keys %s: the replicas agreed on a malformed answer", tag);
+        return TRONE_EBADMSG;
+    }
+    *count = c->keys->publishers_any ? 0 : c->keys->publisher_count;
+    return 0;
+}
+
 static bool trone_pub_keyed(const struct brk_class *cls)
 {
     return cls->method == BRK_METHOD_HA || cls->method == BRK_METHOD_PKE;
@@ -426,7 +449,15 @@ int trone_subscribe_from(struct trone_client *c, const char *tag, enum trone_sta
                         "'durable')", tag);
         return TRONE_EINVAL;
     }
-    int idx = rt_events_sub_add(c->events, tag, &cls, (uint8_t)kind, start);
+    uint32_t listed = 0;
+    rc = trone_sub_publishers(c, tag, &cls, &listed);
+    if (rc != 0) {
+        return rc;
+    }
+    int idx = rt_events_sub_add(c->events, tag, &cls,
+                                listed > 0 ? (const uint8_t(*)[TRONE_KEY_LEN])c->keys->publishers
+                                           : NULL,
+                                listed, (uint8_t)kind, start);
     if (idx < 0) {
         trone_error_set(c, "cannot subscribe to %s: %s", tag, trone_strerror(idx));
         return idx;
