@@ -3,8 +3,8 @@
  * replica) and rt_events (the event path). Blocking, single-threaded: every call runs the
  * shared loop until its condition or timeout. */
 #include <libgen.h>
-#include <stdarg.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,13 +37,13 @@ struct trone_client {
     char key_path[PATH_MAX];
     trone_event_cb callbacks[RT_EVENTS_SUBS_MAX];
     void *callback_ctx[RT_EVENTS_SUBS_MAX];
-    bool held;            /* an entry returned by trone_receive is still in its queue */
+    bool held; /* an entry returned by trone_receive is still in its queue */
     uint32_t held_idx;
-    struct buf bytes;     /* control results */
+    struct buf bytes; /* control results */
     struct brk_op *op;
     struct brk_channel_info *info;
-    struct brk_channel_keys *keys;   /* CHANNEL_KEYS results (HA/PKE publishers) */
-    uint64_t *keys_due_ms;           /* per publishing channel: next subscriber-set check */
+    struct brk_channel_keys *keys; /* CHANNEL_KEYS results (HA/PKE publishers) */
+    uint64_t *keys_due_ms;         /* per publishing channel: next subscriber-set check */
     char last_error[512];
 };
 
@@ -80,7 +80,7 @@ static int trone_paths(const char *cluster_in, const char *key_in, char *cluster
                        char *key_path)
 {
     const char *env = getenv("TRONE_CLUSTER");
-    const char *cluster = cluster_in != NULL ? cluster_in
+    const char *cluster = cluster_in != NULL              ? cluster_in
                           : env != NULL && env[0] != '\0' ? env
                                                           : "./cluster/cluster.conf";
     if (strlen(cluster) >= PATH_MAX) {
@@ -142,8 +142,8 @@ int trone_open(const char *cluster_path, const char *key_path, struct trone_clie
     c->info = rc == 0 ? calloc(1, sizeof(*c->info)) : NULL;
     c->keys = rc == 0 ? calloc(1, sizeof(*c->keys)) : NULL;
     c->keys_due_ms = rc == 0 ? calloc(CLN_PUB_CHANNELS_DEFAULT, sizeof(uint64_t)) : NULL;
-    if (rc == 0 && (c->op == NULL || c->info == NULL || c->keys == NULL ||
-                    c->keys_due_ms == NULL)) {
+    if (rc == 0 &&
+        (c->op == NULL || c->info == NULL || c->keys == NULL || c->keys_due_ms == NULL)) {
         rc = TRONE_ENOMEM;
     }
     if (rc == 0) {
@@ -229,9 +229,8 @@ static int trone_channel_class(struct trone_client *c, const char *tag, struct b
 
 static uint64_t trone_now_ms(struct trone_client *c);
 
-/* HA/PKE: learns the channel's subscriber keys from an agreed CHANNEL_KEYS and hands them to
- * the publisher core, which makes a new channel key when the set changed (docs/QOP.md). */
-static int trone_pub_keys(struct trone_client *c, const char *tag, uint32_t idx)
+/* An agreed CHANNEL_KEYS of tag into c->keys: its publishers and key recipients. */
+static int trone_channel_keys(struct trone_client *c, const char *tag)
 {
     struct brk_result res;
     int rc = trone_control(c, BRK_OP_CHANNEL_KEYS, tag, &res);
@@ -242,8 +241,18 @@ static int trone_pub_keys(struct trone_client *c, const char *tag, uint32_t idx)
         trone_error_set(c, "channel keys %s: the replicas agreed on a malformed answer", tag);
         return TRONE_EBADMSG;
     }
-    rc = rt_events_pub_recipients(c->events, idx, c->keys->recipients,
-                                  c->keys->recipient_count);
+    return 0;
+}
+
+/* HA/PKE: learns the channel's subscriber keys from an agreed CHANNEL_KEYS and hands them to
+ * the publisher core, which makes a new channel key when the set changed (docs/QOP.md). */
+static int trone_pub_keys(struct trone_client *c, const char *tag, uint32_t idx)
+{
+    int rc = trone_channel_keys(c, tag);
+    if (rc != 0) {
+        return rc;
+    }
+    rc = rt_events_pub_recipients(c->events, idx, c->keys->recipients, c->keys->recipient_count);
     if (rc < 0) {
         trone_error_set(c, "cannot key channel %s for its %u subscribers: %s", tag,
                         c->keys->recipient_count, trone_strerror(rc));
@@ -267,17 +276,11 @@ static int trone_sub_publishers(struct trone_client *c, const char *tag,
     if (cls->method != BRK_METHOD_PKS && cls->method != BRK_METHOD_PKE) {
         return 0;
     }
-    struct brk_result res;
-    int rc = trone_control(c, BRK_OP_CHANNEL_KEYS, tag, &res);
-    if (rc != 0) {
-        return rc;
+    int rc = trone_channel_keys(c, tag);
+    if (rc == 0) {
+        *count = c->keys->publishers_any ? 0 : c->keys->publisher_count;
     }
-    if (brk_channel_keys_decode(res.body, res.body_size, c->keys) != 0) {
-        trone_error_set(c, "channel keys %s: the replicas agreed on a malformed answer", tag);
-        return TRONE_EBADMSG;
-    }
-    *count = c->keys->publishers_any ? 0 : c->keys->publisher_count;
-    return 0;
+    return rc;
 }
 
 static bool trone_pub_keyed(const struct brk_class *cls)
@@ -445,8 +448,10 @@ int trone_subscribe_from(struct trone_client *c, const char *tag, enum trone_sta
         return rc;
     }
     if (kind != TRONE_START_LIVE && !cls.durable) {
-        trone_error_set(c, "cannot replay %s: the channel is not durable (its class has no "
-                        "'durable')", tag);
+        trone_error_set(c,
+                        "cannot replay %s: the channel is not durable (its class has no "
+                        "'durable')",
+                        tag);
         return TRONE_EINVAL;
     }
     uint32_t listed = 0;
@@ -454,10 +459,10 @@ int trone_subscribe_from(struct trone_client *c, const char *tag, enum trone_sta
     if (rc != 0) {
         return rc;
     }
-    int idx = rt_events_sub_add(c->events, tag, &cls,
-                                listed > 0 ? (const uint8_t(*)[TRONE_KEY_LEN])c->keys->publishers
-                                           : NULL,
-                                listed, (uint8_t)kind, start);
+    int idx =
+        rt_events_sub_add(c->events, tag, &cls,
+                          listed > 0 ? (const uint8_t(*)[TRONE_KEY_LEN])c->keys->publishers : NULL,
+                          listed, (uint8_t)kind, start);
     if (idx < 0) {
         trone_error_set(c, "cannot subscribe to %s: %s", tag, trone_strerror(idx));
         return idx;
@@ -665,10 +670,7 @@ int trone_run(struct trone_client *c, uint64_t timeout_ms)
     return made;
 }
 
-int trone_fd(const struct trone_client *c)
-{
-    return uv_backend_fd(rt_client_loop(c->rtc));
-}
+int trone_fd(const struct trone_client *c) { return uv_backend_fd(rt_client_loop(c->rtc)); }
 
 uint64_t trone_wait_ms(struct trone_client *c)
 {

@@ -728,10 +728,36 @@ static void tot_output(struct tot *t, const struct cln_sub_output *out)
     }
 }
 
+/* Replica sends e of publisher who at position in a DELIVER_TOTAL; check: what the runtime's
+ * verification said (cln_sub_receive_checked), or UNCHECKED (cln_sub_receive). */
+static void send_total_event(struct tot *t, uint32_t replica, uint64_t position, uint32_t who,
+                             const struct chan_event *e, uint8_t check)
+{
+    struct buf b = {0};
+    struct chan_msg m = {.type = CHAN_MSG_DELIVER_TOTAL, .event_count = 1, .position = position};
+    strcpy(m.tag, TAG);
+    memcpy(m.publisher, t->pub[who], TRONE_KEY_LEN);
+    chan_msg_put_header(&b, &m);
+    chan_msg_put_event(&b, e);
+    assert_int_equal(b.error, 0);
+    uint8_t wanted[CHAN_EVENTS_PER_MSG_MAX];
+    assert_int_equal(cln_sub_verify_wanted(&t->sub, b.data, b.used, wanted), 1);
+    struct cln_sub_output out;
+    if (check == UNCHECKED) {
+        assert_int_equal(cln_sub_receive(&t->sub, replica, b.data, b.used, 0, &out), 0);
+    } else {
+        assert_int_equal(wanted[0], 1); /* undecided: the runtime is asked to verify */
+        assert_int_equal(
+            cln_sub_receive_checked(&t->sub, replica, b.data, b.used, &check, 1, 0, &out), 0);
+    }
+    buf_close(&b);
+    tot_output(t, &out);
+}
+
 /* Replica sends a DELIVER_TOTAL with one event of publisher who (seq) at position; tweak
  * alters the payload (an honest payload has tweak == who). */
 static void send_total_ex(struct tot *t, uint32_t replica, uint64_t position, uint32_t who,
-                          uint64_t seq, uint8_t tweak, uint64_t now)
+                          uint64_t seq, uint8_t tweak)
 {
     uint8_t payload[16];
     payload_of(payload, EPOCH, seq, tweak);
@@ -740,23 +766,13 @@ static void send_total_ex(struct tot *t, uint32_t replica, uint64_t position, ui
                            .time_us = seq * 10,
                            .payload = payload,
                            .payload_size = sizeof(payload)};
-    struct buf b = {0};
-    struct chan_msg m = {.type = CHAN_MSG_DELIVER_TOTAL, .event_count = 1, .position = position};
-    strcpy(m.tag, TAG);
-    memcpy(m.publisher, t->pub[who], TRONE_KEY_LEN);
-    chan_msg_put_header(&b, &m);
-    chan_msg_put_event(&b, &e);
-    assert_int_equal(b.error, 0);
-    struct cln_sub_output out;
-    assert_int_equal(cln_sub_receive(&t->sub, replica, b.data, b.used, now, &out), 0);
-    buf_close(&b);
-    tot_output(t, &out);
+    send_total_event(t, replica, position, who, &e, UNCHECKED);
 }
 
 static void send_total(struct tot *t, uint32_t replica, uint64_t position, uint32_t who,
                        uint64_t seq)
 {
-    send_total_ex(t, replica, position, who, seq, (uint8_t)who, 0);
+    send_total_ex(t, replica, position, who, seq, (uint8_t)who);
 }
 
 /* The agreed sequence used below: position p -> (publisher, seq). */
@@ -780,25 +796,7 @@ static void send_total_signed(struct tot *t, uint32_t replica, uint64_t position
     e.auth = sig;
     e.auth_size = sizeof(sig);
     payload[15] = tweak;
-    struct buf b = {0};
-    struct chan_msg m = {.type = CHAN_MSG_DELIVER_TOTAL, .event_count = 1, .position = position};
-    strcpy(m.tag, TAG);
-    memcpy(m.publisher, t->pub[who], TRONE_KEY_LEN);
-    chan_msg_put_header(&b, &m);
-    chan_msg_put_event(&b, &e);
-    assert_int_equal(b.error, 0);
-    uint8_t wanted[CHAN_EVENTS_PER_MSG_MAX];
-    assert_int_equal(cln_sub_verify_wanted(&t->sub, b.data, b.used, wanted), 1);
-    struct cln_sub_output out;
-    if (check == UNCHECKED) {
-        assert_int_equal(cln_sub_receive(&t->sub, replica, b.data, b.used, 0, &out), 0);
-    } else {
-        assert_int_equal(wanted[0], 1); /* undecided: the runtime is asked to verify */
-        assert_int_equal(
-            cln_sub_receive_checked(&t->sub, replica, b.data, b.used, &check, 1, 0, &out), 0);
-    }
-    buf_close(&b);
-    tot_output(t, &out);
+    send_total_event(t, replica, position, who, &e, check);
 }
 
 /* CFT with PKS or PKE: a position is decided only on a copy its publisher signed and f+1
@@ -890,8 +888,8 @@ static void test_total_bft_same_sequence(void **state)
     tot_make(&a, "bft,total,pks");
     tot_make(&b, "bft,total,pks");
     /* Subscriber a: the Byzantine copies arrive first. */
-    send_total_ex(&a, 3, 1, TOT_WHO[0], TOT_SEQ[0], 9, 0); /* altered payload */
-    send_total(&a, 3, 2, TOT_WHO[2], TOT_SEQ[2]);          /* swapped with 3 */
+    send_total_ex(&a, 3, 1, TOT_WHO[0], TOT_SEQ[0], 9); /* altered payload */
+    send_total(&a, 3, 2, TOT_WHO[2], TOT_SEQ[2]);       /* swapped with 3 */
     send_total(&a, 3, 3, TOT_WHO[1], TOT_SEQ[1]);
     for (uint32_t p = 1; p <= 8; p++) {
         send_total(&a, 0, p, TOT_WHO[p - 1], TOT_SEQ[p - 1]);
