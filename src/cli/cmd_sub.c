@@ -15,10 +15,12 @@
 #include "trone/trone.h"
 
 #define CMD_SUB_COUNT_MAX UINT64_C(1000000000000)
+#define CMD_SUB_TAGS_MAX 64u /* the channels one client may subscribe to (rt_events.h) */
 
 struct cmd_sub_args {
     struct cmd_common common;
-    const char *tag;
+    const char *tags[CMD_SUB_TAGS_MAX];
+    uint32_t tag_count;
     uint64_t count;      /* 0: no limit */
     uint64_t timeout_ms; /* 0: none */
     enum trone_start start_kind;
@@ -28,13 +30,16 @@ struct cmd_sub_args {
 static void cmd_sub_usage(FILE *out)
 {
     fprintf(out,
-            "usage: trone sub TAG [--from POSITION | --since TIME] [--count N]\n"
+            "usage: trone sub TAG [TAG...] [--from POSITION | --since TIME] [--count N]\n"
             "                 [--timeout SECONDS] [--json]\n"
             "\n"
-            "Subscribes to channel TAG on every replica and prints one line per event, in each\n"
-            "publisher's order and exactly once, while up to f replicas are down or lying.\n"
-            "On a total-order channel every subscriber prints the same sequence.\n"
-            "Reports of lost events (gaps) go to stderr.\n"
+            "Subscribes to channel TAG (or to each TAG) on every replica and prints one line per\n"
+            "event, in each publisher's order and exactly once, while up to f replicas are down\n"
+            "or lying. On a total-order channel every subscriber prints the same sequence.\n"
+            "With several TAGs each plain line starts with the event's tag and a space, and when\n"
+            "events of several channels wait, those of the most urgent channel (its class's\n"
+            "urgency) print first; --from and --since apply to each TAG. Reports of lost events\n"
+            "(gaps) go to stderr.\n"
             "\n"
             "options:\n"
             "  --from POSITION    durable channels: first every kept event after POSITION\n"
@@ -44,7 +49,7 @@ static void cmd_sub_usage(FILE *out)
             "  --since TIME       durable channels: first every kept event published at or\n"
             "                     after TIME (RFC 3339, e.g. 2026-11-28T15:00:00Z, or unix\n"
             "                     seconds, e.g. 1795878000.5), then the live ones\n"
-            "  --count N          exit 0 after N events\n"
+            "  --count N          exit 0 after N events (of all TAGs)\n"
             "  --timeout SECONDS  give up after this long (exit 1 if --count was not reached)\n"
             "  --json             one JSON object per line: channel, publisher, epoch, seq,\n"
             "                     time_us, received_us, payload, and position (what --from\n"
@@ -190,8 +195,11 @@ static int cmd_sub_parse(struct cmd_sub_args *a, int argc, char **argv)
             }
             continue;
         }
-        if (arg[0] != '-' && a->tag == NULL) {
-            a->tag = arg;
+        if (arg[0] != '-') {
+            if (a->tag_count == CMD_SUB_TAGS_MAX) {
+                return cmd_error(CMD_USAGE, "sub", "at most %u TAGs", (unsigned)CMD_SUB_TAGS_MAX);
+            }
+            a->tags[a->tag_count++] = arg;
             continue;
         }
         int rc = arg[0] == '-' ? cmd_common_option(&a->common, argc, argv, &i) : 0;
@@ -203,13 +211,20 @@ static int cmd_sub_parse(struct cmd_sub_args *a, int argc, char **argv)
                              arg);
         }
     }
-    if (a->tag == NULL) {
+    if (a->tag_count == 0) {
         return cmd_error(CMD_USAGE, "sub", "needs a channel TAG (see trone sub --help)");
     }
-    if (!brk_tag_valid(a->tag)) {
-        return cmd_error(CMD_USAGE, "sub",
-                         "invalid TAG '%s': use 1 to %u letters, digits, '.', '_' or '-'", a->tag,
-                         (unsigned)TRONE_TAG_MAX);
+    for (uint32_t t = 0; t < a->tag_count; t++) {
+        if (!brk_tag_valid(a->tags[t])) {
+            return cmd_error(CMD_USAGE, "sub",
+                             "invalid TAG '%s': use 1 to %u letters, digits, '.', '_' or '-'",
+                             a->tags[t], (unsigned)TRONE_TAG_MAX);
+        }
+        for (uint32_t u = 0; u < t; u++) {
+            if (strcmp(a->tags[u], a->tags[t]) == 0) {
+                return cmd_error(CMD_USAGE, "sub", "TAG '%s' given twice", a->tags[t]);
+            }
+        }
     }
     return CMD_OK;
 }
@@ -265,6 +280,9 @@ static void cmd_sub_json_string(const uint8_t *data, size_t size)
 static void cmd_sub_print(const struct cmd_sub_args *a, const struct trone_event *ev)
 {
     if (!a->common.json) {
+        if (a->tag_count > 1) {
+            printf("%s ", ev->channel);
+        }
         /* One line per event: line breaks inside a payload are shown as "\n". */
         for (size_t i = 0; i < ev->payload_size; i++) {
             uint8_t ch = ev->payload[i];
@@ -397,10 +415,12 @@ int cmd_sub(int argc, char **argv)
     if (rc != CMD_OK) {
         return rc;
     }
-    rc = trone_subscribe_from(c, a.tag, a.start_kind, a.start, NULL, NULL);
-    if (rc != 0) {
-        rc = cmd_error(CMD_FAIL, "sub", "%s", trone_last_error(c));
-    } else {
+    for (uint32_t t = 0; t < a.tag_count && rc == CMD_OK; t++) {
+        if (trone_subscribe_from(c, a.tags[t], a.start_kind, a.start, NULL, NULL) != 0) {
+            rc = cmd_error(CMD_FAIL, "sub", "%s", trone_last_error(c));
+        }
+    }
+    if (rc == CMD_OK) {
         rc = cmd_sub_loop(&a, c, start_ms, cmd_sub_now_ms);
     }
     trone_close(c);
