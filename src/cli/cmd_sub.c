@@ -24,7 +24,7 @@ struct cmd_sub_args {
     uint64_t count;      /* 0: no limit */
     uint64_t timeout_ms; /* 0: none */
     enum trone_start start_kind;
-    uint64_t start;      /* FROM: position; SINCE: µs since 1970 */
+    uint64_t start; /* FROM: position; SINCE: µs since 1970 */
 };
 
 static void cmd_sub_usage(FILE *out)
@@ -232,10 +232,11 @@ static int cmd_sub_parse(struct cmd_sub_args *a, int argc, char **argv)
 /* Length of the valid UTF-8 sequence at p (1..4), or 0 if the bytes there are not one. */
 static size_t cmd_sub_utf8_length(const uint8_t *p, size_t left)
 {
-    size_t length = p[0] < 0x80 ? 1 : p[0] >= 0xc2 && p[0] <= 0xdf ? 2
-                                  : p[0] >= 0xe0 && p[0] <= 0xef ? 3
-                                  : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4
-                                                                 : 0;
+    size_t length = p[0] < 0x80                    ? 1
+                    : p[0] >= 0xc2 && p[0] <= 0xdf ? 2
+                    : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+                    : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4
+                                                   : 0;
     if (length == 0 || length > left) {
         return 0;
     }
@@ -301,8 +302,8 @@ static void cmd_sub_print(const struct cmd_sub_args *a, const struct trone_event
     key_hex_encode(publisher, ev->publisher, TRONE_PUBLIC_KEY_SIZE);
     printf("{\"channel\":");
     cmd_sub_json_string((const uint8_t *)ev->channel, strlen(ev->channel));
-    printf(",\"publisher\":\"%s\",\"epoch\":%" PRIu64 ",\"seq\":%" PRIu64
-           ",\"time_us\":%" PRIu64 ",\"received_us\":%" PRIu64 ",\"payload\":",
+    printf(",\"publisher\":\"%s\",\"epoch\":%" PRIu64 ",\"seq\":%" PRIu64 ",\"time_us\":%" PRIu64
+           ",\"received_us\":%" PRIu64 ",\"payload\":",
            publisher, ev->epoch, ev->seq, ev->time_us, ev->received_us);
     cmd_sub_json_string(ev->payload, ev->payload_size);
     if (ev->position != 0) {
@@ -316,12 +317,15 @@ static void cmd_sub_gap(const struct trone_event *ev)
     char publisher[2 * TRONE_PUBLIC_KEY_SIZE + 1];
     key_hex_encode(publisher, ev->publisher, TRONE_PUBLIC_KEY_SIZE);
     if (ev->not_kept) {
-        cmd_error(0, "sub", "gap: %" PRIu64 " events of publisher %.16s on %s from position %"
-                  PRIu64 " are no longer kept by the replicas (retention); replay starts after "
-                  "them", ev->lost, publisher, ev->channel, ev->seq);
+        cmd_error(0, "sub",
+                  "gap: %" PRIu64 " events of publisher %.16s on %s from position %" PRIu64
+                  " are no longer kept by the replicas (retention); replay starts after "
+                  "them",
+                  ev->lost, publisher, ev->channel, ev->seq);
     } else if (ev->lost > 0) {
-        cmd_error(0, "sub", "gap: %" PRIu64 " events of publisher %.16s lost on %s from seq %"
-                  PRIu64, ev->lost, publisher, ev->channel, ev->seq);
+        cmd_error(0, "sub",
+                  "gap: %" PRIu64 " events of publisher %.16s lost on %s from seq %" PRIu64,
+                  ev->lost, publisher, ev->channel, ev->seq);
     } else {
         cmd_error(0, "sub", "gap: events of publisher %.16s lost on %s", publisher, ev->channel);
     }
@@ -378,8 +382,9 @@ static int cmd_sub_loop(const struct cmd_sub_args *a, struct trone_client *c, ui
             if (a->count == 0) {
                 return CMD_OK;
             }
-            return cmd_error(CMD_FAIL, "sub", "timed out after %.3g s with %" PRIu64 " of %"
-                             PRIu64 " events", (double)a->timeout_ms / 1000.0, received, a->count);
+            return cmd_error(CMD_FAIL, "sub",
+                             "timed out after %.3g s with %" PRIu64 " of %" PRIu64 " events",
+                             (double)a->timeout_ms / 1000.0, received, a->count);
         }
         if (rc == TRONE_ETIMEDOUT) {
             continue;
