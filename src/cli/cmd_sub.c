@@ -39,7 +39,7 @@ static void cmd_sub_usage(FILE *out)
             "With several TAGs each plain line starts with the event's tag and a space, and when\n"
             "events of several channels wait, those of the most urgent channel (its class's\n"
             "urgency) print first; --from and --since apply to each TAG. Reports of lost events\n"
-            "(gaps) go to stderr.\n"
+            "(gaps) go to stderr, summed per channel and publisher over a second.\n"
             "\n"
             "options:\n"
             "  --from POSITION    durable channels: first every kept event after POSITION\n"
@@ -312,23 +312,93 @@ static void cmd_sub_print(const struct cmd_sub_args *a, const struct trone_event
     printf("}\n");
 }
 
-static void cmd_sub_gap(const struct trone_event *ev)
+/* Gaps of one (channel, publisher) reported within CMD_SUB_GAP_MS print as one line: a slow
+ * subscriber whose replicas dropped events (each replica drops its own oldest, so the holes
+ * that no replica filled are many and small) gets a few lines a second, not one per hole. */
+#define CMD_SUB_GAP_MS 1000u
+#define CMD_SUB_GAPS_MAX 16u
+
+struct cmd_sub_gap_sum {
+    bool used;
+    char channel[TRONE_TAG_MAX + 1];
+    uint8_t publisher[TRONE_PUBLIC_KEY_SIZE];
+    uint64_t since_ms; /* the first hole of this summary */
+    uint64_t holes;
+    uint64_t lost; /* events counted lost (0 for holes of unknown size) */
+    uint64_t first_seq;
+    uint64_t last_seq;
+};
+
+static struct cmd_sub_gap_sum cmd_sub_gaps[CMD_SUB_GAPS_MAX];
+
+static void cmd_sub_gap_print(const struct cmd_sub_gap_sum *g)
 {
     char publisher[2 * TRONE_PUBLIC_KEY_SIZE + 1];
-    key_hex_encode(publisher, ev->publisher, TRONE_PUBLIC_KEY_SIZE);
+    key_hex_encode(publisher, g->publisher, TRONE_PUBLIC_KEY_SIZE);
+    if (g->holes > 1) {
+        cmd_error(0, "sub",
+                  "gap: %" PRIu64 " events of publisher %.16s lost on %s in %" PRIu64
+                  " holes from seq %" PRIu64 " to %" PRIu64,
+                  g->lost, publisher, g->channel, g->holes, g->first_seq, g->last_seq);
+    } else if (g->lost > 0) {
+        cmd_error(0, "sub",
+                  "gap: %" PRIu64 " events of publisher %.16s lost on %s from seq %" PRIu64,
+                  g->lost, publisher, g->channel, g->first_seq);
+    } else {
+        cmd_error(0, "sub", "gap: events of publisher %.16s lost on %s", publisher, g->channel);
+    }
+}
+
+/* Prints the summaries older than CMD_SUB_GAP_MS (all of them with force). */
+static void cmd_sub_gaps_flush(uint64_t now_ms, bool force)
+{
+    for (uint32_t i = 0; i < CMD_SUB_GAPS_MAX; i++) {
+        struct cmd_sub_gap_sum *g = &cmd_sub_gaps[i];
+        if (g->used && (force || now_ms - g->since_ms >= CMD_SUB_GAP_MS)) {
+            cmd_sub_gap_print(g);
+            g->used = false;
+        }
+    }
+}
+
+static void cmd_sub_gap(const struct trone_event *ev, uint64_t now_ms)
+{
     if (ev->not_kept) {
+        char publisher[2 * TRONE_PUBLIC_KEY_SIZE + 1];
+        key_hex_encode(publisher, ev->publisher, TRONE_PUBLIC_KEY_SIZE);
         cmd_error(0, "sub",
                   "gap: %" PRIu64 " events of publisher %.16s on %s from position %" PRIu64
                   " are no longer kept by the replicas (retention); replay starts after "
                   "them",
                   ev->lost, publisher, ev->channel, ev->seq);
-    } else if (ev->lost > 0) {
-        cmd_error(0, "sub",
-                  "gap: %" PRIu64 " events of publisher %.16s lost on %s from seq %" PRIu64,
-                  ev->lost, publisher, ev->channel, ev->seq);
-    } else {
-        cmd_error(0, "sub", "gap: events of publisher %.16s lost on %s", publisher, ev->channel);
+        return;
     }
+    struct cmd_sub_gap_sum *g = NULL;
+    struct cmd_sub_gap_sum *spare = NULL; /* a free entry, else the oldest */
+    for (uint32_t i = 0; i < CMD_SUB_GAPS_MAX && g == NULL; i++) {
+        struct cmd_sub_gap_sum *c = &cmd_sub_gaps[i];
+        if (c->used && strcmp(c->channel, ev->channel) == 0 &&
+            memcmp(c->publisher, ev->publisher, TRONE_PUBLIC_KEY_SIZE) == 0) {
+            g = c;
+        } else if (spare == NULL || (spare->used && (!c->used || c->since_ms < spare->since_ms))) {
+            spare = c;
+        }
+    }
+    if (g == NULL) {
+        if (spare->used) {
+            cmd_sub_gap_print(spare); /* the table is full: the oldest goes out now */
+        }
+        g = spare;
+        memset(g, 0, sizeof(*g));
+        g->used = true;
+        snprintf(g->channel, sizeof(g->channel), "%s", ev->channel);
+        memcpy(g->publisher, ev->publisher, TRONE_PUBLIC_KEY_SIZE);
+        g->since_ms = now_ms;
+        g->first_seq = ev->seq;
+    }
+    g->holes++;
+    g->lost += ev->lost;
+    g->last_seq = ev->lost > 0 ? ev->seq + ev->lost - 1 : ev->seq;
 }
 
 static uint64_t cmd_sub_now_ms(void)
@@ -360,6 +430,21 @@ static int cmd_sub_open(struct cmd_common *common, struct trone_client **c)
     return CMD_OK;
 }
 
+/* Milliseconds until the oldest gap summary is due (UINT64_MAX: none waits). */
+static uint64_t cmd_sub_gaps_due_in(uint64_t now_ms)
+{
+    uint64_t due = UINT64_MAX;
+    for (uint32_t i = 0; i < CMD_SUB_GAPS_MAX; i++) {
+        const struct cmd_sub_gap_sum *g = &cmd_sub_gaps[i];
+        if (g->used) {
+            uint64_t at = g->since_ms + CMD_SUB_GAP_MS;
+            uint64_t in = at > now_ms ? at - now_ms : 0;
+            due = in < due ? in : due;
+        }
+    }
+    return due;
+}
+
 /* Receives until --count events or --timeout. */
 static int cmd_sub_loop(const struct cmd_sub_args *a, struct trone_client *c, uint64_t start_ms,
                         uint64_t (*now_ms)(void))
@@ -371,17 +456,21 @@ static int cmd_sub_loop(const struct cmd_sub_args *a, struct trone_client *c, ui
             uint64_t elapsed = now_ms() - start_ms;
             wait_ms = elapsed >= a->timeout_ms ? 0 : a->timeout_ms - elapsed;
         }
+        cmd_sub_gaps_flush(now_ms(), false);
+        uint64_t gaps_due = cmd_sub_gaps_due_in(now_ms());
         struct trone_event ev;
         int rc = trone_receive(c, &ev, 0);
         if (rc == TRONE_ETIMEDOUT && wait_ms > 0) {
             fflush(stdout); /* nothing ready: show what was printed before blocking */
-            rc = trone_receive(c, &ev, wait_ms);
+            rc = trone_receive(c, &ev, gaps_due < wait_ms ? gaps_due : wait_ms);
         }
         if (rc == TRONE_ETIMEDOUT && a->timeout_ms > 0 && now_ms() - start_ms >= a->timeout_ms) {
             fflush(stdout);
             if (a->count == 0) {
+                cmd_sub_gaps_flush(0, true); /* before the last word */
                 return CMD_OK;
             }
+            cmd_sub_gaps_flush(0, true); /* before the last word */
             return cmd_error(CMD_FAIL, "sub",
                              "timed out after %.3g s with %" PRIu64 " of %" PRIu64 " events",
                              (double)a->timeout_ms / 1000.0, received, a->count);
@@ -390,16 +479,18 @@ static int cmd_sub_loop(const struct cmd_sub_args *a, struct trone_client *c, ui
             continue;
         }
         if (rc != 0) {
+            cmd_sub_gaps_flush(0, true); /* before the last word */
             fflush(stdout);
             return cmd_error(CMD_FAIL, "sub", "%s", trone_last_error(c));
         }
         if (ev.kind == TRONE_EVENT_GAP) {
-            cmd_sub_gap(&ev);
+            cmd_sub_gap(&ev, now_ms());
             continue;
         }
         cmd_sub_print(a, &ev);
         received++;
         if (a->count > 0 && received >= a->count) {
+            cmd_sub_gaps_flush(0, true); /* before the last word */
             fflush(stdout);
             return CMD_OK;
         }
