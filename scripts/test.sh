@@ -55,8 +55,11 @@ else
     corpus="build-fuzz/corpus/$name"
     mkdir -p "$corpus"
     echo "-- $name"
+    seeds=()
+    # Inputs that once failed (fuzz/seeds/NAME/) run first, every time.
+    [ ! -d "fuzz/seeds/$name" ] || seeds=("$ROOT/fuzz/seeds/$name")
     if ! (cd build-fuzz && "./fuzz/$name" -max_total_time="$FUZZ_SECONDS" -print_final_stats=0 \
-            "$ROOT/$corpus" >"$name.log" 2>&1); then
+            "$ROOT/$corpus" "${seeds[@]}" >"$name.log" 2>&1); then
       tail -n 30 "build-fuzz/$name.log"
       FAILED+=("$name")
     else

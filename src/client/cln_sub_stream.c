@@ -318,6 +318,14 @@ void cln_sub__stream_close(struct cln_sub *s, struct cln_sub_stream *st)
     TRONE_ASSERT(st->used);
     if (st->next_seq == 0 && st->decided_held > 0 && !cln_sub_unvouched(s, st)) {
         cln_sub_start(s, st, cln_sub_start_point(s, st)); /* what it decided is delivered */
+        /* and the floor learns this epoch, as cln_sub_epoch_advance does for a stream that
+         * starts while open: reopened later, the stream resumes after what it delivered
+         * instead of starting over (fuzz_cln_sub found seq 1 delivered after 34). */
+        struct cln_sub_floor *fl = cln_sub_floor_get(s, st);
+        if (fl->next_seq == 0 || fl->epoch < st->epoch) {
+            fl->epoch = st->epoch;
+            fl->next_seq = st->next_seq;
+        }
     }
     if (st->next_seq != 0 && st->held_count > 0) {
         cln_sub_flush_until(s, st, st->next_seq + s->cfg.window, CLN_SUB_GAP_CLOSED, false);
