@@ -241,3 +241,45 @@ itest_leader() {
   for i in "$@"; do itest_field "$i" 3; done | sort | uniq -c | sort -rn |
     awk 'NR == 1 { print $2 }'
 }
+
+# itest_start_replicas N [ARGS...]: starts replicas 0..N-1 with extra `trone replica` ARGS and
+# waits until they are all up and connected.
+itest_start_replicas() {
+  local n=$1 i
+  shift
+  for i in $(seq 0 $((n - 1))); do
+    "$TRONE" replica --id "$i" "$@" >>"$D/r$i.log" 2>&1 &
+    ITEST_PIDS[$i]=$!
+  done
+  itest_wait_ready $(seq 0 $((n - 1)))
+}
+
+# itest_stopped_burst LO HI LO_N HI_N: one `trone sub LO HI --json` (output $D/sub.out,
+# $D/sub.err, pid ITEST_SUB) attaches and is stopped (SIGSTOP); the admin publishes LO_N events
+# of about 1 KiB on LO ("L-000001-xxx..."), then HI_N on HI ("H-000001"); the subscriber
+# resumes (SIGCONT). For the urgency and flow-control tests.
+itest_stopped_burst() {
+  local lo=$1 hi=$2 lo_n=$3 hi_n=$4 t
+  TRONE_LOG=info "$TRONE" sub "$lo" "$hi" --json --timeout 300 >"$D/sub.out" 2>"$D/sub.err" &
+  ITEST_SUB=$!
+  ITEST_EXTRA+=("$ITEST_SUB")
+  for t in $(seq 1 60); do
+    grep -q "msg=\"attached\" tag=$lo " "$D/sub.err" &&
+      grep -q "msg=\"attached\" tag=$hi " "$D/sub.err" && break
+    kill -0 "$ITEST_SUB" 2>/dev/null || itest_fail "trone sub exited: $(tail -n 1 "$D/sub.err")"
+    [ "$t" -lt 60 ] || itest_fail "trone sub not attached after 30 s: $(tail -n 1 "$D/sub.err")"
+    sleep 0.5
+  done
+  sleep 1 # the log says n-f replicas attached; let the last one attach too
+  kill -STOP "$ITEST_SUB"
+  local pad
+  pad=$(printf 'x%.0s' $(seq 1 1000))
+  awk -v n="$lo_n" -v pad="$pad" 'BEGIN { for (i = 1; i <= n; i++) printf "L-%06d-%s\n", i, pad }' \
+    >"$D/lo.in"
+  awk -v n="$hi_n" 'BEGIN { for (i = 1; i <= n; i++) printf "H-%06d\n", i }' >"$D/hi.in"
+  timeout 120 "$TRONE" pub "$lo" <"$D/lo.in" >"$D/pub.lo" 2>&1 ||
+    { kill -CONT "$ITEST_SUB"; itest_fail "pub $lo failed: $(tail -n 1 "$D/pub.lo")"; }
+  timeout 60 "$TRONE" pub "$hi" <"$D/hi.in" >"$D/pub.hi" 2>&1 ||
+    { kill -CONT "$ITEST_SUB"; itest_fail "pub $hi failed: $(tail -n 1 "$D/pub.hi")"; }
+  kill -CONT "$ITEST_SUB"
+}

@@ -26,36 +26,12 @@ RSS_MAX_KB=$((48 * 1024)) # measured 23 to 25 MiB; unbounded queues would hold t
 read -r -a replica_args <<<"${SLOW_REPLICA_ARGS:-}"
 
 itest_cluster 4
-for i in 0 1 2 3; do
-  "$TRONE" replica --id $i "${replica_args[@]}" >>"$D/r$i.log" 2>&1 &
-  ITEST_PIDS[$i]=$!
-done
-itest_wait_ready 0 1 2 3
+itest_start_replicas 4 "${replica_args[@]}"
 itest_op channel create s.lo --class cft,fifo,si,urgency=0
 itest_op channel create s.hi --class cft,fifo,si,urgency=7
 
-TRONE_LOG=info "$TRONE" sub s.lo s.hi --json --timeout 300 >"$D/sub.out" 2>"$D/sub.err" &
-SUB=$!
-ITEST_EXTRA+=("$SUB")
-for t in $(seq 1 60); do
-  grep -q 'msg="attached" tag=s.lo' "$D/sub.err" && grep -q 'msg="attached" tag=s.hi' "$D/sub.err" &&
-    break
-  kill -0 "$SUB" 2>/dev/null || itest_fail "trone sub exited: $(tail -n 1 "$D/sub.err")"
-  [ "$t" -lt 60 ] || itest_fail "trone sub not attached after 30 s: $(tail -n 1 "$D/sub.err")"
-  sleep 0.5
-done
-sleep 1 # the log says n-f replicas attached; let the last one attach too
-
-kill -STOP "$SUB"
-pad=$(printf 'x%.0s' $(seq 1 1000))
-awk -v n="$LO_N" -v pad="$pad" 'BEGIN { for (i = 1; i <= n; i++) printf "L-%06d-%s\n", i, pad }' \
-  >"$D/lo.in"
-awk -v n="$HI_N" 'BEGIN { for (i = 1; i <= n; i++) printf "H-%06d\n", i }' >"$D/hi.in"
-timeout 120 "$TRONE" pub s.lo <"$D/lo.in" >"$D/pub.lo" 2>&1 ||
-  { kill -CONT "$SUB"; itest_fail "pub s.lo failed: $(tail -n 1 "$D/pub.lo")"; }
-timeout 60 "$TRONE" pub s.hi <"$D/hi.in" >"$D/pub.hi" 2>&1 ||
-  { kill -CONT "$SUB"; itest_fail "pub s.hi failed: $(tail -n 1 "$D/pub.hi")"; }
-kill -CONT "$SUB"
+itest_stopped_burst s.lo s.hi "$LO_N" "$HI_N"
+SUB=$ITEST_SUB
 
 # Until the last s.lo event and every s.hi event are out (at most 120 s), and one more second
 # for the last gap summary.

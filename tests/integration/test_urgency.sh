@@ -21,36 +21,12 @@ HI_N=${URGENCY_HI_N:-200}
 MIN_AFTER=1000
 
 itest_cluster 4
-for i in 0 1 2 3; do
-  "$TRONE" replica --id $i --queue-events 1000000 --queue-bytes 268435456 >>"$D/r$i.log" 2>&1 &
-  ITEST_PIDS[$i]=$!
-done
-itest_wait_ready 0 1 2 3
+itest_start_replicas 4 --queue-events 1000000 --queue-bytes 268435456
 itest_op channel create u.lo --class cft,fifo,si,urgency=0
 itest_op channel create u.hi --class cft,fifo,si,urgency=7
 
-TRONE_LOG=info "$TRONE" sub u.lo u.hi --json --timeout 300 >"$D/sub.out" 2>"$D/sub.err" &
-SUB=$!
-ITEST_EXTRA+=("$SUB")
-for t in $(seq 1 60); do
-  grep -q 'msg="attached" tag=u.lo' "$D/sub.err" && grep -q 'msg="attached" tag=u.hi' "$D/sub.err" &&
-    break
-  kill -0 "$SUB" 2>/dev/null || itest_fail "trone sub exited: $(tail -n 1 "$D/sub.err")"
-  [ "$t" -lt 60 ] || itest_fail "trone sub not attached after 30 s: $(tail -n 1 "$D/sub.err")"
-  sleep 0.5
-done
-sleep 1 # the log says n-f replicas attached; let the last one attach too
-
-kill -STOP "$SUB"
-pad=$(printf 'x%.0s' $(seq 1 1000))
-awk -v n="$LO_N" -v pad="$pad" 'BEGIN { for (i = 1; i <= n; i++) printf "L-%06d-%s\n", i, pad }' \
-  >"$D/lo.in"
-awk -v n="$HI_N" 'BEGIN { for (i = 1; i <= n; i++) printf "H-%06d\n", i }' >"$D/hi.in"
-timeout 120 "$TRONE" pub u.lo <"$D/lo.in" >"$D/pub.lo" 2>&1 ||
-  { kill -CONT "$SUB"; itest_fail "pub u.lo failed: $(tail -n 1 "$D/pub.lo")"; }
-timeout 60 "$TRONE" pub u.hi <"$D/hi.in" >"$D/pub.hi" 2>&1 ||
-  { kill -CONT "$SUB"; itest_fail "pub u.hi failed: $(tail -n 1 "$D/pub.hi")"; }
-kill -CONT "$SUB"
+itest_stopped_burst u.lo u.hi "$LO_N" "$HI_N"
+SUB=$ITEST_SUB
 
 # Until every u.hi event is out and the output stopped growing for 3 s (at most 120 s).
 last=-1
