@@ -263,7 +263,10 @@ static int demo_ev_wait_subs(struct demo_ev *ev, const struct demo_ev_round *rou
 }
 
 /* Checks one subscriber's output: exactly the round's events of the channel, each once, in
- * publish order; nothing else that looks like an event. Log lines (key=value) are skipped. */
+ * publish order; nothing else that looks like an event. Log lines (key=value) are skipped, and
+ * so are gap reports: what counts is that every event is there. A Byzantine replica that sends
+ * a seq below the stream's start makes a fresh BFT subscriber wait for it and report it as a
+ * gap, by design (test_cln_sub: test_start_forged_low_and_lone_sender), with nothing lost. */
 static int demo_ev_check_output(struct demo *d, const char *path, uint32_t round, const char *tag)
 {
     FILE *f = fopen(path, "r");
@@ -278,10 +281,7 @@ static int demo_ev_check_output(struct demo *d, const char *path, uint32_t round
     int rc = 0;
     while (rc == 0 && fgets(line, sizeof(line), f) != NULL) {
         line[strcspn(line, "\n")] = '\0';
-        if (strstr(line, "gap") != NULL && strncmp(line, "trone sub:", 10) == 0) {
-            snprintf(d->errmsg, sizeof(d->errmsg), "%s reports lost events: %s", path, line);
-            rc = TRONE_EPROTO;
-        } else if (strncmp(line, prefix, strlen(prefix)) == 0) {
+        if (strncmp(line, prefix, strlen(prefix)) == 0) {
             char want[DEMO_EV_PAYLOAD_MAX];
             demo_ev_payload(want, sizeof(want), round, tag, next);
             if (strcmp(line, want) != 0) {

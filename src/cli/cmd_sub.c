@@ -333,6 +333,7 @@ static struct cmd_sub_gap_sum cmd_sub_gaps[CMD_SUB_GAPS_MAX];
 
 static void cmd_sub_gap_print(const struct cmd_sub_gap_sum *g)
 {
+    fflush(stdout); /* whole event lines first: stdout and stderr may share one file */
     char publisher[2 * TRONE_PUBLIC_KEY_SIZE + 1];
     key_hex_encode(publisher, g->publisher, TRONE_PUBLIC_KEY_SIZE);
     if (g->holes > 1) {
@@ -364,6 +365,7 @@ static void cmd_sub_gaps_flush(uint64_t now_ms, bool force)
 static void cmd_sub_gap(const struct trone_event *ev, uint64_t now_ms)
 {
     if (ev->not_kept) {
+        fflush(stdout);
         char publisher[2 * TRONE_PUBLIC_KEY_SIZE + 1];
         key_hex_encode(publisher, ev->publisher, TRONE_PUBLIC_KEY_SIZE);
         cmd_error(0, "sub",
