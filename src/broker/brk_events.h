@@ -56,6 +56,7 @@ struct brk_events_stream_info {
     uint64_t bytes;      /* their record bytes */
     uint64_t age_ms_max; /* retention by age, 0 = none */
     uint64_t bytes_max;  /* retention by size, 0 = none */
+    uint64_t trimmed;    /* highest position retention deleted (never fetched back), 0 if none */
 };
 struct brk_events_durable {
     void *ctx;

@@ -430,10 +430,12 @@ static void brk_sync_list(struct brk_events *e, const struct brk_channel *ch, ui
         if (rc != 0 && rc != TRONE_ENOENT) {
             continue;
         }
-        uint64_t lower = en.first;
-        if (info.count > 0 && info.bytes_max != 0 && info.bytes >= info.bytes_max &&
-            lower < info.first) {
-            lower = info.first; /* older ones would go at the next retention step */
+        /* Never below what this replica's retention deleted: a peer whose retention step
+         * has not run yet still holds those, and fetching them back would keep deleted events
+         * going round between the replicas. */
+        uint64_t lower = en.first > info.trimmed ? en.first : info.trimmed + 1u;
+        if (lower > en.last) {
+            continue;
         }
         if (info.count > 0 && info.first <= lower && info.last >= en.last &&
             info.count == info.last - info.first + 1u) {

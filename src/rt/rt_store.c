@@ -352,6 +352,7 @@ int rt_store_stream_info(void *ctx, uint64_t stream, struct brk_events_stream_in
         out->bytes = info.bytes;
         out->age_ms_max = info.age_ms_max;
         out->bytes_max = info.bytes_max;
+        out->trimmed = info.trimmed;
     }
     return rc;
 }

@@ -100,7 +100,7 @@ int store_event_put(struct store *s, uint64_t channel, uint64_t position, uint64
 /* Stores the event at position if the channel does not hold that position yet, at any
  * position (also below the channel's last: a hole filled from a peer, docs/PROTOCOL.md 11),
  * in the open batch; the channel's first, last, count and bytes follow. 0 (stored),
- * TRONE_EEXIST (the position is held: nothing written), TRONE_EFULL while the store is full
+ * TRONE_EEXIST (the position is held, or retention deleted it already: nothing written), TRONE_EFULL while the store is full
  * (as store_event_put), TRONE_EINVAL (position 0, no batch). */
 int store_event_insert(struct store *s, uint64_t channel, uint64_t position, uint64_t time_ms,
                        const uint8_t *data, size_t size);
@@ -133,6 +133,7 @@ struct store_channel_info {
     uint64_t bytes;      /* payload bytes kept */
     uint64_t age_ms_max; /* retention by age, 0 = none */
     uint64_t bytes_max;  /* retention by size, 0 = none */
+    uint64_t trimmed;    /* highest position retention deleted, 0 if none: never taken back */
 };
 
 /* TRONE_ENOENT for a channel that never stored an event nor had a retention set. */

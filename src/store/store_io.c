@@ -26,7 +26,10 @@
 #define STORE_LOG_KEY_LEN 9u
 #define STORE_EVENT_KEY_LEN 16u
 #define STORE_META_LEN (4u + 4u + TRONE_HASH_LEN)
-#define STORE_CHAN_LEN 48u
+/* A channel record: first, last, count, bytes, age_ms_max, bytes_max, trimmed. Stores written
+ * before the retention mark hold 48-byte records, read with trimmed = 0. */
+#define STORE_CHAN_LEN 56u
+#define STORE_CHAN_LEN_V1 48u
 #define STORE_EVENT_HEAD_LEN 8u
 /* Room kept for the replication records when durable events are refused: the file system's
  * free bytes and the map's. The free bytes are checked again after this many bytes of events
@@ -184,7 +187,7 @@ static int chan_get(MDB_txn *txn, const struct store *s, uint64_t channel,
     const uint8_t *p = NULL;
     size_t size = 0;
     rc = value_check(STORE_DOM_CHAN, &key, &val, &p, &size);
-    if (rc != 0 || size != STORE_CHAN_LEN) {
+    if (rc != 0 || (size != STORE_CHAN_LEN && size != STORE_CHAN_LEN_V1)) {
         return TRONE_ECORRUPT;
     }
     info->first = buf_load_u64(p);
@@ -193,6 +196,7 @@ static int chan_get(MDB_txn *txn, const struct store *s, uint64_t channel,
     info->bytes = buf_load_u64(p + 24);
     info->age_ms_max = buf_load_u64(p + 32);
     info->bytes_max = buf_load_u64(p + 40);
+    info->trimmed = size == STORE_CHAN_LEN ? buf_load_u64(p + 48) : 0;
     return 0;
 }
 
@@ -209,6 +213,7 @@ static int chan_put(MDB_txn *txn, const struct store *s, uint64_t channel,
     buf_store_u64(p + 24, info->bytes);
     buf_store_u64(p + 32, info->age_ms_max);
     buf_store_u64(p + 40, info->bytes_max);
+    buf_store_u64(p + 48, info->trimmed);
     return value_put(txn, s->chans, STORE_DOM_CHAN, &key, p, sizeof(p), NULL, 0);
 }
 
@@ -911,6 +916,9 @@ int store_event_insert(struct store *s, uint64_t channel, uint64_t position, uin
     if (rc != 0 && rc != TRONE_ENOENT) {
         return batch_fail(s, rc);
     }
+    if (position <= info.trimmed) {
+        return TRONE_EEXIST; /* retention deleted it: taking it back would undo retention */
+    }
     uint8_t k[STORE_EVENT_KEY_LEN];
     event_key(k, channel, position);
     MDB_val key = {.mv_size = sizeof(k), .mv_data = k};
@@ -1172,6 +1180,14 @@ int store_retention_set(struct store *s, uint64_t channel, uint64_t age_ms_max, 
     return store_err(mdb_txn_commit(txn));
 }
 
+/* Records that retention deleted position: the anti-entropy never fetches it back (peers whose
+ * retention step has not run yet still hold it; fetching from them would keep deleted events
+ * going round between replicas). */
+static void retention_mark(struct store_channel_info *info, uint64_t position)
+{
+    info->trimmed = position > info->trimmed ? position : info->trimmed;
+}
+
 /* Deletes the oldest events of one channel while they break its limits, at most *budget. */
 static int retention_channel(struct store *s, MDB_txn *txn, uint64_t channel,
                              struct store_channel_info *info, uint64_t now_ms, uint32_t *budget)
@@ -1199,6 +1215,7 @@ static int retention_channel(struct store *s, MDB_txn *txn, uint64_t channel,
         memcpy(k, key.mv_data, STORE_EVENT_KEY_LEN);
         rc = store_err(mdb_cursor_del(cur, 0));
         (*budget)--;
+        retention_mark(info, be64_load(k + 8));
         info->count--;
         info->bytes -= size <= info->bytes ? size : info->bytes;
         key.mv_size = sizeof(k);
@@ -1295,6 +1312,7 @@ static int retention_group(struct store *s, MDB_txn *txn, struct group_stream *g
             break;
         }
         (*budget)--;
+        retention_mark(&o->info, o->info.first);
         total -= size <= total ? size : total;
         o->info.count--;
         o->info.bytes -= size <= o->info.bytes ? size : o->info.bytes;

@@ -36,6 +36,7 @@ struct mem_event {
 struct mem_store {
     uint32_t count;
     struct mem_event *events; /* unsorted; every lookup scans (a test store) */
+    uint64_t trimmed; /* every stream's retention mark (brk_events_stream_info) */
     uint32_t stream_count;
     struct {
         uint64_t group;
@@ -79,8 +80,8 @@ static int mem_insert(void *ctx, uint64_t group, uint64_t stream, const uint8_t 
     (void)retain_bytes;
     (void)time_us;
     struct mem_store *m = ctx;
-    if (mem_find(m, stream, position) != NULL) {
-        return TRONE_EEXIST;
+    if (mem_find(m, stream, position) != NULL || position <= m->trimmed) {
+        return TRONE_EEXIST; /* as the real store: held, or deleted by retention */
     }
     assert_true(m->count < MEM_EVENTS_MAX && size <= MEM_RECORD_MAX);
     mem_index(m, group, stream, desc, desc_size);
@@ -154,6 +155,7 @@ static int mem_info(void *ctx, uint64_t stream, struct brk_events_stream_info *o
             out->bytes += e->size;
         }
     }
+    out->trimmed = m->trimmed;
     return out->count > 0 ? 0 : TRONE_ENOENT;
 }
 
@@ -533,6 +535,27 @@ static void test_cft_catch_up(void **state)
     assert_int_equal(brk_events_stats(&f->ev[0])->sync_fetched, 2498);
 }
 
+/* A replica whose retention deleted positions 1..2000 (a size limit) does not fetch them back
+ * from a peer whose retention step has not run yet: without the mark the replicas kept
+ * deleted events going round between them (one replica's step deletes, it fetches them back
+ * from a peer, whose own step had deleted them and fetched them back, and so on). */
+static void test_retention_not_undone(void **state)
+{
+    struct fixture *f = *state;
+    publish_to(f, 1, "d.cft", 7, 1, 2500, false);
+    publish_to(f, 0, "d.cft", 7, 2001, 500, false);
+    f->mem[0].trimmed = 2000;
+    uint32_t messages = exchange(f, 1000000);
+    assert_int_equal(messages, 6); /* an ASK and a LIST per durable channel, no GET */
+    assert_int_equal(f->mem[0].count, 500);
+    assert_int_equal(brk_events_stats(&f->ev[0])->sync_fetched, 0);
+    /* A hole above the mark is still filled. */
+    f->mem[0].trimmed = 1990;
+    exchange(f, 1000000 + 3000000);
+    assert_int_equal(f->mem[0].count, 510);
+    assert_int_equal(brk_events_stats(&f->ev[0])->sync_fetched, 10);
+}
+
 /* BFT without signatures: one lying peer (replica 3) sends altered copies of every event
  * and a forged extra one; alone, or together with one honest peer, it makes replica 0 store
  * nothing; a second honest peer's matching copies are stored, the liar's never. */
@@ -622,6 +645,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cft_catch_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_not_undone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bft_lying_peer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bft_pks_one_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unsolicited_and_malformed, setup, teardown),
