@@ -66,6 +66,10 @@ struct trone_event {
     /* GAP of a replay (trone_subscribe_from): 1 if these events are no longer kept by the
      * replicas (retention removed them, or the replicas never held them), else 0. */
     int not_kept;
+    /* GAP: 1 if this client dropped these events itself because the application did not take
+     * them fast enough (its queue per channel holds 16384 events or 8 MiB; the oldest go
+     * first, so the newest are kept), else 0. publisher and seq are then all zero. */
+    int fell_behind;
 };
 
 /* Called by trone_run and trone_receive for each event of a channel subscribed with a

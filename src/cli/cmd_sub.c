@@ -325,6 +325,7 @@ struct cmd_sub_gap_sum {
     uint64_t since_ms; /* the first hole of this summary */
     uint64_t holes;
     uint64_t lost; /* events counted lost (0 for holes of unknown size) */
+    bool fell_behind; /* dropped by this client's queue: no publisher, no seq */
     uint64_t first_seq;
     uint64_t last_seq;
 };
@@ -336,7 +337,12 @@ static void cmd_sub_gap_print(const struct cmd_sub_gap_sum *g)
     fflush(stdout); /* whole event lines first: stdout and stderr may share one file */
     char publisher[2 * TRONE_PUBLIC_KEY_SIZE + 1];
     key_hex_encode(publisher, g->publisher, TRONE_PUBLIC_KEY_SIZE);
-    if (g->holes > 1) {
+    if (g->fell_behind) {
+        cmd_error(0, "sub",
+                  "gap: %" PRIu64 " events lost on %s: this subscriber fell behind (its queue "
+                  "was full, the oldest events went first)",
+                  g->lost, g->channel);
+    } else if (g->holes > 1) {
         cmd_error(0, "sub",
                   "gap: %" PRIu64 " events of publisher %.16s lost on %s in %" PRIu64
                   " holes from seq %" PRIu64 " to %" PRIu64,
@@ -380,6 +386,7 @@ static void cmd_sub_gap(const struct trone_event *ev, uint64_t now_ms)
     for (uint32_t i = 0; i < CMD_SUB_GAPS_MAX && g == NULL; i++) {
         struct cmd_sub_gap_sum *c = &cmd_sub_gaps[i];
         if (c->used && strcmp(c->channel, ev->channel) == 0 &&
+            c->fell_behind == (ev->fell_behind != 0) &&
             memcmp(c->publisher, ev->publisher, TRONE_PUBLIC_KEY_SIZE) == 0) {
             g = c;
         } else if (spare == NULL || (spare->used && (!c->used || c->since_ms < spare->since_ms))) {
@@ -395,6 +402,7 @@ static void cmd_sub_gap(const struct trone_event *ev, uint64_t now_ms)
         g->used = true;
         snprintf(g->channel, sizeof(g->channel), "%s", ev->channel);
         memcpy(g->publisher, ev->publisher, TRONE_PUBLIC_KEY_SIZE);
+        g->fell_behind = ev->fell_behind != 0;
         g->since_ms = now_ms;
         g->first_seq = ev->seq;
     }

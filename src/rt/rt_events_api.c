@@ -514,6 +514,7 @@ static void trone_event_fill(struct trone_client *c, uint32_t idx,
     ev->payload_size = entry->payload_size;
     ev->lost = entry->lost;
     ev->not_kept = entry->not_kept ? 1 : 0;
+    ev->fell_behind = entry->fell_behind ? 1 : 0;
 }
 
 /* The subscription to hand over next among those with (callback true) or without (false) a
@@ -558,6 +559,7 @@ static int trone_dispatch(struct trone_client *c)
         const struct rt_events_entry *entry = rt_events_queue_peek(q, 0, &payload);
         struct trone_event ev;
         trone_event_fill(c, (uint32_t)idx, entry, payload, &ev);
+        rt_events_queue_pin(q, true); /* a trone_publish in the callback may run the loop */
         c->callbacks[idx](c->callback_ctx[idx], &ev);
         rt_events_queue_pop(q);
         made = made < INT32_MAX ? made + 1 : made;
@@ -624,9 +626,10 @@ int trone_receive(struct trone_client *c, struct trone_event *ev, uint64_t timeo
         int idx = trone_oldest(c, false);
         if (idx >= 0) {
             const uint8_t *payload = NULL;
-            const struct rt_events_entry *entry =
-                rt_events_queue_peek(rt_events_sub_queue(c->events, (uint32_t)idx), 0, &payload);
+            struct rt_events_queue *q = rt_events_sub_queue(c->events, (uint32_t)idx);
+            const struct rt_events_entry *entry = rt_events_queue_peek(q, 0, &payload);
             trone_event_fill(c, (uint32_t)idx, entry, payload, ev);
+            rt_events_queue_pin(q, true); /* ev points into it until the next call */
             c->held = true;
             c->held_idx = (uint32_t)idx;
             return 0;

@@ -11,7 +11,7 @@
 int rt_events_queue_init(struct rt_events_queue *q, uint32_t slots_max, uint64_t ring_size)
 {
     memset(q, 0, sizeof(*q));
-    if (slots_max < 2 || ring_size < TRONE_EVENT_PAYLOAD_MAX) {
+    if (slots_max < 4 || ring_size < TRONE_EVENT_PAYLOAD_MAX) { /* an event and two gaps */
         return TRONE_EINVAL;
     }
     q->slots = calloc(slots_max, sizeof(*q->slots));
@@ -72,22 +72,68 @@ static void rt_events_queue_gap(struct rt_events_queue *q, uint64_t arrival)
     memset(&gap, 0, sizeof(gap));
     gap.kind = TRONE_EVENT_GAP;
     gap.lost = q->dropped;
+    gap.fell_behind = true;
     gap.arrival = arrival;
     rt_events_queue_append(q, &gap, NULL);
     q->dropped = 0;
+}
+
+/* Is there room for an entry of size payload bytes plus extra_slots more entries? */
+static bool rt_events_queue_room(const struct rt_events_queue *q, uint32_t size,
+                                 uint64_t extra_slots)
+{
+    return rt_events_queue_count(q) + 1u + extra_slots <= q->slots_max &&
+           q->ring_head - q->ring_tail + rt_events_queue_need(q, size) <= q->ring_size;
+}
+
+/* Evicts the oldest entries until an entry of size bytes fits beside extra_slots more
+ * entries and the gap entry, and puts that gap entry at the head, counting what went. An
+ * entry's payload bytes are freed only when every older one is (the ring is FIFO), which
+ * eviction from the head provides. */
+static void rt_events_queue_evict(struct rt_events_queue *q, uint32_t size, uint64_t extra_slots)
+{
+    TRONE_ASSERT(!q->pinned);
+    uint64_t lost = 0;
+    uint64_t arrival = 0;
+    bool first = true;
+    while (rt_events_queue_count(q) > 0 && !rt_events_queue_room(q, size, 1u + extra_slots)) {
+        const struct rt_events_entry *e = &q->slots[q->tail % q->slots_max];
+        arrival = first ? e->arrival : arrival;
+        first = false;
+        lost += e->kind == TRONE_EVENT_GAP ? e->lost : 1u;
+        q->evicted += e->kind == TRONE_EVENT_GAP ? 0u : 1u;
+        q->ring_tail += e->stored_size;
+        q->tail++;
+    }
+    if (first) {
+        return; /* nothing was evicted */
+    }
+    if (rt_events_queue_count(q) == 0) {
+        q->ring_head = q->ring_tail = 0; /* empty: the next payload starts at the ring's start */
+    }
+    /* The gap takes the slot before the new head; it has no payload (stored_size 0). */
+    q->tail--;
+    struct rt_events_entry *gap = &q->slots[q->tail % q->slots_max];
+    memset(gap, 0, sizeof(*gap));
+    gap->kind = TRONE_EVENT_GAP;
+    gap->lost = lost;
+    gap->fell_behind = true;
+    gap->arrival = arrival;
+    gap->offset = q->ring_tail;
 }
 
 int rt_events_queue_push(struct rt_events_queue *q, const struct rt_events_entry *entry,
                          const uint8_t *payload)
 {
     TRONE_ASSERT(entry->payload_size <= TRONE_EVENT_PAYLOAD_MAX);
-    uint64_t slots_needed = q->dropped > 0 ? 2 : 1;
-    uint64_t need = rt_events_queue_need(q, entry->payload_size);
-    bool room = rt_events_queue_count(q) + slots_needed <= q->slots_max &&
-                q->ring_head - q->ring_tail + need <= q->ring_size;
-    if (!room) {
-        q->dropped++;
-        return TRONE_EFULL;
+    uint64_t gap_slots = q->dropped > 0 ? 1 : 0;
+    if (!rt_events_queue_room(q, entry->payload_size, gap_slots)) {
+        if (q->pinned) {
+            q->dropped++; /* the oldest is in the application's hands: drop the new one */
+            return TRONE_EFULL;
+        }
+        rt_events_queue_evict(q, entry->payload_size, gap_slots);
+        TRONE_ASSERT(rt_events_queue_room(q, entry->payload_size, gap_slots));
     }
     if (q->dropped > 0) {
         rt_events_queue_gap(q, entry->arrival);
@@ -118,4 +164,7 @@ void rt_events_queue_pop(struct rt_events_queue *q)
     q->ring_tail += e->stored_size;
     TRONE_ASSERT(q->ring_tail <= q->ring_head);
     q->tail++;
+    q->pinned = false;
 }
+
+void rt_events_queue_pin(struct rt_events_queue *q, bool pinned) { q->pinned = pinned; }
