@@ -380,6 +380,16 @@ struct cln_sub_stream *cln_sub__stream_open(struct cln_sub *s, uint32_t channel_
         return NULL;
     }
     struct cln_sub_stream *st = cln_sub_stream_victim(s);
+    /* Closing the victim may have taught the floor a newer epoch of this very publisher: the
+     * epoch asked for is then one it left, and opening it would replay it from its start
+     * (fuzz_cln_sub: seq 16 of an epoch delivered after its seq 17). */
+    const struct cln_sub_floor *left = cln_sub__floor_find(s, channel_idx, publisher);
+    if (left != NULL && epoch < left->epoch) {
+        free(slots);
+        free(copies);
+        free(votes);
+        return NULL;
+    }
     st->used = true;
     st->channel_idx = channel_idx;
     memcpy(st->publisher, publisher, TRONE_KEY_LEN);
