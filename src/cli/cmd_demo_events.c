@@ -39,6 +39,7 @@ struct demo_ev_round {
     uint32_t number;
     uint32_t channel_mask; /* bit i: demo_ev_channels[i] */
     int kill_replica;      /* -1: none */
+    bool byzantine;        /* a replica is Byzantine: subscribers should attach to all */
 };
 
 struct demo_ev {
@@ -186,6 +187,17 @@ static int demo_ev_start_subs(struct demo_ev *ev, const struct demo_ev_round *ro
                              demo_ev_channels[i].tag, DEMO_EV_READY_MS, ev->sub_logs[i][k]);
                     return TRONE_ETIMEDOUT;
                 }
+                demo_ev_sleep_ms(20);
+            }
+        }
+    }
+    /* A Byzantine replica can only tamper with what it forwards: in that round, give the
+     * subscribers time to attach to it too (a loaded machine delays the last attach). */
+    until = spawn_now_ms() + demo_left_ms(d, DEMO_EV_READY_MS);
+    for (uint32_t i = 0; i < DEMO_EV_CHANNELS && round->byzantine; i++) {
+        for (uint32_t k = 0; k < DEMO_EV_SUBSCRIBERS && ((round->channel_mask >> i) & 1u); k++) {
+            while (!demo_ev_file_has(ev->sub_logs[i][k], "msg=\"attached to every replica\"") &&
+                   spawn_now_ms() < until) {
                 demo_ev_sleep_ms(20);
             }
         }
@@ -432,7 +444,8 @@ int demo_events(struct demo *d)
          * Byzantine replica gets the events too (else it has nothing to tamper with). */
         int ran = rc == 0 ? trone_run(ev->pub, 2500u) : 0;
         rc = ran < 0 ? ran : rc;
-        const struct demo_ev_round byz = {.number = 2, .channel_mask = 2u, .kill_replica = -1};
+        const struct demo_ev_round byz = {
+            .number = 2, .channel_mask = 2u, .kill_replica = -1, .byzantine = true};
         rc = rc != 0 ? rc : demo_ev_round(ev, &byz);
         uint64_t actions = rc == 0 ? demo_ev_byz_actions(d, 1) : 0;
         if (rc == 0 && actions == 0) {

@@ -45,6 +45,7 @@ struct rt_events_sub {
     uint32_t refusals[TRONE_REPLICAS_MAX];    /* consecutive refusals per replica */
     int32_t refusal;                          /* the last refusal status */
     bool announced;                           /* "attached" was logged */
+    bool announced_all;                       /* "attached to every replica" was logged */
     int error;                                /* sticky */
     uint8_t start_mode;                       /* enum chan_start: a durable replay */
     uint64_t start;
@@ -358,6 +359,10 @@ static int rt_events_on_attached(struct rt_events *e, uint32_t replica, const ui
             s->announced = true; /* once per subscription: tests and operators wait for it */
             log_info(RT_EVENTS_COMP, "msg=\"attached\" tag=%s replicas=%u of=%u", s->tag, count,
                      e->n);
+        }
+        if (!s->announced_all && count == e->n) {
+            s->announced_all = true; /* the demo waits for it before a Byzantine round */
+            log_info(RT_EVENTS_COMP, "msg=\"attached to every replica\" tag=%s", s->tag);
         }
         return 0;
     }
