@@ -23,11 +23,12 @@
  *   on which the client may publish (TRONE_EPERM). The ranges of one (publisher, epoch) must
  *   follow each other: a range ending at or below the last ordered seq is TRONE_EEXIST
  *   (already ordered: a retransmission after TRONE_ESTALE), one that does not start right
- *   after it is TRONE_EINVAL, an epoch older than the last ordered one is TRONE_EINVAL. A new
- *   (publisher, epoch) may start at any seq. It assigns the positions order_next ..
- *   order_next + count - 1 and answers the first one. A channel remembers the last ordered
- *   (epoch, seq) of BRK_ORDER_FLOORS_MAX publishers; beyond that the one that ordered least
- *   recently is forgotten (its next range then counts as a new start).
+ *   after it is TRONE_EINVAL. A new (publisher, epoch) may start at any seq, whatever the
+ *   publisher's other epochs: several processes of one key publish at once, each with its own
+ *   epoch. It assigns the positions order_next .. order_next + count - 1 and answers the first
+ *   one. A channel remembers the last ordered seq of BRK_ORDER_FLOORS_MAX (publisher, epoch)
+ *   pairs; beyond that the one that ordered least recently is forgotten (its next range then
+ *   counts as a new start).
  * - Counts beyond TRONE_CHANNELS_MAX, TRONE_CLIENTS_MAX (admin included) or
  *   TRONE_CHANNEL_MEMBERS_MAX (per list, "*" included; also bounds subscriptions) give
  *   TRONE_EFULL. A malformed op gives TRONE_EBADMSG.

@@ -440,12 +440,14 @@ static int brk_exec_list(struct brk_exec *x)
     return 0;
 }
 
-/* The floor of client on ch, or NULL. */
-static struct brk_order_floor *brk_exec_floor_find(struct brk_channel *ch, uint16_t client)
+/* The floor of (client, epoch) on ch, or NULL. One per epoch: several processes of one key
+ * (each its own epoch) may publish on the channel at once. */
+static struct brk_order_floor *brk_exec_floor_find(struct brk_channel *ch, uint16_t client,
+                                                   uint64_t epoch)
 {
     TRONE_ASSERT(ch->floor_count <= BRK_ORDER_FLOORS_MAX);
     for (uint32_t i = 0; i < ch->floor_count; i++) {
-        if (ch->floors[i].client == client) {
+        if (ch->floors[i].client == client && ch->floors[i].epoch == epoch) {
             return &ch->floors[i];
         }
     }
@@ -490,12 +492,8 @@ static int brk_exec_order(struct brk_exec *x)
                                x->t->clients[x->caller].name, ch->tag);
     }
     uint64_t last = op->first_seq + op->count - 1; /* no wrap: checked by the decoder */
-    struct brk_order_floor *fl = brk_exec_floor_find(ch, x->caller);
-    if (fl != NULL && op->epoch < fl->epoch) {
-        return brk_exec_refuse(x, TRONE_EINVAL, "epoch %llu is older than the last ordered",
-                               (unsigned long long)op->epoch);
-    }
-    if (fl != NULL && op->epoch == fl->epoch) {
+    struct brk_order_floor *fl = brk_exec_floor_find(ch, x->caller, op->epoch);
+    if (fl != NULL) {
         if (last <= fl->seq) {
             return brk_exec_refuse(x, TRONE_EEXIST, "seqs up to %llu are already ordered",
                                    (unsigned long long)fl->seq);

@@ -34,7 +34,15 @@ static void brk_snapshot_members(struct buf *out, const struct brk_member_list *
     }
 }
 
-/* The order state: u64 order_next | u8 count | floors ascending by client index. */
+/* Is floor a before floor b in the snapshot's order (client index, then epoch)? */
+static bool brk_floor_before(const struct brk_order_floor *a, const struct brk_order_floor *b,
+                             const uint16_t *rank)
+{
+    return rank[a->client] != rank[b->client] ? rank[a->client] < rank[b->client]
+                                              : a->epoch < b->epoch;
+}
+
+/* The order state: u64 order_next | u8 count | floors ascending by (client index, epoch). */
 static void brk_snapshot_floors(struct buf *out, const struct brk_channel *ch,
                                 const uint16_t *rank)
 {
@@ -42,7 +50,7 @@ static void brk_snapshot_floors(struct buf *out, const struct brk_channel *ch,
     uint32_t order[BRK_ORDER_FLOORS_MAX];
     for (uint32_t i = 0; i < ch->floor_count; i++) {
         uint32_t j = i;
-        for (; j > 0 && rank[ch->floors[order[j - 1]].client] > rank[ch->floors[i].client]; j--) {
+        for (; j > 0 && brk_floor_before(&ch->floors[i], &ch->floors[order[j - 1]], rank); j--) {
             order[j] = order[j - 1];
         }
         order[j] = i;
@@ -161,8 +169,8 @@ static int brk_restore_members(struct buf_reader *r, const struct brk_table *fre
     return 0;
 }
 
-/* Reads the order state: order_next >= 1, floors with strictly ascending client indices,
- * epoch and seq >= 1, distinct positions below order_next. */
+/* Reads the order state: order_next >= 1, floors strictly ascending by (client index,
+ * epoch), epoch and seq >= 1, distinct positions below order_next. */
 static int brk_restore_floors(struct buf_reader *r, const struct brk_table *fresh,
                               struct brk_channel *ch)
 {
@@ -179,7 +187,9 @@ static int brk_restore_floors(struct buf_reader *r, const struct brk_table *fres
         fl->position = buf_get_u64(r);
         if (r->error != 0 || fl->client >= fresh->client_count || fl->epoch < 1 ||
             fl->seq < 1 || fl->position < 1 || fl->position >= ch->order_next ||
-            (i > 0 && ch->floors[i - 1].client >= fl->client)) {
+            (i > 0 && (ch->floors[i - 1].client > fl->client ||
+                       (ch->floors[i - 1].client == fl->client &&
+                        ch->floors[i - 1].epoch >= fl->epoch)))) {
             return TRONE_ECORRUPT;
         }
         for (uint32_t k = 0; k < i; k++) {

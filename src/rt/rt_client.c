@@ -442,9 +442,9 @@ int rt_client_call(struct rt_client *c, const void *op, size_t op_size, uint64_t
     }
     if (c->call_status == TRONE_ESTALE) {
         snprintf(errmsg, errmsg_size,
-                 "the replicas refused the request as stale: another process using this key "
-                 "sent a newer request meanwhile, or the wall clock went backwards (the "
-                 "operation may or may not have been applied)");
+                 "the replicas refused the request as stale: other processes using this key "
+                 "had 16 newer requests executed meanwhile, or the wall clock went "
+                 "backwards (the operation may or may not have been applied)");
     } else if (c->call_status != 0) {
         snprintf(errmsg, errmsg_size, "cannot keep the result: %s", trone_strerror(c->call_status));
     }
@@ -506,10 +506,12 @@ uint32_t rt_client_status(struct rt_client *c, uint64_t timeout_ms,
 
 /* ---- Create and destroy ------------------------------------------------------------------- */
 
-/* (Re)creates the protocol core. Its first request id is the wall-clock microsecond (and
- * above every id used before), so a process that calls later than another one with the same
- * key uses larger ids even when both live long: a subscriber and a publisher sharing a key
- * each renew the core before each call instead of counting from their start. */
+/* (Re)creates the protocol core. Its first request id is the wall-clock nanosecond (and
+ * above every id used before). The replicas execute the requests of one key in any id order
+ * (several processes may share a key, docs/PROTOCOL.md 4) but remember only the newest ids
+ * of each key, so ids from the clock keep every process's ids near the others'; nanoseconds
+ * make two processes choosing one id (told TRONE_ESTALE, never given the other's result)
+ * practically impossible. */
 static int rt_client_core_init(struct rt_client *c)
 {
     if (c->core != NULL) {
@@ -525,7 +527,7 @@ static int rt_client_core_init(struct rt_client *c)
     memcpy(sc.secret_key, c->secret_key, TRONE_SECRET_KEY_LEN);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t id = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    uint64_t id = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     sc.first_request_id = id > c->last_request_id ? id : c->last_request_id + 1;
     sc.retransmit_ms = RT_CLIENT_RETRANSMIT_MS;
     sc.inflight_max = 1;

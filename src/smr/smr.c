@@ -107,7 +107,7 @@ void smr_destroy(struct smr *s)
         buf_close(&s->pending[i].bytes);
     }
     for (uint32_t i = 0; i < s->client_count; i++) {
-        buf_close(&s->clients[i].result);
+        smr__client_entry_close(&s->clients[i]);
     }
     for (uint32_t i = 0; i < SMR_R; i++) {
         buf_close(&s->vc_bytes[i]);

@@ -241,24 +241,26 @@ void smr__slot_decide(struct smr *s, struct smr_slot *slot, const uint8_t *batch
 static void execute_request(struct smr *s, uint64_t seq, const struct smr_request *m)
 {
     struct smr_client_entry *entry = smr__client_get(s, m->client);
-    if (entry == NULL || m->request_id <= entry->last_id) {
+    uint8_t op_hash[TRONE_HASH_LEN];
+    crypto_generichash(op_hash, sizeof(op_hash), m->op, m->op_size, NULL, 0);
+    if (entry == NULL || smr__client_seen(entry, m->request_id, op_hash, NULL) != SMR_SEEN_NEW) {
         return; /* a duplicate in the log, or the reply table is full */
     }
-    buf_reset(&entry->result);
-    s->app.execute(s->app.ctx, seq, m->client, m->op, m->op_size, &entry->result);
-    if (entry->result.error != 0) {
-        buf_reset(&entry->result);
+    struct buf *result = smr__client_record(s, entry, m->request_id, op_hash);
+    s->app.execute(s->app.ctx, seq, m->client, m->op, m->op_size, result);
+    if (result->error != 0) {
+        buf_reset(result);
     }
-    entry->last_id = m->request_id;
     if (s->output.executed_count < SMR_EXECUTED_MAX) {
         struct smr_executed *e = &s->executed_log[s->output.executed_count++];
         e->seq = seq;
         memcpy(e->client, m->client, TRONE_KEY_LEN);
         e->request_id = m->request_id;
-        crypto_generichash(e->result_digest, TRONE_HASH_LEN, entry->result.data,
-                           entry->result.used, NULL, 0);
+        crypto_generichash(e->result_digest, TRONE_HASH_LEN, result->data, result->used, NULL,
+                           0);
     }
-    smr__send_reply(s, m->client, m->request_id, 0, entry->result.data, entry->result.used);
+    smr__send_reply(s, m->client, m->request_id, 0, result->data, result->used);
+    smr__client_trim(entry, m->request_id);
 }
 
 static void execute_batch(struct smr *s, uint64_t seq, const uint8_t *batch, size_t size)

@@ -10,7 +10,33 @@
 #include "smr/smr_internal.h"
 #include "smr/smr_sig.h"
 
-/* State snapshot: u32 app size | app bytes | u32 client count | (key, last id, result)*. */
+/* The reply table in a snapshot: u32 SMR_CLIENTS_V2 | u32 client count | per client (sorted
+ * by key): key | u64 low | u8 n | n x (u64 id | op hash | u8 kept | result blob), ids
+ * ascending. Snapshots written before several processes could share a key hold u32 count |
+ * (key, u64 last id, result blob)* instead (read as low = last id: a retransmission of that
+ * last request is then told TRONE_ESTALE). */
+#define SMR_CLIENTS_V2 0xffffffffu
+
+/* The executed requests of entry in id order; returns how many. */
+static uint32_t done_sorted(const struct smr_client_entry *entry,
+                            const struct smr_client_done *out[SMR_CLIENT_RECENT])
+{
+    uint32_t n = 0;
+    for (uint32_t k = 0; k < SMR_CLIENT_RECENT; k++) {
+        const struct smr_client_done *d = &entry->done[k];
+        if (d->id == 0) {
+            continue;
+        }
+        uint32_t j = n++;
+        for (; j > 0 && out[j - 1]->id > d->id; j--) {
+            out[j] = out[j - 1];
+        }
+        out[j] = d;
+    }
+    return n;
+}
+
+/* State snapshot: u32 app size | app bytes | reply table (above). */
 static int state_encode(struct smr *s, struct buf *out)
 {
     buf_reset(out);
@@ -21,11 +47,21 @@ static int state_encode(struct smr *s, struct buf *out)
         return rc != 0 ? rc : out->error;
     }
     buf_store_u32(out->data, (uint32_t)(out->used - app_start));
+    buf_put_u32(out, SMR_CLIENTS_V2);
     buf_put_u32(out, s->client_count);
     for (uint32_t i = 0; i < s->client_count; i++) {
-        buf_put_bytes(out, s->clients[i].key, TRONE_KEY_LEN);
-        buf_put_u64(out, s->clients[i].last_id);
-        buf_put_blob(out, s->clients[i].result.data, s->clients[i].result.used);
+        const struct smr_client_entry *entry = &s->clients[i];
+        const struct smr_client_done *done[SMR_CLIENT_RECENT];
+        uint32_t n = done_sorted(entry, done);
+        buf_put_bytes(out, entry->key, TRONE_KEY_LEN);
+        buf_put_u64(out, entry->low);
+        buf_put_u8(out, (uint8_t)n);
+        for (uint32_t k = 0; k < n; k++) {
+            buf_put_u64(out, done[k]->id);
+            buf_put_bytes(out, done[k]->op_hash, TRONE_HASH_LEN);
+            buf_put_u8(out, done[k]->kept ? 1u : 0u);
+            buf_put_blob(out, done[k]->result.data, done[k]->kept ? done[k]->result.used : 0u);
+        }
     }
     return out->error;
 }
@@ -263,10 +299,39 @@ void smr__on_state_request(struct smr *s, uint32_t from, const uint8_t *data, si
     smr__send_done(s, SMR_DEST_REPLICA, from, NULL);
 }
 
+/* Reads one entry of a current (v2) reply table; sets r->error if it is not canonical. */
+static void client_decode_v2(struct buf_reader *r, struct smr_client_entry *entry)
+{
+    entry->low = buf_get_u64(r);
+    uint32_t n = buf_get_u8(r);
+    if (n > SMR_CLIENT_RECENT) {
+        r->error = TRONE_ECORRUPT;
+        return;
+    }
+    uint64_t previous = entry->low;
+    for (uint32_t k = 0; k < n && r->error == 0; k++) {
+        struct smr_client_done *d = &entry->done[k];
+        d->id = buf_get_u64(r);
+        buf_get_bytes(r, d->op_hash, TRONE_HASH_LEN);
+        uint8_t kept = buf_get_u8(r);
+        size_t result_size = 0;
+        const uint8_t *result = buf_get_blob(r, TRONE_RESULT_MAX, &result_size);
+        d->kept = kept == 1u;
+        buf_put_bytes(&d->result, result, result_size);
+        if (d->id <= previous || kept > 1u || (!d->kept && result_size != 0) ||
+            d->result.error != 0) {
+            r->error = TRONE_ECORRUPT; /* ids ascending above low; no result when not kept */
+        }
+        previous = d->id;
+    }
+}
+
 /* Parses the reply-table part of a snapshot into a fresh table (sorted, no duplicates). */
 static int clients_decode(struct buf_reader *r, struct smr_client_entry **table, uint32_t *count)
 {
     uint32_t n = buf_get_u32(r);
+    bool v2 = n == SMR_CLIENTS_V2;
+    n = v2 ? buf_get_u32(r) : n;
     if (r->error != 0 || n > TRONE_CLIENTS_MAX + 1) {
         return TRONE_ECORRUPT;
     }
@@ -276,20 +341,25 @@ static int clients_decode(struct buf_reader *r, struct smr_client_entry **table,
     }
     uint32_t i = 0;
     for (; i < n && r->error == 0; i++) {
-        size_t result_size = 0;
-        buf_get_bytes(r, entries[i].key, TRONE_KEY_LEN);
-        entries[i].last_id = buf_get_u64(r);
-        const uint8_t *result = buf_get_blob(r, TRONE_RESULT_MAX, &result_size);
-        buf_init(&entries[i].result, TRONE_RESULT_MAX);
-        buf_put_bytes(&entries[i].result, result, result_size);
-        if (entries[i].result.error != 0 ||
-            (i > 0 && memcmp(entries[i - 1].key, entries[i].key, TRONE_KEY_LEN) >= 0)) {
+        struct smr_client_entry *entry = &entries[i];
+        for (uint32_t k = 0; k < SMR_CLIENT_RECENT; k++) {
+            buf_init(&entry->done[k].result, TRONE_RESULT_MAX);
+        }
+        buf_get_bytes(r, entry->key, TRONE_KEY_LEN);
+        if (v2) {
+            client_decode_v2(r, entry);
+        } else {
+            size_t result_size = 0;
+            entry->low = buf_get_u64(r); /* the last id: stale from now on */
+            (void)buf_get_blob(r, TRONE_RESULT_MAX, &result_size);
+        }
+        if (i > 0 && memcmp(entries[i - 1].key, entry->key, TRONE_KEY_LEN) >= 0) {
             r->error = TRONE_ECORRUPT;
         }
     }
     if (buf_reader_finish(r) != 0) {
         for (uint32_t k = 0; k < i; k++) {
-            buf_close(&entries[k].result);
+            smr__client_entry_close(&entries[k]);
         }
         free(entries);
         return TRONE_ECORRUPT;
@@ -315,13 +385,13 @@ int smr__state_install(struct smr *s, const uint8_t *snapshot, size_t size)
     int rc = s->app.restore(s->app.ctx, app, app_size);
     if (rc != 0) {
         for (uint32_t k = 0; k < count; k++) {
-            buf_close(&table[k].result);
+            smr__client_entry_close(&table[k]);
         }
         free(table);
         return rc;
     }
     for (uint32_t k = 0; k < s->client_count; k++) {
-        buf_close(&s->clients[k].result);
+        smr__client_entry_close(&s->clients[k]);
     }
     free(s->clients);
     s->clients = table;

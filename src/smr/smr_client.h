@@ -17,7 +17,7 @@ struct smr_client_config {
     enum smr_fault_model model;
     uint8_t public_key[TRONE_KEY_LEN];
     uint8_t secret_key[TRONE_SECRET_KEY_LEN];
-    uint64_t first_request_id;  /* ids grow from here; the runtime uses wall-clock µs */
+    uint64_t first_request_id;  /* ids grow from here; the runtime uses wall-clock ns */
     uint64_t retransmit_ms;     /* resend an unanswered request this often */
     uint32_t inflight_max;      /* requests outstanding at once */
 };

@@ -23,12 +23,36 @@ struct smr_pending {
     uint64_t proposed_seq;        /* leader only: seq it was proposed at in this view, or 0 */
 };
 
-/* The last executed request of each client and its result: part of the replicated state,
- * so a retransmitted request gets the same reply and is never executed twice. */
+/* Pending requests kept per client key (several processes may share a key). */
+#define SMR_PENDING_PER_CLIENT 8u
+/* Executed requests remembered per client key, with their results. */
+#define SMR_CLIENT_RECENT 16u
+
+/* One executed request of a client and its result. */
+struct smr_client_done {
+    uint64_t id;                     /* 0: unused */
+    uint8_t op_hash[TRONE_HASH_LEN]; /* of its op: two processes that chose one id never get
+                                        each other's result */
+    bool kept;                       /* its result is kept (see smr__client_trim) */
+    struct buf result;
+};
+
+/* The reply table entry of one client key: part of the replicated state, so a retransmitted
+ * request gets the same reply and is never executed twice. Several processes may use one key,
+ * each with its own increasing ids, so requests of one key are executed in any id order: a
+ * request is new unless its id is among the SMR_CLIENT_RECENT executed ones (`done`, sorted
+ * by id) or at most `low` (every id <= low was executed or is refused as stale). */
 struct smr_client_entry {
     uint8_t key[TRONE_KEY_LEN];
-    uint64_t last_id;
-    struct buf result;
+    uint64_t low;
+    struct smr_client_done done[SMR_CLIENT_RECENT];
+};
+
+/* What the reply table says of a request (smr__client_seen). */
+enum smr_seen {
+    SMR_SEEN_NEW,   /* execute it */
+    SMR_SEEN_DONE,  /* executed: resend its kept result */
+    SMR_SEEN_STALE, /* executed or too old, with no result to resend: TRONE_ESTALE */
 };
 
 /* The latest prepared certificate of a slot: the pre-prepare and Q-1 signed PREPAREs. */
@@ -181,6 +205,13 @@ void smr__pending_restart_timers(struct smr *s);
 bool smr__pending_expired(const struct smr *s);
 struct smr_client_entry *smr__client_find(struct smr *s, const uint8_t key[TRONE_KEY_LEN]);
 struct smr_client_entry *smr__client_get(struct smr *s, const uint8_t key[TRONE_KEY_LEN]);
+enum smr_seen smr__client_seen(const struct smr_client_entry *entry, uint64_t id,
+                               const uint8_t op_hash[TRONE_HASH_LEN],
+                               const struct smr_client_done **done);
+struct buf *smr__client_record(struct smr *s, struct smr_client_entry *entry, uint64_t id,
+                               const uint8_t op_hash[TRONE_HASH_LEN]);
+void smr__client_trim(struct smr_client_entry *entry, uint64_t keep_id);
+void smr__client_entry_close(struct smr_client_entry *entry);
 
 /* smr_agree.c: normal-case agreement and execution. */
 void smr__on_pre_prepare(struct smr *s, uint32_t from, const uint8_t *data, size_t size);

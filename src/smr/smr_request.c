@@ -67,9 +67,96 @@ struct smr_client_entry *smr__client_get(struct smr *s, const uint8_t key[TRONE_
     memmove(&s->clients[i + 1], &s->clients[i], (s->client_count - i) * sizeof(*s->clients));
     memset(&s->clients[i], 0, sizeof(s->clients[i]));
     memcpy(s->clients[i].key, key, TRONE_KEY_LEN);
-    buf_init(&s->clients[i].result, TRONE_RESULT_MAX);
+    for (uint32_t k = 0; k < SMR_CLIENT_RECENT; k++) {
+        buf_init(&s->clients[i].done[k].result, TRONE_RESULT_MAX);
+    }
     s->client_count++;
     return &s->clients[i];
+}
+
+void smr__client_entry_close(struct smr_client_entry *entry)
+{
+    for (uint32_t k = 0; k < SMR_CLIENT_RECENT; k++) {
+        buf_close(&entry->done[k].result);
+    }
+}
+
+enum smr_seen smr__client_seen(const struct smr_client_entry *entry, uint64_t id,
+                               const uint8_t op_hash[TRONE_HASH_LEN],
+                               const struct smr_client_done **done)
+{
+    if (id <= entry->low) {
+        return SMR_SEEN_STALE;
+    }
+    for (uint32_t k = 0; k < SMR_CLIENT_RECENT; k++) {
+        const struct smr_client_done *d = &entry->done[k];
+        if (d->id == id) {
+            if (done != NULL) {
+                *done = d;
+            }
+            bool same = op_hash != NULL && sodium_memcmp(d->op_hash, op_hash, TRONE_HASH_LEN) == 0;
+            return same && d->kept ? SMR_SEEN_DONE : SMR_SEEN_STALE;
+        }
+    }
+    return SMR_SEEN_NEW;
+}
+
+/* Records the execution of a new request (id not seen) and returns the buffer its result
+ * goes to. A full entry forgets its smallest id (low rises to it); if that is this request's,
+ * the result goes to the scratch buffer: replied to once, then stale. Deterministic: every
+ * replica executes the same requests in the same order. */
+struct buf *smr__client_record(struct smr *s, struct smr_client_entry *entry, uint64_t id,
+                               const uint8_t op_hash[TRONE_HASH_LEN])
+{
+    struct smr_client_done *slot = NULL;
+    for (uint32_t k = 0; k < SMR_CLIENT_RECENT && slot == NULL; k++) {
+        slot = entry->done[k].id == 0 ? &entry->done[k] : NULL;
+    }
+    if (slot == NULL) {
+        struct smr_client_done *oldest = &entry->done[0];
+        for (uint32_t k = 1; k < SMR_CLIENT_RECENT; k++) {
+            oldest = entry->done[k].id < oldest->id ? &entry->done[k] : oldest;
+        }
+        if (id < oldest->id) {
+            entry->low = id > entry->low ? id : entry->low;
+            buf_reset(&s->result);
+            return &s->result;
+        }
+        entry->low = oldest->id > entry->low ? oldest->id : entry->low;
+        slot = oldest;
+    }
+    slot->id = id;
+    memcpy(slot->op_hash, op_hash, TRONE_HASH_LEN);
+    slot->kept = true;
+    buf_reset(&slot->result);
+    return &slot->result;
+}
+
+/* Bounds the results an entry keeps to TRONE_RESULT_MAX bytes in all (the bound of one
+ * result): the oldest other results are dropped (a retransmission of theirs is then told
+ * TRONE_ESTALE), never keep_id's, the one just executed. */
+void smr__client_trim(struct smr_client_entry *entry, uint64_t keep_id)
+{
+    for (uint32_t round = 0; round < SMR_CLIENT_RECENT; round++) {
+        size_t total = 0;
+        struct smr_client_done *oldest = NULL;
+        for (uint32_t k = 0; k < SMR_CLIENT_RECENT; k++) {
+            struct smr_client_done *d = &entry->done[k];
+            if (d->id == 0 || !d->kept) {
+                continue;
+            }
+            total += d->result.used;
+            if (d->id != keep_id && (oldest == NULL || d->id < oldest->id)) {
+                oldest = d;
+            }
+        }
+        if (total <= TRONE_RESULT_MAX || oldest == NULL) {
+            return;
+        }
+        oldest->kept = false;
+        buf_close(&oldest->result);
+        buf_init(&oldest->result, TRONE_RESULT_MAX);
+    }
 }
 
 void smr__send_reply(struct smr *s, const uint8_t *client, uint64_t id, int status,
@@ -87,15 +174,24 @@ void smr__send_reply(struct smr *s, const uint8_t *client, uint64_t id, int stat
     smr__send_done(s, SMR_DEST_CLIENT, 0, client);
 }
 
-static struct smr_pending *pending_find(struct smr *s, const uint8_t *client)
+/* The pending request (client, id) if there is one; *count gets the client's pending count
+ * and *oldest its pending request of the smallest id. */
+static struct smr_pending *pending_find(struct smr *s, const uint8_t *client, uint64_t id,
+                                        uint32_t *count, struct smr_pending **oldest)
 {
+    struct smr_pending *found = NULL;
+    *count = 0;
+    *oldest = NULL;
     for (uint32_t i = 0; i < SMR_PENDING_MAX; i++) {
         struct smr_pending *p = &s->pending[i];
-        if (p->used && memcmp(p->client, client, TRONE_KEY_LEN) == 0) {
-            return p;
+        if (!p->used || memcmp(p->client, client, TRONE_KEY_LEN) != 0) {
+            continue;
         }
+        (*count)++;
+        found = p->request_id == id ? p : found;
+        *oldest = *oldest == NULL || p->request_id < (*oldest)->request_id ? p : *oldest;
     }
-    return NULL;
+    return found;
 }
 
 static struct smr_pending *pending_free_slot(struct smr *s)
@@ -108,15 +204,23 @@ static struct smr_pending *pending_free_slot(struct smr *s)
     return NULL;
 }
 
-/* Keeps one pending request per client, the newest. */
+/* Keeps up to SMR_PENDING_PER_CLIENT pending requests per client key (one per process that
+ * shares the key, typically), the newest: a client cannot fill the pending set. */
 static void pending_add(struct smr *s, const struct smr_request *m, const uint8_t *bytes,
                         size_t size)
 {
-    struct smr_pending *p = pending_find(s, m->client);
-    if (p != NULL && p->request_id >= m->request_id) {
-        return; /* a retransmission, or older than what is pending */
+    uint32_t count = 0;
+    struct smr_pending *oldest = NULL;
+    if (pending_find(s, m->client, m->request_id, &count, &oldest) != NULL) {
+        return; /* a retransmission */
     }
-    if (p == NULL) {
+    struct smr_pending *p = NULL;
+    if (count >= SMR_PENDING_PER_CLIENT) {
+        if (m->request_id < oldest->request_id) {
+            return; /* older than all this client has pending */
+        }
+        p = oldest;
+    } else {
         p = pending_free_slot(s);
         if (p == NULL) {
             smr__trace(s, SMR_TRACE_REJECTED, TRONE_EBUSY, 0, s->view, 0);
@@ -150,13 +254,19 @@ void smr__on_request(struct smr *s, const uint8_t *client, const uint8_t *data, 
         return;
     }
     struct smr_client_entry *entry = smr__client_find(s, m.client);
-    if (entry != NULL && m.request_id == entry->last_id) {
-        smr__send_reply(s, m.client, m.request_id, 0, entry->result.data, entry->result.used);
-        return;
-    }
-    if (entry != NULL && m.request_id < entry->last_id) {
-        smr__send_reply(s, m.client, m.request_id, TRONE_ESTALE, NULL, 0);
-        return;
+    if (entry != NULL) {
+        uint8_t op_hash[TRONE_HASH_LEN];
+        crypto_generichash(op_hash, sizeof(op_hash), m.op, m.op_size, NULL, 0);
+        const struct smr_client_done *done = NULL;
+        enum smr_seen seen = smr__client_seen(entry, m.request_id, op_hash, &done);
+        if (seen == SMR_SEEN_DONE) {
+            smr__send_reply(s, m.client, m.request_id, 0, done->result.data, done->result.used);
+            return;
+        }
+        if (seen == SMR_SEEN_STALE) {
+            smr__send_reply(s, m.client, m.request_id, TRONE_ESTALE, NULL, 0);
+            return;
+        }
     }
     /* The request bytes inside a batch are the message without its type byte. */
     pending_add(s, &m, data + 1, size - 1);
@@ -195,7 +305,7 @@ void smr__pending_forget_executed(struct smr *s)
             continue;
         }
         struct smr_client_entry *entry = smr__client_find(s, p->client);
-        if (entry != NULL && entry->last_id >= p->request_id) {
+        if (entry != NULL && smr__client_seen(entry, p->request_id, NULL, NULL) != SMR_SEEN_NEW) {
             p->used = false;
         }
     }

@@ -725,7 +725,6 @@ static void test_order_exec(void **state)
     assert_int_equal(do_order(f, &f->a, 3, "diag.alerts", 7, 5, 2, &pos), TRONE_EINVAL);
     assert_int_equal(do_order(f, &f->a, 3, "diag.alerts", 7, 7, 1, &pos), TRONE_EINVAL);
     assert_int_equal(do_order(f, &f->a, 3, "diag.alerts", 7, 4, 2, &pos), TRONE_EEXIST);
-    assert_int_equal(do_order(f, &f->a, 3, "diag.alerts", 6, 1, 1, &pos), TRONE_EINVAL);
     assert_int_equal(do_order(f, &f->a, 1, "diag.alerts", 1, 1, 1, &pos), TRONE_EPERM);
     assert_int_equal(do_order(f, &f->a, 1, "os.metrics", 1, 1, 1, &pos), TRONE_EINVAL);
     assert_int_equal(do_order(f, &f->a, 3, "no.such", 1, 1, 1, &pos), TRONE_ENOENT);
@@ -735,6 +734,17 @@ static void test_order_exec(void **state)
     assert_int_equal(do_order(f, &f->a, 3, "diag.alerts", 8, 1, 1, &pos), 0);
     assert_true(pos == 8);
     assert_int_equal(seen.calls, 4);
+    /* Another process of the same key (an older epoch, 6) orders between them: each epoch
+     * keeps its own contiguity (before, epoch 6 was refused as older than 8). */
+    assert_int_equal(do_order(f, &f->a, 3, "diag.alerts", 6, 1, 2, &pos), 0);
+    assert_true(pos == 9);
+    assert_int_equal(do_order(f, &f->a, 3, "diag.alerts", 7, 6, 1, &pos), 0);
+    assert_true(pos == 11);
+    assert_int_equal(do_order(f, &f->a, 3, "diag.alerts", 8, 2, 1, &pos), 0);
+    assert_int_equal(do_order(f, &f->a, 3, "diag.alerts", 6, 3, 1, &pos), 0);
+    assert_int_equal(do_order(f, &f->a, 3, "diag.alerts", 6, 3, 1, &pos), TRONE_EEXIST);
+    assert_int_equal(do_order(f, &f->a, 3, "diag.alerts", 7, 8, 1, &pos), TRONE_EINVAL);
+    assert_int_equal(seen.calls, 8);
 }
 
 /* The order state is in the snapshot and the digest: a restored table continues the positions
