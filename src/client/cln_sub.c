@@ -302,7 +302,7 @@ static struct cln_sub_stream *cln_sub_stream_for(struct cln_sub *s, uint32_t cha
         return st;
     }
     const struct cln_sub_floor *fl = cln_sub__floor_find(s, channel_idx, publisher);
-    if (fl != NULL && epoch < fl->epoch) {
+    if (fl != NULL && epoch <= fl->left) {
         return NULL;
     }
     return cln_sub__stream_open(s, channel_idx, publisher, epoch);
@@ -518,7 +518,7 @@ static const struct cln_sub_stream *cln_sub_stream_peek(const struct cln_sub *s,
         const struct cln_sub_floor *fl = &s->floors[i];
         if (fl->used && fl->channel_idx == idx &&
             memcmp(fl->publisher, publisher, TRONE_KEY_LEN) == 0) {
-            *replay = epoch < fl->epoch;
+            *replay = epoch <= fl->left;
             break;
         }
     }

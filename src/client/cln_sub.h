@@ -14,8 +14,11 @@
  * signature only proves that someone holds the key the DELIVER names). A newer epoch of a
  * publisher already followed starts at seq 1. A stream delivers in seq order; a missing seq is
  * waited for up to gap_wait_us after a later seq was decided, then skipped with a gap report.
- * A higher epoch of the same publisher starts a new stream; the old one delivers what it holds and closes. Copies below a stream's next seq or
- * of an epoch older than the publisher's newest decided one are dropped (replays).
+ * Each epoch of a publisher is its own stream: a restarted publisher, or several processes
+ * of one key publishing at once. The CLN_SUB_EPOCHS newest epochs decided in run side by side;
+ * a newer one beyond them makes the oldest *left*: its stream delivers what it holds and
+ * closes. Copies below a stream's next seq, or of an epoch the publisher left, are dropped
+ * (replays).
  *
  * Total-order channels (order total, DELIVER_TOTAL messages) have ONE stream per channel,
  * ordered by position instead of seq: the window, the gap wait and the window slide work on
@@ -183,7 +186,7 @@ enum cln_sub_check {
  * wanted[i] with 1 or 0 for each event i and returns the event count (0 for other message
  * types, whose events are never verified). An event is wanted when its channel is PKS or PKE
  * and decides on a verified copy (CFT, or BFT with a publisher list), its publisher is allowed
- * and its seq is neither delivered, decided, a replay of an older epoch nor beyond a started
+ * and its seq is neither delivered, decided, of an epoch the publisher left nor beyond a started
  * stream's window. It is a hint: the core's state moves on before the message comes, so a
  * wanted event may no longer need its check (a wasted verification), and an event not wanted
  * is checked by the core itself if it needs it then. wanted has CHAN_EVENTS_PER_MSG_MAX

@@ -81,13 +81,21 @@ struct cln_sub_stream {
     uint32_t vote_next[TRONE_REPLICAS_MAX];
 };
 
-/* Replay floor of one (channel, publisher): its newest decided epoch and next seq there. */
+/* Epochs remembered per (channel, publisher): processes of one key publishing at once. */
+#define CLN_SUB_EPOCHS 8u
+
+/* Replay floor of one (channel, publisher): the CLN_SUB_EPOCHS newest epochs it decided
+ * something in, each with its next seq (epochs[k] 0: unused), and `left`: every epoch at or
+ * below it is one the publisher left (its copies are replays, dropped). Several processes of
+ * one key each publish their own epoch; the oldest remembered epoch is forgotten (and left)
+ * when a newer one does not fit. */
 struct cln_sub_floor {
     bool used;
     uint32_t channel_idx;
     uint8_t publisher[TRONE_KEY_LEN];
-    uint64_t epoch;
-    uint64_t next_seq;
+    uint64_t left;
+    uint64_t epochs[CLN_SUB_EPOCHS];
+    uint64_t next_seqs[CLN_SUB_EPOCHS];
     uint64_t last_use;
 };
 
@@ -118,6 +126,10 @@ void cln_sub__stream_replay_moved(struct cln_sub *s, struct cln_sub_stream *st, 
  * the agreed control table)? A listed publisher's signature alone proves an event; any other
  * publisher needs f+1 replicas' word (its events forwarded by them) before it is believed. */
 bool cln_sub__listed(const struct cln_sub_channel *ch, const uint8_t publisher[TRONE_KEY_LEN]);
+/* The next seq remembered for epoch (0: not remembered). */
+uint64_t cln_sub__floor_next(const struct cln_sub_floor *fl, uint64_t epoch);
+/* Did the subscriber follow this publisher in an epoch older than epoch? */
+bool cln_sub__floor_older(const struct cln_sub_floor *fl, uint64_t epoch);
 struct cln_sub_floor *cln_sub__floor_find(struct cln_sub *s, uint32_t channel_idx,
                                           const uint8_t publisher[TRONE_KEY_LEN]);
 

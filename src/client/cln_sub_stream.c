@@ -72,6 +72,81 @@ static struct cln_sub_floor *cln_sub_floor_get(struct cln_sub *s, struct cln_sub
     return victim;
 }
 
+uint64_t cln_sub__floor_next(const struct cln_sub_floor *fl, uint64_t epoch)
+{
+    for (uint32_t k = 0; k < CLN_SUB_EPOCHS && epoch != 0; k++) {
+        if (fl->epochs[k] == epoch) {
+            return fl->next_seqs[k];
+        }
+    }
+    return 0;
+}
+
+bool cln_sub__floor_older(const struct cln_sub_floor *fl, uint64_t epoch)
+{
+    if (fl->left != 0) {
+        return true;
+    }
+    for (uint32_t k = 0; k < CLN_SUB_EPOCHS; k++) {
+        if (fl->epochs[k] != 0 && fl->epochs[k] < epoch) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Remembers next_seq for epoch (raising it only). A new epoch that does not fit makes the
+ * oldest remembered one left; returns that epoch (0: none left). An epoch at or below left is
+ * not remembered. */
+static uint64_t cln_sub_floor_learn(struct cln_sub_floor *fl, uint64_t epoch, uint64_t next_seq)
+{
+    if (epoch <= fl->left) {
+        return 0;
+    }
+    uint32_t slot = CLN_SUB_EPOCHS;
+    uint32_t oldest = 0;
+    for (uint32_t k = 0; k < CLN_SUB_EPOCHS; k++) {
+        if (fl->epochs[k] == epoch) {
+            fl->next_seqs[k] = next_seq > fl->next_seqs[k] ? next_seq : fl->next_seqs[k];
+            return 0;
+        }
+        if (fl->epochs[k] == 0 && slot == CLN_SUB_EPOCHS) {
+            slot = k;
+        }
+        if (fl->epochs[k] < fl->epochs[oldest]) {
+            oldest = k;
+        }
+    }
+    uint64_t left = 0;
+    if (slot == CLN_SUB_EPOCHS) {
+        if (epoch < fl->epochs[oldest]) {
+            fl->left = epoch; /* older than all it remembers: left at once */
+            return epoch;
+        }
+        left = fl->epochs[oldest];
+        fl->left = left;
+        slot = oldest;
+    }
+    fl->epochs[slot] = epoch;
+    fl->next_seqs[slot] = next_seq;
+    return left;
+}
+
+/* Closes (after what they hold) the publisher's open streams of epochs it left. */
+static void cln_sub_close_left(struct cln_sub *s, uint32_t channel_idx,
+                               const uint8_t publisher[TRONE_KEY_LEN], uint64_t left,
+                               uint64_t now_us)
+{
+    for (uint32_t i = 0; i < s->cfg.streams_max; i++) {
+        struct cln_sub_stream *old = &s->streams[i];
+        if (old->used && old->epoch <= left && old->channel_idx == channel_idx &&
+            old->closing_since_us == UINT64_MAX &&
+            memcmp(old->publisher, publisher, TRONE_KEY_LEN) == 0) {
+            old->closing_since_us = now_us;
+        }
+    }
+}
+
 /* ---- Slots ---- */
 
 static void cln_sub_slot_free(struct cln_sub *s, struct cln_sub_stream *st,
@@ -129,8 +204,10 @@ static struct cln_sub_slot *cln_sub_slot_claim(struct cln_sub *s, struct cln_sub
 static void cln_sub_floor_update(struct cln_sub *s, struct cln_sub_stream *st)
 {
     struct cln_sub_floor *fl = cln_sub_floor_of(s, st);
-    if (fl != NULL && fl->epoch == st->epoch && st->next_seq > fl->next_seq) {
-        fl->next_seq = st->next_seq;
+    for (uint32_t k = 0; fl != NULL && k < CLN_SUB_EPOCHS; k++) {
+        if (fl->epochs[k] == st->epoch && st->next_seq > fl->next_seqs[k]) {
+            fl->next_seqs[k] = st->next_seq;
+        }
     }
 }
 
@@ -263,7 +340,7 @@ static uint64_t cln_sub_start_point(struct cln_sub *s, const struct cln_sub_stre
      * wherever the first copy happened to be (a replica that reconnected to us late forwards
      * from the middle). */
     const struct cln_sub_floor *fl = cln_sub__floor_find(s, st->channel_idx, st->publisher);
-    if (fl != NULL && fl->epoch < st->epoch) {
+    if (fl != NULL && cln_sub__floor_older(fl, st->epoch)) {
         uint64_t from = decided_high > s->cfg.window ? decided_high - s->cfg.window + 1 : 1;
         start = from < start ? from : start;
     }
@@ -322,10 +399,7 @@ void cln_sub__stream_close(struct cln_sub *s, struct cln_sub_stream *st)
          * starts while open: reopened later, the stream resumes after what it delivered
          * instead of starting over (fuzz_cln_sub found seq 1 delivered after 34). */
         struct cln_sub_floor *fl = cln_sub_floor_get(s, st);
-        if (fl->next_seq == 0 || fl->epoch < st->epoch) {
-            fl->epoch = st->epoch;
-            fl->next_seq = st->next_seq;
-        }
+        (void)cln_sub_floor_learn(fl, st->epoch, st->next_seq); /* an epoch it left stays so */
     }
     if (st->next_seq != 0 && st->held_count > 0) {
         cln_sub_flush_until(s, st, st->next_seq + s->cfg.window, CLN_SUB_GAP_CLOSED, false);
@@ -384,7 +458,7 @@ struct cln_sub_stream *cln_sub__stream_open(struct cln_sub *s, uint32_t channel_
      * epoch asked for is then one it left, and opening it would replay it from its start
      * (fuzz_cln_sub: seq 16 of an epoch delivered after its seq 17). */
     const struct cln_sub_floor *left = cln_sub__floor_find(s, channel_idx, publisher);
-    if (left != NULL && epoch < left->epoch) {
+    if (left != NULL && epoch <= left->left) {
         free(slots);
         free(copies);
         free(votes);
@@ -418,8 +492,9 @@ struct cln_sub_stream *cln_sub__stream_open(struct cln_sub *s, uint32_t channel_
     if (fl != NULL) {
         st->floor_idx = (uint32_t)(fl - s->floors);
     }
-    if (fl != NULL && fl->epoch == epoch) {
-        st->next_seq = fl->next_seq; /* resumes after an eviction: no replays */
+    uint64_t resume = fl != NULL ? cln_sub__floor_next(fl, epoch) : 0;
+    if (resume != 0) {
+        st->next_seq = resume; /* resumes after an eviction: no replays */
         st->ever_decided = true;
     }
     return st;
@@ -427,22 +502,20 @@ struct cln_sub_stream *cln_sub__stream_open(struct cln_sub *s, uint32_t channel_
 
 /* ---- Deciding ---- */
 
-/* A decision in a newer epoch closes the publisher's older streams (after what they hold). */
+/* A decision in an epoch the floor does not remember yet: remembered, and if that made the
+ * publisher's oldest remembered epoch left, that epoch's streams close (after what they
+ * hold). Up to CLN_SUB_EPOCHS epochs of one publisher run side by side (processes sharing a
+ * key; before, a newer epoch closed every older one and a still-running process of the same
+ * key lost its later events). */
 static void cln_sub_epoch_advance(struct cln_sub *s, struct cln_sub_stream *st, uint64_t now_us)
 {
     struct cln_sub_floor *fl = cln_sub_floor_get(s, st);
-    if (fl->next_seq != 0 && fl->epoch >= st->epoch) {
+    if (cln_sub__floor_next(fl, st->epoch) != 0) {
         return;
     }
-    fl->epoch = st->epoch;
-    fl->next_seq = st->next_seq;
-    for (uint32_t i = 0; i < s->cfg.streams_max; i++) {
-        struct cln_sub_stream *old = &s->streams[i];
-        if (old->used && old->epoch < st->epoch && old->channel_idx == st->channel_idx &&
-            old->closing_since_us == UINT64_MAX &&
-            memcmp(old->publisher, st->publisher, TRONE_KEY_LEN) == 0) {
-            old->closing_since_us = now_us;
-        }
+    uint64_t left = cln_sub_floor_learn(fl, st->epoch, st->next_seq);
+    if (left != 0) {
+        cln_sub_close_left(s, st->channel_idx, st->publisher, left, now_us);
     }
 }
 

@@ -18,6 +18,7 @@
 #include "chan/chan_auth.h"
 #include "chan/chan_msg.h"
 #include "client/cln_sub.h"
+#include "client/cln_sub_internal.h"
 
 #define TAG "alpha"
 #define EPOCH 5000u
@@ -292,8 +293,10 @@ static void test_gap_timeout(void **state)
     fx_close(&x);
 }
 
-/* A higher epoch (restarted publisher) starts a new stream at its seq 1; the old epoch can no
- * longer be replayed, even with a valid signature. */
+/* A higher epoch (a restarted publisher, or another process of the same key) starts a new
+ * stream at its seq 1; the older epoch goes on beside it (its process may still run: before,
+ * the newer epoch closed it and its later events were dropped), and its replays stay
+ * dropped. */
 static void test_epoch_change(void **state)
 {
     (void)state;
@@ -304,12 +307,38 @@ static void test_epoch_change(void **state)
     send_ex(&x, 0, x.pk, x.sk, EPOCH + 1, 1, 0, 10);
     assert_int_equal(x.delivered_count, 3);
     assert_int_equal(x.delivered[2], (uint64_t)(EPOCH + 1) * 1000 + 1);
-    tick(&x, 10); /* the old stream closes */
+    tick(&x, 10);
     send(&x, 1, 3, 20);
-    send(&x, 1, 1, 20);
-    assert_int_equal(x.delivered_count, 3);
-    send_ex(&x, 1, x.pk, x.sk, EPOCH + 1, 2, 0, 30);
+    send(&x, 1, 1, 20); /* a replay: dropped */
     assert_int_equal(x.delivered_count, 4);
+    assert_int_equal(x.delivered[3], (uint64_t)EPOCH * 1000 + 3);
+    send_ex(&x, 1, x.pk, x.sk, EPOCH + 1, 2, 0, 30);
+    assert_int_equal(x.delivered_count, 5);
+    fx_close(&x);
+}
+
+/* CLN_SUB_EPOCHS epochs of one publisher run side by side; one more makes the oldest left:
+ * its copies are then dropped as replays, even new seqs with a valid signature. */
+static void test_epoch_left(void **state)
+{
+    (void)state;
+    struct fx x;
+    fx_make(&x, "cft,pks", true, 0);
+    for (uint64_t k = 0; k < CLN_SUB_EPOCHS; k++) {
+        send_ex(&x, 0, x.pk, x.sk, EPOCH + k, 1, 0, 10 * k);
+    }
+    assert_int_equal(x.delivered_count, CLN_SUB_EPOCHS);
+    for (uint64_t k = 0; k < CLN_SUB_EPOCHS; k++) {
+        send_ex(&x, 1, x.pk, x.sk, EPOCH + k, 2, 0, 100);
+    }
+    assert_int_equal(x.delivered_count, 2 * CLN_SUB_EPOCHS); /* all of them go on */
+    send_ex(&x, 0, x.pk, x.sk, EPOCH + CLN_SUB_EPOCHS, 1, 0, 200);
+    assert_int_equal(x.delivered_count, 2 * CLN_SUB_EPOCHS + 1);
+    tick(&x, 200 + GAP_US); /* the oldest epoch's stream closes */
+    send(&x, 1, 3, 300);
+    assert_int_equal(x.delivered_count, 2 * CLN_SUB_EPOCHS + 1);
+    send_ex(&x, 1, x.pk, x.sk, EPOCH + 1, 3, 0, 300);
+    assert_int_equal(x.delivered_count, 2 * CLN_SUB_EPOCHS + 2);
     fx_close(&x);
 }
 
@@ -1290,6 +1319,7 @@ int main(void)
         cmocka_unit_test(test_pks_unlisted_needs_votes),
         cmocka_unit_test(test_gap_timeout),
         cmocka_unit_test(test_epoch_change),
+        cmocka_unit_test(test_epoch_left),
         cmocka_unit_test(test_window_slide),
         cmocka_unit_test(test_window_byzantine),
         cmocka_unit_test(test_bft_reordered_first_seq),
