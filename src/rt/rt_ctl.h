@@ -19,13 +19,21 @@ TRONE_MUST_CHECK int rt_ctl_call(struct rt_client *c, const struct brk_op *op, u
                                  struct buf *bytes, struct brk_result *res, char *errmsg,
                                  size_t errmsg_size);
 
-/* Requests of one client key must carry increasing ids, and ids start at the wall clock when a
- * client is created, so two processes using one key at once make each other's requests
- * stale. rt_ctl_key_lock takes an exclusive lock on the key file (flock) for the life of a
- * client, which serialises such processes on one host; rt_ctl_key_unlock releases it.
+/* rt_ctl_key_lock takes an exclusive lock on the key file (flock) for the life of a client,
+ * which serialises the control commands of one key on one host; rt_ctl_key_unlock releases
+ * it. Correctness no longer needs it (the replicas execute a key's requests in any id order,
+ * docs/PROTOCOL.md 4): it keeps commands of one key from racing each other's effects.
  * Returns a descriptor (>= 0) or TRONE_EIO. */
 int rt_ctl_key_lock(const char *key_path);
 void rt_ctl_key_unlock(int fd);
+
+/* A publisher epoch (wall-clock µs) that no other process of this key file on this host
+ * picks, not even within the same millisecond (durable stream ids use the epoch in ms): a
+ * short POSIX lock on the key file's first byte, held until the clock passed the next
+ * millisecond. Two processes of one key with one epoch would share a stream, and the replicas
+ * would take the second one's events for duplicates. Without the lock (a read-only key file)
+ * the plain clock. */
+uint64_t rt_ctl_epoch_pick(const char *key_path);
 
 /* Parses a positive number of seconds ("20", "0.5", at most one day) into milliseconds.
  * Returns 0 or TRONE_EINVAL (*ms unchanged). */

@@ -105,9 +105,7 @@ static int trone_start(struct trone_client *c, const struct key_identity *key)
     if (c->rtc == NULL) {
         return TRONE_ENOMEM;
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t epoch = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    uint64_t epoch = rt_ctl_epoch_pick(c->key_path); /* distinct among this key's processes */
     return rt_events_create(c->rtc, key, epoch, &c->events);
 }
 
