@@ -170,6 +170,7 @@ struct sim_client {
     uint64_t ids[SIM_OPS_MAX]; /* request id of each submitted op */
     bool done[SIM_OPS_MAX];
     uint32_t done_count;
+    uint64_t last_id; /* shared keys: the last id submitted */
 };
 
 /* Per-seed fault configuration, chosen by the PRNG (sim_world.c). */
@@ -262,6 +263,10 @@ struct sim {
     struct sim_faults faults;
     bool healed; /* phase 2: no drops, no partitions, no crashes */
     bool persist; /* replicas restart from their disk; false: with empty memory (amnesia) */
+    /* Clients 2k-1 and 2k share one key, as processes of one operator do; each such client
+     * has one request in flight and takes ids from the clock at each submission, as the
+     * runtime does (rt_client_core_init), so the two clients' ids interleave. */
+    bool shared_keys;
     uint64_t now_ms;
     struct sim_queue queue;
     struct sim_replica replicas[TRONE_REPLICAS_MAX];

@@ -7,6 +7,15 @@
 
 #include "core/assert.h"
 
+/* A shared-key client's next first id: the clock (ms) in the high bits, the client in the
+ * next ones, so that the clients of one key never pick one id and their ids interleave in
+ * time; above the client's own last id. */
+static uint64_t shared_first_id(const struct sim *s, uint32_t idx)
+{
+    uint64_t id = ((s->now_ms + 1u) << 16) | ((uint64_t)idx << 8);
+    return id > s->clients[idx].last_id ? id : s->clients[idx].last_id + 1u;
+}
+
 bool sim_client_start(struct sim *s, uint32_t idx)
 {
     struct sim_client *c = &s->clients[idx];
@@ -17,9 +26,12 @@ bool sim_client_start(struct sim *s, uint32_t idx)
     config.model = s->p.model;
     memcpy(config.public_key, c->public_key, TRONE_KEY_LEN);
     memcpy(config.secret_key, c->secret_key, TRONE_SECRET_KEY_LEN);
-    config.first_request_id = 1;
+    config.first_request_id = s->shared_keys ? shared_first_id(s, idx) : 1;
     config.retransmit_ms = s->p.retransmit_ms;
     config.inflight_max = 1 + (uint32_t)sim_rng_below(&s->rng, 3);
+    if (s->shared_keys) {
+        config.inflight_max = 1; /* the runtime's clients: one call at a time */
+    }
     c->inflight_max = config.inflight_max;
     c->core = smr_client_create(&config);
     if (c->core == NULL) {
@@ -63,6 +75,22 @@ static void client_submit(struct sim *s, uint32_t idx)
     struct sim_op *op = &c->ops[c->op_next];
     uint64_t id = 0;
     const struct smr_client_output *out = NULL;
+    if (s->shared_keys && smr_client_inflight(c->core) == 0) {
+        /* As rt_client_core_init: a fresh core per call, its ids from the clock. */
+        struct smr_client_config config;
+        memset(&config, 0, sizeof(config));
+        config.replica_count = s->p.n;
+        config.fault_count = s->p.f;
+        config.model = s->p.model;
+        memcpy(config.public_key, c->public_key, TRONE_KEY_LEN);
+        memcpy(config.secret_key, c->secret_key, TRONE_SECRET_KEY_LEN);
+        config.first_request_id = shared_first_id(s, idx);
+        config.retransmit_ms = s->p.retransmit_ms;
+        config.inflight_max = 1;
+        smr_client_destroy(c->core);
+        c->core = smr_client_create(&config);
+        TRONE_ASSERT(c->core != NULL);
+    }
     int rc = smr_client_submit(c->core, s->now_ms, op->bytes, op->size, &id, &out);
     if (rc == TRONE_EBUSY) {
         c->submit_at_ms = s->now_ms + 1 + sim_rng_below(&s->rng, c->think_ms_max);
@@ -75,6 +103,7 @@ static void client_submit(struct sim *s, uint32_t idx)
     }
     TRONE_ASSERT(id > 0);
     c->ids[c->op_next] = id;
+    c->last_id = id;
     sim_trace(s, "submit client=%u op=%u id=%llu what=%s", idx, c->op_next,
               (unsigned long long)id, op->what);
     c->op_next++;

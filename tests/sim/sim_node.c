@@ -169,16 +169,6 @@ void sim_replica_deliver(struct sim *s, uint32_t idx, uint32_t from_node, const 
     replica_after(s, idx, rc, out);
 }
 
-static int client_by_key(const struct sim *s, const uint8_t key[TRONE_KEY_LEN])
-{
-    for (uint32_t i = 0; i < s->p.client_count; i++) {
-        if (memcmp(s->clients[i].public_key, key, TRONE_KEY_LEN) == 0) {
-            return (int)i;
-        }
-    }
-    return -1;
-}
-
 /* Honest routing of one envelope, or through the filter of a Byzantine replica. */
 static void emit_to(struct sim *s, uint32_t idx, uint32_t to, const uint8_t *data, size_t size)
 {
@@ -194,9 +184,12 @@ void sim_replica_emit(struct sim *s, uint32_t idx, const struct smr_output *out)
     for (size_t i = 0; i < out->envelope_count; i++) {
         const struct smr_envelope *e = &out->envelopes[i];
         if (e->dest == SMR_DEST_CLIENT) {
-            int c = client_by_key(s, e->client);
-            if (c >= 0) {
-                emit_to(s, idx, sim_client_node(s, (uint32_t)c), e->data, e->size);
+            /* To every client of that key, as rt_replica_send_client does to every connection
+             * of the key: each takes the replies of its own ids. */
+            for (uint32_t c = 0; c < s->p.client_count; c++) {
+                if (memcmp(s->clients[c].public_key, e->client, TRONE_KEY_LEN) == 0) {
+                    emit_to(s, idx, sim_client_node(s, c), e->data, e->size);
+                }
             }
         } else if (e->dest == SMR_DEST_REPLICA) {
             TRONE_ASSERT(e->replica < s->p.n);

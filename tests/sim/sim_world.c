@@ -51,8 +51,13 @@ static void keys_make(struct sim *s)
         if (i < s->p.n) {
             crypto_sign_seed_keypair(s->replica_pk[i], s->replica_sk[i], seed);
         } else {
-            struct sim_client *c = &s->clients[i - s->p.n];
+            uint32_t ci = i - s->p.n;
+            struct sim_client *c = &s->clients[ci];
             crypto_sign_seed_keypair(c->public_key, c->secret_key, seed);
+            if (s->shared_keys && ci >= 2 && ci % 2 == 0) {
+                memcpy(c->public_key, s->clients[ci - 1].public_key, TRONE_KEY_LEN);
+                memcpy(c->secret_key, s->clients[ci - 1].secret_key, TRONE_SECRET_KEY_LEN);
+            }
         }
     }
 }
