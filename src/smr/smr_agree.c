@@ -241,12 +241,11 @@ void smr__slot_decide(struct smr *s, struct smr_slot *slot, const uint8_t *batch
 static void execute_request(struct smr *s, uint64_t seq, const struct smr_request *m)
 {
     struct smr_client_entry *entry = smr__client_get(s, m->client);
-    uint8_t op_hash[TRONE_HASH_LEN];
-    crypto_generichash(op_hash, sizeof(op_hash), m->op, m->op_size, NULL, 0);
-    if (entry == NULL || smr__client_seen(entry, m->request_id, op_hash, NULL) != SMR_SEEN_NEW) {
+    if (entry == NULL ||
+        smr__client_seen(entry, m->request_id, m->op, m->op_size, NULL) != SMR_SEEN_NEW) {
         return; /* a duplicate in the log, or the reply table is full */
     }
-    struct buf *result = smr__client_record(s, entry, m->request_id, op_hash);
+    struct buf *result = smr__client_record(s, entry, m->request_id, m->op, m->op_size);
     s->app.execute(s->app.ctx, seq, m->client, m->op, m->op_size, result);
     if (result->error != 0) {
         buf_reset(result);

@@ -205,11 +205,14 @@ void smr__pending_restart_timers(struct smr *s);
 bool smr__pending_expired(const struct smr *s);
 struct smr_client_entry *smr__client_find(struct smr *s, const uint8_t key[TRONE_KEY_LEN]);
 struct smr_client_entry *smr__client_get(struct smr *s, const uint8_t key[TRONE_KEY_LEN]);
+/* What the table says of request id with op (NULL: whatever its op, as for a pending
+ * request already executed); *done, if not NULL, gets the matching entry. The op is hashed
+ * only when its id is in the table. */
 enum smr_seen smr__client_seen(const struct smr_client_entry *entry, uint64_t id,
-                               const uint8_t op_hash[TRONE_HASH_LEN],
+                               const uint8_t *op, size_t op_size,
                                const struct smr_client_done **done);
 struct buf *smr__client_record(struct smr *s, struct smr_client_entry *entry, uint64_t id,
-                               const uint8_t op_hash[TRONE_HASH_LEN]);
+                               const uint8_t *op, size_t op_size);
 void smr__client_trim(struct smr_client_entry *entry, uint64_t keep_id);
 void smr__client_entry_close(struct smr_client_entry *entry);
 

@@ -82,7 +82,7 @@ void smr__client_entry_close(struct smr_client_entry *entry)
 }
 
 enum smr_seen smr__client_seen(const struct smr_client_entry *entry, uint64_t id,
-                               const uint8_t op_hash[TRONE_HASH_LEN],
+                               const uint8_t *op, size_t op_size,
                                const struct smr_client_done **done)
 {
     if (id <= entry->low) {
@@ -94,8 +94,13 @@ enum smr_seen smr__client_seen(const struct smr_client_entry *entry, uint64_t id
             if (done != NULL) {
                 *done = d;
             }
-            bool same = op_hash != NULL && sodium_memcmp(d->op_hash, op_hash, TRONE_HASH_LEN) == 0;
-            return same && d->kept ? SMR_SEEN_DONE : SMR_SEEN_STALE;
+            if (op == NULL || !d->kept) {
+                return SMR_SEEN_STALE;
+            }
+            uint8_t op_hash[TRONE_HASH_LEN];
+            crypto_generichash(op_hash, sizeof(op_hash), op, op_size, NULL, 0);
+            bool same = sodium_memcmp(d->op_hash, op_hash, TRONE_HASH_LEN) == 0;
+            return same ? SMR_SEEN_DONE : SMR_SEEN_STALE;
         }
     }
     return SMR_SEEN_NEW;
@@ -106,7 +111,7 @@ enum smr_seen smr__client_seen(const struct smr_client_entry *entry, uint64_t id
  * the result goes to the scratch buffer: replied to once, then stale. Deterministic: every
  * replica executes the same requests in the same order. */
 struct buf *smr__client_record(struct smr *s, struct smr_client_entry *entry, uint64_t id,
-                               const uint8_t op_hash[TRONE_HASH_LEN])
+                               const uint8_t *op, size_t op_size)
 {
     struct smr_client_done *slot = NULL;
     for (uint32_t k = 0; k < SMR_CLIENT_RECENT && slot == NULL; k++) {
@@ -126,7 +131,7 @@ struct buf *smr__client_record(struct smr *s, struct smr_client_entry *entry, ui
         slot = oldest;
     }
     slot->id = id;
-    memcpy(slot->op_hash, op_hash, TRONE_HASH_LEN);
+    crypto_generichash(slot->op_hash, TRONE_HASH_LEN, op, op_size, NULL, 0);
     slot->kept = true;
     buf_reset(&slot->result);
     return &slot->result;
@@ -255,10 +260,8 @@ void smr__on_request(struct smr *s, const uint8_t *client, const uint8_t *data, 
     }
     struct smr_client_entry *entry = smr__client_find(s, m.client);
     if (entry != NULL) {
-        uint8_t op_hash[TRONE_HASH_LEN];
-        crypto_generichash(op_hash, sizeof(op_hash), m.op, m.op_size, NULL, 0);
         const struct smr_client_done *done = NULL;
-        enum smr_seen seen = smr__client_seen(entry, m.request_id, op_hash, &done);
+        enum smr_seen seen = smr__client_seen(entry, m.request_id, m.op, m.op_size, &done);
         if (seen == SMR_SEEN_DONE) {
             smr__send_reply(s, m.client, m.request_id, 0, done->result.data, done->result.used);
             return;
@@ -305,7 +308,7 @@ void smr__pending_forget_executed(struct smr *s)
             continue;
         }
         struct smr_client_entry *entry = smr__client_find(s, p->client);
-        if (entry != NULL && smr__client_seen(entry, p->request_id, NULL, NULL) != SMR_SEEN_NEW) {
+        if (entry != NULL && smr__client_seen(entry, p->request_id, NULL, 0, NULL) != SMR_SEEN_NEW) {
             p->used = false;
         }
     }
