@@ -298,14 +298,7 @@ static struct cln_sub_stream *cln_sub_stream_for(struct cln_sub *s, uint32_t cha
                                                  uint64_t epoch)
 {
     struct cln_sub_stream *st = cln_sub__stream_find(s, channel_idx, publisher, epoch);
-    if (st != NULL) {
-        return st;
-    }
-    const struct cln_sub_floor *fl = cln_sub__floor_find(s, channel_idx, publisher);
-    if (fl != NULL && epoch <= fl->left) {
-        return NULL;
-    }
-    return cln_sub__stream_open(s, channel_idx, publisher, epoch);
+    return st != NULL ? st : cln_sub__stream_open(s, channel_idx, publisher, epoch);
 }
 
 static void cln_sub_deliver(struct cln_sub *s, uint32_t replica, struct buf_reader *r,

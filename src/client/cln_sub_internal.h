@@ -137,7 +137,8 @@ struct cln_sub_floor *cln_sub__floor_find(struct cln_sub *s, uint32_t channel_id
 struct cln_sub_stream *cln_sub__stream_find(struct cln_sub *s, uint32_t channel_idx,
                                             const uint8_t publisher[TRONE_KEY_LEN], uint64_t epoch);
 /* Opens a stream, evicting (and flushing) the least useful one when the table is full.
- * NULL on allocation failure, or when the eviction showed the publisher left this epoch. */
+ * NULL on allocation failure, or for an epoch the publisher left (known before, or learned
+ * from the eviction). */
 struct cln_sub_stream *cln_sub__stream_open(struct cln_sub *s, uint32_t channel_idx,
                                             const uint8_t publisher[TRONE_KEY_LEN], uint64_t epoch);
 /* One copy of an event from replica into st; check is an enum cln_sub_check for it. */

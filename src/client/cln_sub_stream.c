@@ -72,14 +72,20 @@ static struct cln_sub_floor *cln_sub_floor_get(struct cln_sub *s, struct cln_sub
     return victim;
 }
 
+/* The index of epoch among the floor's remembered ones, or CLN_SUB_EPOCHS. */
+static uint32_t cln_sub_floor_slot(const struct cln_sub_floor *fl, uint64_t epoch)
+{
+    uint32_t k = 0;
+    while (k < CLN_SUB_EPOCHS && (epoch == 0 || fl->epochs[k] != epoch)) {
+        k++;
+    }
+    return k;
+}
+
 uint64_t cln_sub__floor_next(const struct cln_sub_floor *fl, uint64_t epoch)
 {
-    for (uint32_t k = 0; k < CLN_SUB_EPOCHS && epoch != 0; k++) {
-        if (fl->epochs[k] == epoch) {
-            return fl->next_seqs[k];
-        }
-    }
-    return 0;
+    uint32_t k = cln_sub_floor_slot(fl, epoch);
+    return k < CLN_SUB_EPOCHS ? fl->next_seqs[k] : 0;
 }
 
 bool cln_sub__floor_older(const struct cln_sub_floor *fl, uint64_t epoch)
@@ -103,13 +109,14 @@ static uint64_t cln_sub_floor_learn(struct cln_sub_floor *fl, uint64_t epoch, ui
     if (epoch <= fl->left) {
         return 0;
     }
+    uint32_t known = cln_sub_floor_slot(fl, epoch);
+    if (known < CLN_SUB_EPOCHS) {
+        fl->next_seqs[known] = next_seq > fl->next_seqs[known] ? next_seq : fl->next_seqs[known];
+        return 0;
+    }
     uint32_t slot = CLN_SUB_EPOCHS;
     uint32_t oldest = 0;
     for (uint32_t k = 0; k < CLN_SUB_EPOCHS; k++) {
-        if (fl->epochs[k] == epoch) {
-            fl->next_seqs[k] = next_seq > fl->next_seqs[k] ? next_seq : fl->next_seqs[k];
-            return 0;
-        }
         if (fl->epochs[k] == 0 && slot == CLN_SUB_EPOCHS) {
             slot = k;
         }
@@ -204,10 +211,9 @@ static struct cln_sub_slot *cln_sub_slot_claim(struct cln_sub *s, struct cln_sub
 static void cln_sub_floor_update(struct cln_sub *s, struct cln_sub_stream *st)
 {
     struct cln_sub_floor *fl = cln_sub_floor_of(s, st);
-    for (uint32_t k = 0; fl != NULL && k < CLN_SUB_EPOCHS; k++) {
-        if (fl->epochs[k] == st->epoch && st->next_seq > fl->next_seqs[k]) {
-            fl->next_seqs[k] = st->next_seq;
-        }
+    uint32_t k = fl != NULL ? cln_sub_floor_slot(fl, st->epoch) : CLN_SUB_EPOCHS;
+    if (k < CLN_SUB_EPOCHS && st->next_seq > fl->next_seqs[k]) {
+        fl->next_seqs[k] = st->next_seq;
     }
 }
 
@@ -436,9 +442,20 @@ static struct cln_sub_stream *cln_sub_stream_victim(struct cln_sub *s)
     return best;
 }
 
+/* Has the publisher left epoch (its copies are replays)? */
+static bool cln_sub_epoch_left(struct cln_sub *s, uint32_t channel_idx,
+                               const uint8_t publisher[TRONE_KEY_LEN], uint64_t epoch)
+{
+    const struct cln_sub_floor *fl = cln_sub__floor_find(s, channel_idx, publisher);
+    return fl != NULL && epoch <= fl->left;
+}
+
 struct cln_sub_stream *cln_sub__stream_open(struct cln_sub *s, uint32_t channel_idx,
                                             const uint8_t publisher[TRONE_KEY_LEN], uint64_t epoch)
 {
+    if (cln_sub_epoch_left(s, channel_idx, publisher, epoch)) {
+        return NULL;
+    }
     const struct cln_sub_channel *ch = &s->channels[channel_idx];
     /* CFT without a signature decides on the first copy: no other copy is ever needed. */
     uint32_t copies_max =
@@ -457,8 +474,7 @@ struct cln_sub_stream *cln_sub__stream_open(struct cln_sub *s, uint32_t channel_
     /* Closing the victim may have taught the floor a newer epoch of this very publisher: the
      * epoch asked for is then one it left, and opening it would replay it from its start
      * (fuzz_cln_sub: seq 16 of an epoch delivered after its seq 17). */
-    const struct cln_sub_floor *left = cln_sub__floor_find(s, channel_idx, publisher);
-    if (left != NULL && epoch <= left->left) {
+    if (cln_sub_epoch_left(s, channel_idx, publisher, epoch)) {
         free(slots);
         free(copies);
         free(votes);
