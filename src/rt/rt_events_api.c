@@ -557,7 +557,7 @@ static int trone_dispatch(struct trone_client *c)
         const struct rt_events_entry *entry = rt_events_queue_peek(q, 0, &payload);
         struct trone_event ev;
         trone_event_fill(c, (uint32_t)idx, entry, payload, &ev);
-        rt_events_queue_pin(q, true); /* a trone_publish in the callback may run the loop */
+        rt_events_queue_pin(q); /* a trone_publish in the callback may run the loop */
         c->callbacks[idx](c->callback_ctx[idx], &ev);
         rt_events_queue_pop(q);
         made = made < INT32_MAX ? made + 1 : made;
@@ -627,7 +627,7 @@ int trone_receive(struct trone_client *c, struct trone_event *ev, uint64_t timeo
             struct rt_events_queue *q = rt_events_sub_queue(c->events, (uint32_t)idx);
             const struct rt_events_entry *entry = rt_events_queue_peek(q, 0, &payload);
             trone_event_fill(c, (uint32_t)idx, entry, payload, ev);
-            rt_events_queue_pin(q, true); /* ev points into it until the next call */
+            rt_events_queue_pin(q); /* ev points into it until the next call */
             c->held = true;
             c->held_idx = (uint32_t)idx;
             return 0;

@@ -101,7 +101,6 @@ static void rt_events_queue_evict(struct rt_events_queue *q, uint32_t size, uint
         arrival = first ? e->arrival : arrival;
         first = false;
         lost += e->kind == TRONE_EVENT_GAP ? e->lost : 1u;
-        q->evicted += e->kind == TRONE_EVENT_GAP ? 0u : 1u;
         q->ring_tail += e->stored_size;
         q->tail++;
     }
@@ -167,4 +166,4 @@ void rt_events_queue_pop(struct rt_events_queue *q)
     q->pinned = false;
 }
 
-void rt_events_queue_pin(struct rt_events_queue *q, bool pinned) { q->pinned = pinned; }
+void rt_events_queue_pin(struct rt_events_queue *q) { q->pinned = true; }

@@ -44,7 +44,6 @@ struct rt_events_queue {
     uint64_t ring_head; /* bytes ever reserved */
     uint64_t ring_tail; /* bytes ever released */
     uint64_t dropped;   /* new events dropped (while pinned) since the last gap entry */
-    uint64_t evicted;   /* events evicted (oldest first) in all: counted for statistics */
     bool pinned;        /* the oldest entry is in the application's hands: never evicted */
 };
 
@@ -68,8 +67,9 @@ const struct rt_events_entry *rt_events_queue_peek(struct rt_events_queue *q, ui
                                                    const uint8_t **payload);
 /* Releases the oldest entry (the queue must not be empty) and unpins the queue. */
 void rt_events_queue_pop(struct rt_events_queue *q);
-/* Pins (or unpins) the oldest entry: the application holds its payload, so it is not evicted. */
-void rt_events_queue_pin(struct rt_events_queue *q, bool pinned);
+/* Pins the oldest entry until the next rt_events_queue_pop: the application holds its
+ * payload, so it is not evicted. */
+void rt_events_queue_pin(struct rt_events_queue *q);
 /* Entries queued. */
 uint64_t rt_events_queue_count(const struct rt_events_queue *q);
 
