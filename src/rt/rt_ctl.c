@@ -92,45 +92,6 @@ void rt_ctl_key_unlock(int fd)
     }
 }
 
-static uint64_t rt_ctl_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-uint64_t rt_ctl_epoch_pick(const char *key_path)
-{
-    /* A POSIX record lock, independent of rt_ctl_key_lock's flock on Linux: picking an epoch
-     * never waits for a running control command. */
-    int fd = key_path != NULL ? open(key_path, O_RDWR | O_CLOEXEC) : -1;
-    struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
-    bool locked = false;
-    for (int attempt = 0; fd >= 0 && attempt < 100 && !locked; attempt++) {
-        locked = fcntl(fd, F_SETLKW, &lock) == 0;
-        if (!locked && errno != EINTR) {
-            break;
-        }
-    }
-    uint64_t epoch = rt_ctl_now_us();
-    if (locked) {
-        /* The next process of this key reads a later millisecond (at most 1 ms here; the
-         * clock moving backwards ends the wait too). */
-        uint64_t now = epoch;
-        for (uint32_t spin = 0; spin < 1000000u && now / 1000u == epoch / 1000u; spin++) {
-            struct timespec pause = {.tv_sec = 0, .tv_nsec = 50000L};
-            nanosleep(&pause, NULL);
-            now = rt_ctl_now_us();
-        }
-        lock.l_type = F_UNLCK;
-        (void)fcntl(fd, F_SETLK, &lock);
-    }
-    if (fd >= 0) {
-        close(fd);
-    }
-    return epoch;
-}
-
 int rt_ctl_seconds_parse(const char *text, uint64_t *ms)
 {
     if (text == NULL || text[0] == '\0') {

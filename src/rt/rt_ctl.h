@@ -27,14 +27,6 @@ TRONE_MUST_CHECK int rt_ctl_call(struct rt_client *c, const struct brk_op *op, u
 int rt_ctl_key_lock(const char *key_path);
 void rt_ctl_key_unlock(int fd);
 
-/* A publisher epoch (wall-clock µs) that no other process of this key file on this host
- * picks, not even within the same millisecond (durable stream ids use the epoch in ms): a
- * short POSIX lock on the key file's first byte, held until the clock passed the next
- * millisecond. Two processes of one key with one epoch would share a stream, and the replicas
- * would take the second one's events for duplicates. Without the lock (a read-only key file)
- * the plain clock. */
-uint64_t rt_ctl_epoch_pick(const char *key_path);
-
 /* Parses a positive number of seconds ("20", "0.5", at most one day) into milliseconds.
  * Returns 0 or TRONE_EINVAL (*ms unchanged). */
 TRONE_MUST_CHECK int rt_ctl_seconds_parse(const char *text, uint64_t *ms);

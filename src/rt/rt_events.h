@@ -26,6 +26,14 @@
 
 struct rt_events;
 
+/* A publisher epoch (wall-clock µs) that no other process of this key file on this host
+ * picks, not even within the same millisecond (durable stream ids use the epoch in ms): a
+ * short POSIX lock on the key file's first byte, held until the clock passed the next
+ * millisecond. Two processes of one key with one epoch would share a stream, and the replicas
+ * would take the second one's events for duplicates. Without the lock (a read-only key file)
+ * the plain clock. */
+uint64_t rt_events_epoch_pick(const char *key_path);
+
 /* Creates the event path over rtc for key (the publisher's identity; the secret is copied and
  * wiped at destroy). epoch is the publisher epoch (wall-clock µs at start, > 0). Installs
  * rtc's hooks. Returns 0 and *out, or TRONE_ENOMEM / TRONE_ECONFIG (nothing to destroy). */

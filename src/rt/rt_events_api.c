@@ -105,7 +105,7 @@ static int trone_start(struct trone_client *c, const struct key_identity *key)
     if (c->rtc == NULL) {
         return TRONE_ENOMEM;
     }
-    uint64_t epoch = rt_ctl_epoch_pick(c->key_path); /* distinct among this key's processes */
+    uint64_t epoch = rt_events_epoch_pick(c->key_path); /* distinct among this key's processes */
     return rt_events_create(c->rtc, key, epoch, &c->events);
 }
 

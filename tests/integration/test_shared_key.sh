@@ -79,7 +79,7 @@ for pair in tot:a fifo:f tot:b fifo:g; do
 done
 # Many short publishers of one key started at once (as a monitoring system forks its checks)
 # on a durable channel: each must get its own epoch, even within one millisecond (the durable
-# stream id holds the epoch in ms). Before rt_ctl_epoch_pick, 12 such processes lost 6 of
+# stream id holds the epoch in ms). Before rt_events_epoch_pick, 12 such processes lost 6 of
 # their 36 events here while every one exited 0.
 itest_op channel create k.dur --class cft,fifo,si,durable
 BURST=12
