@@ -368,6 +368,13 @@ static void cmd_sub_gaps_flush(uint64_t now_ms, bool force)
     }
 }
 
+/* Before the last word: the gap summaries still waiting, and every event line printed. */
+static void cmd_sub_out_finish(void)
+{
+    cmd_sub_gaps_flush(0, true);
+    fflush(stdout);
+}
+
 static void cmd_sub_gap(const struct trone_event *ev, uint64_t now_ms)
 {
     if (ev->not_kept) {
@@ -475,12 +482,10 @@ static int cmd_sub_loop(const struct cmd_sub_args *a, struct trone_client *c, ui
             rc = trone_receive(c, &ev, gaps_due < wait_ms ? gaps_due : wait_ms);
         }
         if (rc == TRONE_ETIMEDOUT && a->timeout_ms > 0 && now_ms() - start_ms >= a->timeout_ms) {
-            fflush(stdout);
+            cmd_sub_out_finish();
             if (a->count == 0) {
-                cmd_sub_gaps_flush(0, true); /* before the last word */
                 return CMD_OK;
             }
-            cmd_sub_gaps_flush(0, true); /* before the last word */
             return cmd_error(CMD_FAIL, "sub",
                              "timed out after %.3g s with %" PRIu64 " of %" PRIu64 " events",
                              (double)a->timeout_ms / 1000.0, received, a->count);
@@ -489,8 +494,7 @@ static int cmd_sub_loop(const struct cmd_sub_args *a, struct trone_client *c, ui
             continue;
         }
         if (rc != 0) {
-            cmd_sub_gaps_flush(0, true); /* before the last word */
-            fflush(stdout);
+            cmd_sub_out_finish();
             return cmd_error(CMD_FAIL, "sub", "%s", trone_last_error(c));
         }
         if (ev.kind == TRONE_EVENT_GAP) {
@@ -500,8 +504,7 @@ static int cmd_sub_loop(const struct cmd_sub_args *a, struct trone_client *c, ui
         cmd_sub_print(a, &ev);
         received++;
         if (a->count > 0 && received >= a->count) {
-            cmd_sub_gaps_flush(0, true); /* before the last word */
-            fflush(stdout);
+            cmd_sub_out_finish();
             return CMD_OK;
         }
     }
