@@ -16,9 +16,11 @@ static uint64_t shared_first_id(const struct sim *s, uint32_t idx)
     return id > s->clients[idx].last_id ? id : s->clients[idx].last_id + 1u;
 }
 
-bool sim_client_start(struct sim *s, uint32_t idx)
+/* A client core of client idx with its key and the run's parameters. */
+static struct smr_client *client_core(const struct sim *s, uint32_t idx, uint64_t first_id,
+                                      uint32_t inflight_max)
 {
-    struct sim_client *c = &s->clients[idx];
+    const struct sim_client *c = &s->clients[idx];
     struct smr_client_config config;
     memset(&config, 0, sizeof(config));
     config.replica_count = s->p.n;
@@ -26,14 +28,20 @@ bool sim_client_start(struct sim *s, uint32_t idx)
     config.model = s->p.model;
     memcpy(config.public_key, c->public_key, TRONE_KEY_LEN);
     memcpy(config.secret_key, c->secret_key, TRONE_SECRET_KEY_LEN);
-    config.first_request_id = s->shared_keys ? shared_first_id(s, idx) : 1;
+    config.first_request_id = first_id;
     config.retransmit_ms = s->p.retransmit_ms;
-    config.inflight_max = 1 + (uint32_t)sim_rng_below(&s->rng, 3);
+    config.inflight_max = inflight_max;
+    return smr_client_create(&config);
+}
+
+bool sim_client_start(struct sim *s, uint32_t idx)
+{
+    struct sim_client *c = &s->clients[idx];
+    c->inflight_max = 1 + (uint32_t)sim_rng_below(&s->rng, 3);
     if (s->shared_keys) {
-        config.inflight_max = 1; /* the runtime's clients: one call at a time */
+        c->inflight_max = 1; /* the runtime's clients: one call at a time */
     }
-    c->inflight_max = config.inflight_max;
-    c->core = smr_client_create(&config);
+    c->core = client_core(s, idx, s->shared_keys ? shared_first_id(s, idx) : 1, c->inflight_max);
     if (c->core == NULL) {
         return false;
     }
@@ -77,18 +85,8 @@ static void client_submit(struct sim *s, uint32_t idx)
     const struct smr_client_output *out = NULL;
     if (s->shared_keys && smr_client_inflight(c->core) == 0) {
         /* As rt_client_core_init: a fresh core per call, its ids from the clock. */
-        struct smr_client_config config;
-        memset(&config, 0, sizeof(config));
-        config.replica_count = s->p.n;
-        config.fault_count = s->p.f;
-        config.model = s->p.model;
-        memcpy(config.public_key, c->public_key, TRONE_KEY_LEN);
-        memcpy(config.secret_key, c->secret_key, TRONE_SECRET_KEY_LEN);
-        config.first_request_id = shared_first_id(s, idx);
-        config.retransmit_ms = s->p.retransmit_ms;
-        config.inflight_max = 1;
         smr_client_destroy(c->core);
-        c->core = smr_client_create(&config);
+        c->core = client_core(s, idx, shared_first_id(s, idx), 1);
         TRONE_ASSERT(c->core != NULL);
     }
     int rc = smr_client_submit(c->core, s->now_ms, op->bytes, op->size, &id, &out);
