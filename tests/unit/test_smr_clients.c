@@ -193,6 +193,16 @@ static int32_t request(struct fixture *f, uint64_t id, const char *op)
     return f->status;
 }
 
+/* count requests with ids first.. and ops "<prefix>0", "<prefix>1", ..., each executed. */
+static void requests_ok(struct fixture *f, uint64_t first, char prefix, uint64_t count)
+{
+    for (uint64_t k = 0; k < count; k++) {
+        char op[16];
+        snprintf(op, sizeof(op), "%c%llu", prefix, (unsigned long long)k);
+        assert_int_equal(request(f, first + k, op), 0);
+    }
+}
+
 /* Two processes of one key: the later id executes first, the earlier one still executes (it
  * was TRONE_ESTALE before), each once; retransmissions get their own results. */
 static void test_interleaved_processes(void **state)
@@ -234,11 +244,7 @@ static void test_old_ids_go_stale(void **state)
     struct fixture *f = *state;
     assert_int_equal(request(f, 1000, "a1"), 0);
     assert_int_equal(request(f, 2000, "b1"), 0);
-    for (uint64_t k = 0; k < SMR_CLIENT_RECENT; k++) {
-        char op[16];
-        snprintf(op, sizeof(op), "c%llu", (unsigned long long)k);
-        assert_int_equal(request(f, 3000 + k, op), 0);
-    }
+    requests_ok(f, 3000, 'c', SMR_CLIENT_RECENT);
     /* 18 executed, 16 remembered: 1000 and 2000 were forgotten, low is 2000. */
     assert_int_equal(request(f, 1000, "a1"), TRONE_ESTALE);
     assert_int_equal(request(f, 1500, "late"), TRONE_ESTALE);
@@ -284,17 +290,9 @@ static void test_table_survives_restart(void **state)
     struct fixture *f = *state;
     assert_int_equal(request(f, 2000, "b1"), 0);
     assert_int_equal(request(f, 1000, "a1"), 0);
-    for (uint64_t k = 0; k < SMR_CLIENT_RECENT; k++) {
-        char op[16];
-        snprintf(op, sizeof(op), "c%llu", (unsigned long long)k);
-        assert_int_equal(request(f, 3000 + k, op), 0);
-    }
+    requests_ok(f, 3000, 'c', SMR_CLIENT_RECENT);
     /* 18 requests, one per seq, a checkpoint every 4: two more make seq 20 stable. */
-    for (uint64_t k = 0; k < 2; k++) {
-        char op[16];
-        snprintf(op, sizeof(op), "d%llu", (unsigned long long)k);
-        assert_int_equal(request(f, 4000 + k, op), 0);
-    }
+    requests_ok(f, 4000, 'd', 2);
     assert_true(f->stable.used > 0);
     smr_destroy(f->core);
     memset(&f->app, 0, sizeof(f->app));
