@@ -197,7 +197,7 @@ static int32_t request(struct fixture *f, uint64_t id, const char *op)
 static void requests_ok(struct fixture *f, uint64_t first, char prefix, uint64_t count)
 {
     for (uint64_t k = 0; k < count; k++) {
-        char op[16];
+        char op[24]; /* a prefix and any u64 */
         snprintf(op, sizeof(op), "%c%llu", prefix, (unsigned long long)k);
         assert_int_equal(request(f, first + k, op), 0);
     }
